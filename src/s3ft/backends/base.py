@@ -1,0 +1,46 @@
+"""The generation-backend interface: chat prompts in, completions (or their likelihood) out.
+
+A backend is anything with `model_id`, `generate` and `nll`. Prompts are chat messages
+(`[{"role": "user", "content": ...}]`); the backend applies the model's chat template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Decoding parameters. Greedy by default; sampling is seeded when `seed` is set."""
+
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = 0
+    stop: tuple[str, ...] = ()
+
+    @property
+    def sampled(self) -> bool:
+        return self.temperature > 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+
+class Backend(Protocol):
+    """A model that generates. `model_id` identifies the weights (it keys the cache)."""
+
+    model_id: str
+
+    def generate(self, prompts: list[Messages], params: GenParams) -> list[str]:
+        """One completion per prompt, truncated before the first stop string."""
+        ...
+
+    def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:
+        """(summed negative log-likelihood, number of tokens) of each completion given its prompt."""
+        ...

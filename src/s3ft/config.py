@@ -1,0 +1,279 @@
+"""The one configuration schema. Every default lives here, once, as a typed field with a docstring.
+
+`load_config(path, overrides)` reads YAML, applies `key=value` overrides and validates: unknown
+keys and wrong types raise `ConfigError` naming the dotted key and the YAML line.
+Sections follow the pipeline's stages: data, generate, judge, paraphrase, select, train, evaluate,
+report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from s3ft.errors import ConfigError
+
+Method = Literal["sft", "ssr", "sdft", "s3ft"]
+METHODS: tuple[str, ...] = ("sft", "ssr", "sdft", "s3ft")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, protected_namespaces=())
+
+
+class ModelConfig(Section):
+    path: str = "s3ft-tiny"
+    """Hub id or local directory of the base (instruction-tuned) model."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) to pin."""
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    """Weights dtype; `auto` is bfloat16 where supported (CUDA, or CPUs with AVX512-BF16), else float32."""
+    device: str = "auto"
+    """`auto`, `cpu`, `cuda` or `cuda:N`."""
+    trust_remote_code: bool = False
+    chat_template: str | None = None
+    """Path to a Jinja chat template that replaces the tokenizer's own."""
+
+
+class SplitSource(Section):
+    path: str
+    """A local .jsonl/.json/.csv/.parquet file, or a hub dataset id."""
+    name: str | None = None
+    """Hub dataset configuration (e.g. `main` for openai/gsm8k)."""
+    split: str = "train"
+    """Hub split to read (ignored for local files)."""
+    limit: int | None = Field(default=None, ge=1)
+    """Keep only the first N examples."""
+
+
+class FieldMap(Section):
+    """For the generic task: which fields of each row hold what."""
+
+    id: str | None = None
+    """Field with a stable id; without it ids are `<split>-<row number>`."""
+    question: str = "question"
+    gold: str = "answer"
+    meta: dict[str, str] = Field(default_factory=dict)
+    """Judge inputs: meta key -> field, e.g. {tests: test_list} or {answers: aliases}."""
+
+
+class DataConfig(Section):
+    task: str = "gsm8k"
+    """Built-in task (`s3ft ls`), `generic`, or `package.module:Class`."""
+    train: SplitSource
+    test: SplitSource | None = None
+    """The evaluation split; without it the evaluate stage scores nothing."""
+    fields: FieldMap = Field(default_factory=FieldMap)
+    predict_template: str | None = None
+    """Path to a template file replacing the task's prediction prompt ({question} is filled in)."""
+    paraphrase_template: str | None = None
+    """Path to a template file replacing the paraphrase prompt ({question}, {reference})."""
+    judge: str | None = None
+    """The generic task's judge (built-ins pick their own; `judge.name` overrides both)."""
+
+
+class GenerateConfig(Section):
+    backend: str = "hf"
+    """Generation backend: `hf` (transformers), `vllm`, or `package.module:Class`."""
+    batch_size: int = Field(default=16, ge=1)
+    max_new_tokens: int = Field(default=512, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0)
+    """0 is greedy decoding (the natural reading of the paper)."""
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int | None = 0
+    """Seed for sampling; sampled generations without a seed are never cached."""
+    stop: list[str] = Field(default_factory=list)
+    """Extra stop strings; the task's own (e.g. `[DONE]`) are always added."""
+
+
+class LLMJudgeConfig(Section):
+    model: ModelConfig | None = None
+    """The judge model; unset means the base model judges (as in a self-contained run)."""
+    generate: GenerateConfig = Field(default_factory=lambda: GenerateConfig(max_new_tokens=16))
+    template: str | None = None
+    """Path to a judge prompt template ({question}, {gold}, {prediction})."""
+
+
+class JudgeConfig(Section):
+    name: str | None = None
+    """Judge to use instead of the task's default: math, code, qa, llm or `package.module:Class`."""
+    workers: int = Field(default=2, ge=1)
+    """Worker processes for the math and code judges."""
+    timeout_s: float = Field(default=10.0, gt=0)
+    """Wall-clock limit per prediction (math parsing, or running code against its tests)."""
+    memory_mb: int = Field(default=1024, ge=64)
+    """Address-space limit for code under test."""
+    qa_match: Literal["em", "recall"] = "recall"
+    """QA judge: normalised exact match, or token recall of any gold alias >= the threshold."""
+    qa_recall_threshold: float = Field(default=1.0, gt=0.0, le=1.0)
+    llm: LLMJudgeConfig | None = None
+    """Settings of the LLM judge (used when the judge is `llm`)."""
+
+
+class ParaphraseConfig(GenerateConfig):
+    reject_patterns: list[str] = Field(
+        default_factory=lambda: [r"reference (answer|solution|response)", r"provided (answer|solution)"]
+    )
+    """Regexes (case-insensitive): a paraphrase matching any is rejected before judging."""
+
+
+class SelectConfig(Section):
+    nll: bool = True
+    """Compute the mean per-token NLL of each method's targets under the base model."""
+    nll_batch_size: int = Field(default=8, ge=1)
+
+
+class TrainConfig(Section):
+    mode: Literal["lora", "full"] = "lora"
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    lora_target_modules: list[str] | str = "all-linear"
+    """Module names to adapt, or `all-linear`."""
+    learning_rate: float = Field(default=1e-4, gt=0)
+    epochs: float = Field(default=3.0, gt=0)
+    max_steps: int = -1
+    """Stop after this many optimizer steps (-1: run all epochs)."""
+    batch_size: int = Field(default=8, ge=1)
+    """Per-device batch size."""
+    grad_accum: int = Field(default=1, ge=1)
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = Field(default=0.03, ge=0.0, lt=1.0)
+    weight_decay: float = 0.0
+    max_length: int = Field(default=1024, ge=8)
+    """Prompt + completion tokens; longer rows are truncated."""
+    bf16: bool | None = None
+    """Mixed precision in bfloat16; None picks it where the hardware supports it."""
+    gradient_checkpointing: bool = False
+    logging_steps: int = Field(default=10, ge=1)
+    save_steps: int = Field(default=200, ge=1)
+    """Checkpoint interval; an interrupted train stage resumes from the last checkpoint."""
+    save_total_limit: int = 2
+    report_to: list[str] = Field(default_factory=list)
+    """e.g. [tensorboard] or [wandb]."""
+    save_merged: bool = False
+    """Also save the LoRA adapter merged into the base weights, in Hugging Face format."""
+
+
+class EvaluateConfig(Section):
+    base: bool = True
+    """Also score the base model (the reference for every delta)."""
+    batch_size: int | None = None
+    """Generation batch size; defaults to generate.batch_size."""
+    max_new_tokens: int | None = None
+    """Defaults to generate.max_new_tokens."""
+    forgetting: dict[str, Any] | None = None
+    """Reserved for general-benchmark (lm-evaluation-harness) settings; not used yet."""
+
+
+class ReportConfig(Section):
+    plots: bool = True
+
+
+class CacheConfig(Section):
+    enabled: bool = True
+    path: str | None = None
+    """SQLite file; defaults to <run_dir>/cache.sqlite."""
+
+
+class Config(Section):
+    run_dir: str = "runs/default"
+    """Where every stage writes its folder (relative paths are relative to the working directory)."""
+    method: list[Method] = Field(default_factory=lambda: ["s3ft"])
+    """One method or a list: each builds its training set from the same generations and verdicts."""
+    seed: int = 0
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    paraphrase: ParaphraseConfig = Field(default_factory=ParaphraseConfig)
+    select: SelectConfig = Field(default_factory=SelectConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("method")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Map each dotted key path of a YAML mapping to its 1-based line, for error messages."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                p = (*path, str(k.value))
+                lines[p] = k.start_mark.line + 1
+                walk(v, p)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                lines[(*path, str(i))] = v.start_mark.line + 1
+                walk(v, (*path, str(i)))
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one `dotted.key=value` override; the value is parsed as YAML (`3`, `true`, `[a, b]`)."""
+    if "=" not in assignment:
+        raise ConfigError(None, assignment, "an override must look like key=value")
+    key, value = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(None, key, f"'{p}' is not a section")
+    node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), raw: dict | None = None) -> Config:
+    """Read, override and validate a config. Relative data/model paths stay as written."""
+    text = ""
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(str(path), "<file>", "no such config file")
+        text = path.read_text()
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            raise ConfigError(str(path), "<yaml>", str(e).splitlines()[0], mark.line + 1 if mark else None) from e
+        if not isinstance(raw, dict):
+            raise ConfigError(str(path), "<root>", "the config must be a mapping of sections")
+    raw = dict(raw or {})
+    for o in overrides:
+        apply_override(raw, o)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        lines = _key_lines(text)
+        err = e.errors()[0]
+        loc = tuple(str(x) for x in err["loc"])
+        line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
+        more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
+        msg = {"extra_forbidden": "unknown key"}.get(err["type"], err["msg"])
+        raise ConfigError(str(path) if path else None, ".".join(loc), msg + more, line) from None
+
+
+def section_dict(section: BaseModel) -> dict[str, Any]:
+    return section.model_dump(mode="json")

@@ -1,0 +1,54 @@
+"""The rows that flow between stages: an `Example` from the data stage, a `Verdict` from a judge.
+
+Both are plain dataclasses that round-trip through JSON, so every stage's rows file is readable
+with `jq` and every verdict keeps the reason a judge gave.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Example:
+    """One task example with a stable id.
+
+    `gold` is the gold response as the dataset gives it. `meta` holds what a judge needs besides the
+    gold, under conventional keys: `answer` (final answer, math judge), `answers` (list of aliases,
+    QA judge), `tests` (list of assert statements, code judge), `test_setup` (code run before the
+    tests), plus any extra fields a task keeps.
+    """
+
+    id: str
+    question: str
+    gold: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Example:
+        return cls(id=str(d["id"]), question=d["question"], gold=d["gold"], meta=dict(d.get("meta") or {}))
+
+
+@dataclass
+class Verdict:
+    """A judge's decision on one prediction.
+
+    `correct` is True, False, or None when the judge could not decide (an LLM judge that replied
+    with neither yes nor no, a math expression that timed out). `reason` always says why, and
+    `extracted` is the answer the judge read out of the prediction, when it reads one.
+    """
+
+    correct: bool | None
+    reason: str
+    extracted: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Verdict:
+        return cls(correct=d["correct"], reason=d["reason"], extracted=d.get("extracted"))
