@@ -75,10 +75,7 @@ class DataConfig(Section):
     """The generic task's judge (built-ins pick their own; `judge.name` overrides both)."""
 
 
-class GenerateConfig(Section):
-    backend: str = "hf"
-    """Generation backend: `hf` (transformers), `vllm`, or `package.module:Class`."""
-    batch_size: int = Field(default=16, ge=1)
+class DecodeConfig(Section):
     max_new_tokens: int = Field(default=512, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)
     """0 is greedy decoding (the natural reading of the paper)."""
@@ -89,10 +86,19 @@ class GenerateConfig(Section):
     """Extra stop strings; the task's own (e.g. `[DONE]`) are always added."""
 
 
+class GenerateConfig(DecodeConfig):
+    backend: str = "hf"
+    """Generation backend: `hf` (transformers), `vllm`, or `package.module:Class`. Paraphrase and
+    evaluate use the same backend."""
+    batch_size: int = Field(default=16, ge=1)
+
+
 class LLMJudgeConfig(Section):
     model: ModelConfig | None = None
     """The judge model; unset means the base model judges (as in a self-contained run)."""
-    generate: GenerateConfig = Field(default_factory=lambda: GenerateConfig(max_new_tokens=16))
+    backend: str = "hf"
+    """Backend for a judge model other than the base model."""
+    generate: DecodeConfig = Field(default_factory=lambda: DecodeConfig(max_new_tokens=16))
     template: str | None = None
     """Path to a judge prompt template ({question}, {gold}, {prediction})."""
 
@@ -113,7 +119,7 @@ class JudgeConfig(Section):
     """Settings of the LLM judge (used when the judge is `llm`)."""
 
 
-class ParaphraseConfig(GenerateConfig):
+class ParaphraseConfig(DecodeConfig):
     reject_patterns: list[str] = Field(
         default_factory=lambda: [r"reference (answer|solution|response)", r"provided (answer|solution)"]
     )

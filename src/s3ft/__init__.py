@@ -1,0 +1,53 @@
+"""s3ft: Selective Self-to-Supervised Fine-Tuning (Gupta et al., NAACL Findings 2025).
+
+The Python API mirrors the CLI: `load_config`, `validate`, `run` (with `until`, `force`, `only`),
+`status`, `listing`. Each stage is also a function in `s3ft.stages.<stage>.run(ctx, out_dir)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+from s3ft.config import Config, load_config  # noqa: E402
+
+
+def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list[str] | None = None) -> list[dict]:
+    from s3ft.pipeline import run as _run
+
+    return _run(cfg, until=until, force=force, only=only)
+
+
+def status(run_dir: str | Path) -> list[dict]:
+    """Stage states of a run directory, read against the config saved in it."""
+    from s3ft.errors import S3FTError
+    from s3ft.pipeline import status as _status
+
+    saved = Path(run_dir) / "config.yaml"
+    if not saved.is_file():
+        raise S3FTError(f"{run_dir}: not a run directory (no config.yaml)")
+    return _status(load_config(saved))
+
+
+def validate(cfg: Config) -> list[str]:
+    from s3ft.validate import validate as _validate
+
+    return _validate(cfg)
+
+
+def listing() -> str:
+    """Tasks, judges, backends and methods, each with the first line of its docstring."""
+    from s3ft.methods import METHOD_NEEDS
+    from s3ft.registry import KINDS
+
+    lines = []
+    for kind, table in KINDS.items():
+        lines.append(f"{kind}s:")
+        for name, target in table.items():
+            lines.append(f"  {name:<10} {target}")
+    lines.append("methods:")
+    for m, (own, para) in METHOD_NEEDS.items():
+        lines.append(f"  {m:<10} own answers: {'yes' if own else 'no'}; paraphrases: {para or 'none'}")
+    return "\n".join(lines)
+

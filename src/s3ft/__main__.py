@@ -1,0 +1,5 @@
+import sys
+
+from s3ft.cli import main
+
+sys.exit(main())

@@ -1,0 +1,254 @@
+"""The Hugging Face transformers backend: batched chat generation and completion NLL.
+
+Reads the model (a local directory or a hub id: weights, tokenizer, chat template), optionally a
+chat template file that replaces the tokenizer's, and optionally a peft LoRA adapter directory that
+is merged into the weights. Writes nothing.
+
+Reproducibility: greedy decoding (temperature 0) depends only on the prompt (up to floating-point
+differences between batch shapes in reduced precision). Sampling seeds torch with `seed + batch
+index` for each batch, so the same prompts, `batch_size` and seed give the same outputs; another
+batch composition (e.g. fewer prompts because others came from the cache) samples differently.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from s3ft.backends.base import GenParams, Messages
+from s3ft.config import ModelConfig
+from s3ft.errors import S3FTError
+
+
+def dir_hash(path: str | Path) -> str:
+    """A short hash of the names, sizes and mtimes of a directory's top-level (non-hidden) files."""
+    h = hashlib.sha256()
+    for p in sorted(Path(path).iterdir()):
+        if p.is_file() and not p.name.startswith("."):
+            st = p.stat()
+            h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def weights_id(path: str, revision: str | None = None) -> str:
+    """Identify weights for cache keys: `abs/dir#hash` for a local dir, `hub/id@commit` for a hub id."""
+    if Path(path).is_dir():
+        return f"{Path(path).resolve()}#{dir_hash(path)}"
+    try:  # the commit of the cached snapshot, when it is in the local hub cache (no network)
+        from huggingface_hub import snapshot_download
+
+        revision = Path(snapshot_download(path, revision=revision, local_files_only=True)).name
+    except Exception:
+        pass
+    return f"{path}@{revision or 'main'}"
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...] | list[str]) -> str:
+    """Truncate `text` before the earliest occurrence of any stop string."""
+    cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
+
+
+class StopOnText(StoppingCriteria):
+    """Stop a row once its generated text (never the prompt) contains a stop string.
+
+    transformers' own `stop_strings` also match strings that begin inside the prompt (e.g. a stop of
+    "\n\n" after a prompt ending in "\n"), which would end generation early without the stop string
+    in the output; this criterion decodes only the tail of the new tokens.
+    """
+
+    def __init__(self, stop: list[str], prompt_len: int, tokenizer):
+        self.stop, self.prompt_len, self.tokenizer = stop, prompt_len, tokenizer
+        self.window = max(len(s) for s in stop) + 4  # tokens; each decodes to >= 1 character
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        start = max(self.prompt_len, input_ids.shape[1] - self.window)
+        tails = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stop) for t in tails], device=input_ids.device)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """`auto`: bfloat16 on CUDA GPUs that support it (else float16); on CPU bfloat16 only where the CPU
+    has native AVX512-BF16 (`torch.cpu._is_avx512_bf16_supported`), else float32."""
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return torch.bfloat16 if device.type == "cpu" and check is not None and check() else torch.float32
+
+
+def load_tokenizer(model: ModelConfig):
+    """The tokenizer, left-padded, with a pad token and a chat template (else a clear S3FTError)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(
+        model.path, revision=model.revision, trust_remote_code=model.trust_remote_code
+    )
+    if model.chat_template:
+        p = Path(model.chat_template)
+        if not p.is_file():
+            raise S3FTError(f"model.chat_template: no such file: {p}")
+        tok.chat_template = p.read_text()
+    if not getattr(tok, "chat_template", None):
+        raise S3FTError(
+            f"the tokenizer of {model.path} has no chat template; set model.chat_template to a Jinja "
+            "template file (s3ft sends chat messages, so the template defines the prompt format)"
+        )
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+class HFBackend:
+    """Generate and score with a transformers causal LM (see the module docstring)."""
+
+    def __init__(self, model: ModelConfig, batch_size: int = 16, adapter: str | None = None):
+        from transformers import AutoModelForCausalLM
+
+        self.config, self.batch_size = model, batch_size
+        self.device = resolve_device(model.device)
+        self.dtype = resolve_dtype(model.dtype, self.device)
+        self.tokenizer = load_tokenizer(model)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model.path, revision=model.revision, trust_remote_code=model.trust_remote_code, dtype=self.dtype
+        ).to(self.device)
+        self.model_id = weights_id(model.path, model.revision)
+        if adapter is not None:
+            from peft import PeftModel
+
+            if not Path(adapter).is_dir():
+                raise S3FTError(f"adapter: no such directory: {adapter}")
+            self.model = PeftModel.from_pretrained(self.model, adapter).merge_and_unload()
+            self.model_id += f"+adapter:{Path(adapter).resolve()}#{dir_hash(adapter)}"
+        if model.chat_template:  # the prompt format changes the outputs, so it belongs in the key
+            self.model_id += (
+                f"+template:{hashlib.sha256(self.tokenizer.chat_template.encode()).hexdigest()[:12]}"
+            )
+        self.model.eval()
+        eos = self.model.generation_config.eos_token_id
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        if self.tokenizer.eos_token_id is not None:  # chat models may end turns with either
+            eos.append(self.tokenizer.eos_token_id)
+        self.eos_ids = list(dict.fromkeys(eos))
+
+    def _encode(self, messages: Messages, add_generation_prompt: bool) -> list[int]:
+        enc = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=add_generation_prompt, tokenize=True, return_dict=True
+        )
+        return list(enc["input_ids"])
+
+    def _gen_config(self, params: GenParams):
+        gc = copy.deepcopy(self.model.generation_config)
+        sampled = params.temperature > 0
+        gc.update(
+            max_new_tokens=params.max_new_tokens,
+            max_length=None,
+            do_sample=sampled,
+            temperature=params.temperature if sampled else None,
+            top_p=params.top_p if sampled else None,
+            top_k=None,
+            num_beams=1,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        return gc
+
+    @torch.inference_mode()
+    def generate(self, prompts: list[Messages], params: GenParams, desc: str = "generate") -> list[str]:
+        """One completion per prompt, in the prompts' order, cut before the first stop string."""
+        if not prompts:
+            return []
+        ids = [self._encode(m, add_generation_prompt=True) for m in prompts]
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first: OOM shows early
+        gc = self._gen_config(params)
+        stop = [s for s in params.stop if s]
+        out: list[str | None] = [None] * len(ids)
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        with tqdm(
+            total=len(ids), desc=desc, unit="prompt", leave=False, disable=True if len(batches) == 1 else None
+        ) as bar:
+            for b, batch in enumerate(batches):
+                enc = self.tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
+                enc = {k: v.to(self.device) for k, v in enc.items()}
+                with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                    if params.temperature > 0 and params.seed is not None:
+                        torch.manual_seed(params.seed + b)
+                    width = enc["input_ids"].shape[1]
+                    crit = StoppingCriteriaList([StopOnText(stop, width, self.tokenizer)] if stop else [])
+                    seqs = self.model.generate(**enc, generation_config=gc, stopping_criteria=crit)
+                new = seqs[:, width:]
+                texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+                for i, text in zip(batch, texts, strict=True):
+                    out[i] = cut_at_stop(text, params.stop)
+                bar.update(len(batch))
+        return out  # type: ignore[return-value]
+
+    def completion_tokens(self, prompt: Messages, completion: str) -> tuple[list[int], int]:
+        """Token ids of prompt + completion as trained on, and where the completion starts.
+
+        The completion's tokens are those after the prompt rendered with the generation prompt,
+        so they include whatever the template appends to the assistant turn (end-of-turn tokens).
+        """
+        p_ids = self._encode(prompt, add_generation_prompt=True)
+        full = self._encode(
+            [*prompt, {"role": "assistant", "content": completion}], add_generation_prompt=False
+        )
+        if full[: len(p_ids)] != p_ids:
+            n = next(
+                (i for i, (a, b) in enumerate(zip(p_ids, full, strict=False)) if a != b),
+                min(len(p_ids), len(full)),
+            )
+            raise S3FTError(
+                "the chat template is not prefix-consistent: the prompt rendered with the generation prompt "
+                f"is not a prefix of prompt + answer (they differ from token {n}: "
+                f"{self.tokenizer.decode(p_ids[n:])!r} vs {self.tokenizer.decode(full[n : n + 8])!r}); "
+                "the completion NLL is undefined for this template"
+            )
+        return full, len(p_ids)
+
+    @torch.inference_mode()
+    def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:
+        """(summed natural-log NLL, token count) of each completion (with its end-of-turn tokens)."""
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+        rows = [self.completion_tokens(p, c) for p, c in zip(prompts, completions, strict=True)]
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+        out: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
+        pad = self.tokenizer.pad_token_id
+        for s in range(0, len(order), self.batch_size):
+            batch = order[s : s + self.batch_size]
+            width = max(len(rows[i][0]) for i in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for j, i in enumerate(batch):  # right-padded: positions of real tokens start at 0
+                ids[j, : len(rows[i][0])] = torch.tensor(rows[i][0])
+                mask[j, : len(rows[i][0])] = 1
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            for j, i in enumerate(batch):
+                full, start = rows[i]
+                if start >= len(full):
+                    out[i] = (0.0, 0)
+                    continue
+                logp = logits[j, start - 1 : len(full) - 1].float().log_softmax(-1)
+                target = torch.tensor(full[start:], device=logp.device)
+                out[i] = (float(-logp.gather(1, target[:, None]).sum()), len(full) - start)
+        return out
+
+    def close(self) -> None:
+        """Free the model (and the CUDA cache)."""
+        self.model = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,0 +1,100 @@
+"""The `s3ft` command: run, status, validate, ls, make-tiny.
+
+Every subcommand is a thin wrapper over the Python API (`s3ft.run`, `s3ft.status`, ...).
+Errors a user can fix (bad config, bad data) print one line naming the file, line and key, and
+exit with status 2; no computed rows are lost, since each stage writes its rows as it goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from s3ft.errors import S3FTError
+from s3ft.rundir import STAGES
+
+
+class _StageFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stage = record.name.removeprefix("s3ft.").removeprefix("s3ft")
+        msg = super().format(record)
+        return f"{self.formatTime(record, '%H:%M:%S')} [{stage or 's3ft'}] {msg}"
+
+
+def setup_logging(verbose: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_StageFormatter("%(message)s"))
+    root = logging.getLogger("s3ft")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+    for noisy in ("transformers", "datasets", "httpx", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="s3ft", description="Selective Self-to-Supervised Fine-Tuning.")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run the pipeline (finished stages are skipped)")
+    r.add_argument("config")
+    r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=1 method=[sft,s3ft]")
+    r.add_argument("--until", choices=STAGES, help="stop after this stage")
+    r.add_argument("--force", action="append", default=[], choices=STAGES,
+                   help="rerun this stage and every stage after it (repeatable)")
+    r.add_argument("--only", action="append", choices=STAGES, help="run only this stage (repeatable)")
+    s = sub.add_parser("status", help="show each stage of a run directory")
+    s.add_argument("run_dir")
+    v = sub.add_parser("validate", help="check a config without loading a model")
+    v.add_argument("config")
+    v.add_argument("overrides", nargs="*")
+    sub.add_parser("ls", help="list tasks, judges, backends and methods")
+    t = sub.add_parser("make-tiny", help="build a tiny random Llama model and tokenizer offline")
+    t.add_argument("out_dir")
+    t.add_argument("--hidden-size", type=int, default=64)
+    t.add_argument("--layers", type=int, default=2)
+    t.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _status_table(rows: list[dict]) -> str:
+    lines = [f"{'unit':<24} {'state':<8} {'seconds':>8}  counts"]
+    for r in rows:
+        counts = ", ".join(f"{k}={v}" for k, v in (r["counts"] or {}).items() if not isinstance(v, (dict, list)))
+        secs = f"{r['seconds']:.1f}" if r["seconds"] is not None else "-"
+        lines.append(f"{r['unit']:<24} {r['state']:<8} {secs:>8}  {counts}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    setup_logging(args.verbose)
+    import s3ft
+
+    try:
+        if args.cmd == "run":
+            cfg = s3ft.load_config(args.config, args.overrides)
+            results = s3ft.run(cfg, until=args.until, force=args.force, only=args.only)
+            ran = sum(r["action"] != "skipped" for r in results)
+            print(f"{ran} stage unit(s) ran, {len(results) - ran} skipped; run directory: {cfg.run_dir}")
+        elif args.cmd == "status":
+            print(_status_table(s3ft.status(args.run_dir)))
+        elif args.cmd == "validate":
+            cfg = s3ft.load_config(args.config, args.overrides)
+            print("\n".join(s3ft.validate(cfg)) + f"\n{args.config}: OK")
+        elif args.cmd == "ls":
+            print(s3ft.listing())
+        elif args.cmd == "make-tiny":
+            from s3ft.tiny import build_tiny_model
+
+            out = build_tiny_model(args.out_dir, hidden_size=args.hidden_size, num_layers=args.layers, seed=args.seed)
+            print(f"wrote {out}")
+    except S3FTError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""The pipeline: data → generate → judge → paraphrase → judge_paraphrase → select → train → evaluate → report.
+
+`plan(ctx)` lists every stage unit (select, train and evaluate have one unit per method) with the
+fingerprint of everything that determines its output, computed without loading a model. `run`
+walks the plan like `make`: done units are skipped, partial ones resume, stale ones are rebuilt.
+Adding a method re-uses every generation and verdict already made.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+
+from s3ft import methods as M
+from s3ft.config import Config, LLMJudgeConfig, section_dict
+from s3ft.errors import S3FTError
+from s3ft.registry import resolve
+from s3ft.rundir import STAGES, UnitDir, fingerprint, read_jsonl, stage_root
+from s3ft.stages import data, evaluate, generate, judge, paraphrase, report, select
+
+log = logging.getLogger("s3ft.pipeline")
+
+
+@dataclass
+class Unit:
+    stage: str
+    name: str
+    dir: UnitDir
+    run: Callable[[Path], dict]
+    complete: Callable[[], bool] | None = None
+    """For units whose needed rows can grow (paraphrase scope): are all needed rows present?"""
+
+    def state(self) -> str:
+        s = self.dir.state()
+        if s == "done" and self.complete is not None and not self.complete():
+            return "partial"
+        return s
+
+
+def _files_ref(path: str) -> str | None:
+    """A cheap identity for a local file or directory (names, sizes, mtimes), None for hub ids."""
+    p = Path(path)
+    if not p.exists():
+        return None
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    return fingerprint([(str(f.relative_to(p.parent)), f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+
+
+class Context:
+    """What the stages share: the config, the task, and lazily loaded models and judge."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.run_dir = Path(cfg.run_dir)
+        self.task = resolve("task", cfg.data.task)(cfg.data)
+        self.chunk = max(64, cfg.generate.batch_size * 4)
+        self._backend = None
+        self._judge = None
+        self._trained: tuple[str, object] | None = None
+
+    def stage_dir(self, stage: str) -> Path:
+        return stage_root(self.run_dir, stage)
+
+    @cached_property
+    def model_ref(self) -> str:
+        m = self.cfg.model
+        return fingerprint(
+            {"path": m.path, "revision": m.revision, "dtype": m.dtype, "files": _files_ref(m.path),
+             "chat_template": m.chat_template and _files_ref(m.chat_template)}
+        )
+
+    @property
+    def judge_name(self) -> str:
+        name = self.cfg.judge.name or self.task.default_judge
+        if not name:
+            raise S3FTError("no judge: set judge.name (or data.judge for the generic task)")
+        return name
+
+    @cached_property
+    def judge_ref(self) -> str:
+        cls = resolve("judge", self.judge_name)
+        section = {k: v for k, v in section_dict(self.cfg.judge).items() if k != "workers"}
+        llm = self.cfg.judge.llm
+        judge_model = self.model_ref if not (llm and llm.model) else _files_ref(llm.model.path) or llm.model.path
+        return fingerprint({"name": self.judge_name, "version": getattr(cls, "version", "0"), "cfg": section,
+                            "model": judge_model if self.judge_name == "llm" else None})
+
+    def _make_backend(self, model_cfg, backend: str, adapter: str | None = None):
+        from s3ft.cache import maybe_cached
+
+        b = resolve("backend", backend)(model_cfg, batch_size=self.cfg.generate.batch_size, adapter=adapter)
+        c = self.cfg.cache
+        return maybe_cached(b, (c.path or str(self.run_dir / "cache.sqlite")) if c.enabled else None)
+
+    def backend(self):
+        """The base model, loaded on first use and kept for generate, paraphrase, NLL and evaluate."""
+        if self._backend is None:
+            log.info("loading base model %s", self.cfg.model.path)
+            self._backend = self._make_backend(self.cfg.model, self.cfg.generate.backend)
+        return self._backend
+
+    def trained_backend(self, method: str):
+        """The model trained by `method` (its LoRA adapter on the base, or the full fine-tuned model)."""
+        if self._trained is None or self._trained[0] != method:
+            self.release_trained()
+            tdir = self.stage_dir("train") / method
+            if self.cfg.train.mode == "lora":
+                b = self._make_backend(self.cfg.model, self.cfg.generate.backend, adapter=str(tdir / "adapter"))
+            else:
+                b = self._make_backend(self.cfg.model.model_copy(update={"path": str(tdir / "model")}),
+                                       self.cfg.generate.backend)
+            self._trained = (method, b)
+        return self._trained[1]
+
+    def judge(self):
+        if self._judge is None:
+            cls = resolve("judge", self.judge_name)
+            if self.judge_name != "llm":
+                self._judge = cls(self.cfg.judge)
+            else:
+                from s3ft.stages.generate import gen_params
+
+                llm = self.cfg.judge.llm or LLMJudgeConfig()
+                backend = self.backend() if llm.model is None else self._make_backend(llm.model, llm.backend)
+                template = Path(llm.template).read_text() if llm.template else None
+                self._judge = cls(self.cfg.judge, backend, gen_params(llm.generate), template)
+        return self._judge
+
+    def release_trained(self) -> None:
+        if self._trained is not None:
+            getattr(self._trained[1], "close", lambda: None)()
+            self._trained = None
+
+    def release(self) -> None:
+        """Free every loaded model (before training, and at the end)."""
+        self.release_trained()
+        for b in (self._backend,):
+            getattr(b, "close", lambda: None)()
+        self._backend, self._judge = None, None
+
+
+def plan(ctx: Context) -> list[Unit]:
+    """Every stage unit of this config, in order, with its fingerprint."""
+    cfg, units = ctx.cfg, []
+
+    def add(stage: str, fp_inputs: dict, fn, sub: str | None = None, complete=None) -> str:
+        fp = fingerprint({"stage": stage, **fp_inputs})
+        path = ctx.stage_dir(stage) / sub if sub else ctx.stage_dir(stage)
+        units.append(Unit(stage, f"{stage}/{sub}" if sub else stage, UnitDir(path, fp), fn, complete))
+        return fp
+
+    decode = {k: v for k, v in section_dict(cfg.generate).items() if k != "batch_size"}
+    data_files = {s.path: _files_ref(s.path) for s in (cfg.data.train, cfg.data.test) if s is not None}
+    fp_data = add("data", {"task": ctx.task.name, "version": ctx.task.version, "data": section_dict(cfg.data),
+                           "templates": ctx.task.templates(), "files": data_files}, lambda out: data.run(ctx, out))
+    stop = list(getattr(ctx.task, "stop", ()))
+    fp_judge = fp_jpara = None
+    if M.needs_generation(cfg.method):
+        fp_gen = add("generate", {"data": fp_data, "model": ctx.model_ref, "decode": decode, "stop": stop},
+                     lambda out: generate.run(ctx, out))
+        fp_judge = add("judge", {"upstream": fp_gen, "judge": ctx.judge_ref}, lambda out: judge.run(ctx, out))
+    scope = M.paraphrase_scope(cfg.method)
+    if scope:
+        para_dir = ctx.stage_dir("paraphrase")
+
+        def para_complete() -> bool:
+            if scope == "wrong" and not (ctx.stage_dir("judge") / "rows.jsonl").exists():
+                return True  # cannot tell before the judge has run; the judge's own state decides
+            done = {r["id"] for r in read_jsonl(para_dir / "rows.jsonl")} if (para_dir / "rows.jsonl").exists() else set()
+            return set(paraphrase.select_ids(ctx, scope)) <= done
+
+        def jpara_complete() -> bool:
+            jdir = ctx.stage_dir("judge_paraphrase")
+            ids = {r["id"] for r in read_jsonl(jdir / "rows.jsonl")} if (jdir / "rows.jsonl").exists() else set()
+            return {r["id"] for r in read_jsonl(para_dir / "rows.jsonl")} <= ids
+
+        fp_para = add("paraphrase", {"data": fp_data, "model": ctx.model_ref, "decode": section_dict(cfg.paraphrase),
+                                     "backend": cfg.generate.backend, "stop": stop},
+                      lambda out: paraphrase.run(ctx, out, scope), complete=para_complete)
+        fp_jpara = add("judge_paraphrase", {"upstream": fp_para, "judge": ctx.judge_ref},
+                       lambda out: judge.run_paraphrase(ctx, out), complete=jpara_complete)
+    eval_inputs = {"data": fp_data, "model": ctx.model_ref, "decode": decode, "judge": ctx.judge_ref,
+                   "evaluate": section_dict(cfg.evaluate)}
+    has_test = cfg.data.test is not None
+    if has_test and cfg.evaluate.base:
+        add("evaluate", eval_inputs, lambda out: evaluate.run(ctx, out, "base"), sub="base")
+    for m in cfg.method:
+        needs_gen, para = M.METHOD_NEEDS[m]
+        fp_sel = add("select", {"method": m, "data": fp_data, "judge": fp_judge if needs_gen else None,
+                                "judge_paraphrase": fp_jpara if para else None, "select": section_dict(cfg.select),
+                                "model": ctx.model_ref if cfg.select.nll else None},
+                     lambda out, m=m: select.run(ctx, out, m), sub=m)
+        fp_train = add("train", {"select": fp_sel, "model": ctx.model_ref, "train": section_dict(cfg.train),
+                                 "seed": cfg.seed}, lambda out, m=m: _train(ctx, out, m), sub=m)
+        if has_test:
+            add("evaluate", {**eval_inputs, "train": fp_train}, lambda out, m=m: evaluate.run(ctx, out, m), sub=m)
+    upstream = [u.dir.fp for u in units if u.stage in ("select", "train", "evaluate")]
+    add("report", {"upstream": upstream, "report": section_dict(cfg.report)}, lambda out: report.run(ctx, out))
+    order = {s: i for i, s in enumerate(STAGES)}
+    return sorted(units, key=lambda u: order[u.stage])  # stable: evaluate/base stays first
+
+
+def _train(ctx: Context, out: Path, method: str) -> dict:
+    from s3ft.stages.train import train_model
+
+    ctx.release()  # free the base model and any evaluated model before training
+    return train_model(ctx.stage_dir("select") / method / "train.jsonl", out, ctx.cfg.model, ctx.cfg.train, ctx.cfg.seed)
+
+
+def save_config(cfg: Config) -> None:
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / ".config.yaml.tmp"
+    tmp.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    os.replace(tmp, run_dir / "config.yaml")
+
+
+def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list[str] | None = None) -> list[dict]:
+    """Run the pipeline; returns what happened to each unit (`skipped`, `ran`, `resumed`)."""
+    for s in [until, *force, *(only or [])]:
+        if s is not None and s not in STAGES:
+            raise S3FTError(f"unknown stage '{s}': stages are {', '.join(STAGES)}")
+    save_config(cfg)
+    ctx = Context(cfg)
+    first_forced = min((STAGES.index(s) for s in force), default=len(STAGES))
+    last = STAGES.index(until) if until else len(STAGES) - 1
+    results = []
+    try:
+        for unit in plan(ctx):
+            i = STAGES.index(unit.stage)
+            if i > last or (only is not None and unit.stage not in only):
+                continue
+            forced = i >= first_forced
+            state = unit.state()
+            if state == "done" and not forced:
+                log.info("%s: done, skipped", unit.name)
+                results.append({"unit": unit.name, "action": "skipped"})
+                continue
+            if state == "partial" and unit.dir.manifest is not None:
+                (unit.dir.path / "manifest.json").unlink()  # needed rows grew: resume, keep rows
+            action = "resumed" if state == "partial" and not forced else "ran"
+            log.info("%s: %s", unit.name, {"ran": "running", "resumed": "resuming"}[action]
+                     + (" (stale)" if state == "stale" else "") + (" (forced)" if forced else ""))
+            unit.dir.begin(force=forced)
+            counts = unit.run(unit.dir.path)
+            m = unit.dir.finish(unit.stage, counts)
+            results.append({"unit": unit.name, "action": action, "seconds": m["seconds"], "counts": counts})
+    finally:
+        ctx.release()
+    return results
+
+
+def status(cfg: Config) -> list[dict]:
+    """Each unit's state (done / partial / stale / to do), counts and time, without loading a model."""
+    ctx = Context(cfg)
+    out = []
+    for unit in plan(ctx):
+        m = unit.dir.manifest or {}
+        out.append({"unit": unit.name, "state": unit.state(), "counts": m.get("counts"), "seconds": m.get("seconds")})
+    return out

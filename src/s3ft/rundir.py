@@ -1,0 +1,157 @@
+"""The run directory: one numbered folder per stage, resumable row files, atomic manifests.
+
+A stage unit (a stage, or a stage for one method) owns a folder. While it runs, `progress.json`
+holds the fingerprint it started under and its rows are appended to JSONL files, one flushed line
+per row; it is done when `manifest.json` is written, last and atomically, with the fingerprint of
+everything that determined its output. A unit whose fingerprint changed is stale and is rebuilt;
+a unit killed halfway resumes from the rows already written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+STAGES = ("data", "generate", "judge", "paraphrase", "judge_paraphrase", "select", "train", "evaluate", "report")
+
+
+def stage_root(run_dir: Path, stage: str) -> Path:
+    return Path(run_dir) / f"{STAGES.index(stage) + 1:02d}_{stage}"
+
+
+def fingerprint(obj: Any) -> str:
+    """A short stable hash of any JSON-serialisable object (keys sorted)."""
+    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+class Rows:
+    """An append-only JSONL file of rows keyed by `id`, safe to resume after a kill.
+
+    Opening repairs a torn last line (a kill mid-write) by truncating it; rows already written are
+    never rewritten, and `append` skips ids already present, so a resumed stage never duplicates.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.rows: dict[str, dict] = {}
+        if self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        good = 0
+        with open(self.path, "rb") as f:
+            for raw in f:
+                try:
+                    row = json.loads(raw)
+                except json.JSONDecodeError:
+                    break  # a torn write: everything from here on is dropped
+                if not raw.endswith(b"\n"):
+                    break
+                self.rows[str(row["id"])] = row
+                good += len(raw)
+        if good != self.path.stat().st_size:
+            with open(self.path, "r+b") as f:
+                f.truncate(good)
+
+    def __contains__(self, id_: str) -> bool:
+        return id_ in self.rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def append(self, rows: Iterable[dict]) -> None:
+        new = [r for r in rows if str(r["id"]) not in self.rows]
+        if not new:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            for r in new:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                self.rows[str(r["id"])] = r
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
+    """Write a whole JSONL file atomically; returns the row count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    n = 0
+    with open(tmp, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            n += 1
+    os.replace(tmp, path)
+    return n
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class UnitDir:
+    """The folder of one stage unit and its life cycle: state, begin, finish."""
+
+    def __init__(self, path: Path, fp: str):
+        self.path, self.fp = Path(path), fp
+
+    @property
+    def manifest(self) -> dict | None:
+        return read_json(self.path / "manifest.json")
+
+    def state(self) -> str:
+        """`done`, `stale` (done under another fingerprint), `partial` (started, not done) or `todo`."""
+        m = self.manifest
+        if m is not None:
+            return "done" if m.get("fingerprint") == self.fp else "stale"
+        return "partial" if (self.path / "progress.json").exists() else "todo"
+
+    def begin(self, force: bool = False) -> None:
+        """Prepare to run: wipe a stale, forced or differently-fingerprinted partial unit, keep a resumable one."""
+        progress = read_json(self.path / "progress.json")
+        resumable = progress is not None and progress.get("fingerprint") == self.fp and self.manifest is None
+        if self.path.exists() and (force or not resumable):
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not resumable or force:
+            write_json_atomic(self.path / "progress.json", {"fingerprint": self.fp, "started": time.time()})
+
+    def finish(self, stage: str, counts: dict, inputs: dict | None = None) -> dict:
+        progress = read_json(self.path / "progress.json") or {}
+        started = progress.get("started", time.time())
+        manifest = {
+            "stage": stage,
+            "fingerprint": self.fp,
+            "counts": counts,
+            "inputs": inputs or {},
+            "started": started,
+            "finished": time.time(),
+            "seconds": round(time.time() - started, 2),
+        }
+        write_json_atomic(self.path / "manifest.json", manifest)
+        return manifest

@@ -1,0 +1,65 @@
+"""Stage 2, generate: the frozen base model answers every training prompt.
+
+Reads `01_data/train.jsonl`; appends `{id, prediction}` rows to `rows.jsonl` a chunk at a time, so
+a killed run resumes where it stopped. `generate_into` is the shared loop that the paraphrase and
+evaluate stages use too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from s3ft.backends.base import Backend, GenParams, Messages
+from s3ft.config import DecodeConfig
+from s3ft.rundir import Rows
+from s3ft.stages.data import load_examples
+
+log = logging.getLogger("s3ft.generate")
+
+
+def gen_params(section: DecodeConfig, task_stop: tuple[str, ...] = (), max_new_tokens: int | None = None) -> GenParams:
+    return GenParams(
+        max_new_tokens=max_new_tokens or section.max_new_tokens,
+        temperature=section.temperature,
+        top_p=section.top_p,
+        seed=section.seed,
+        stop=tuple(dict.fromkeys([*task_stop, *section.stop])),
+    )
+
+
+def generate_into(
+    rows: Rows,
+    backend: Backend,
+    items: list[tuple[str, Messages]],
+    params: GenParams,
+    chunk: int,
+    field: str,
+    desc: str,
+    extra: Callable[[str, str], dict] | None = None,
+) -> int:
+    """Generate for every (id, prompt) not yet in `rows`, appending `{id, field: text, **extra}`."""
+    todo = [(i, p) for i, p in items if i not in rows]
+    if len(todo) < len(items):
+        log.info("%s: resuming, %d of %d rows already written", desc, len(items) - len(todo), len(items))
+    with tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="ex") as bar:
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            texts = backend.generate([p for _, p in part], params)
+            rows.append(
+                {"id": i, field: t, **(extra(i, t) if extra else {})} for (i, _), t in zip(part, texts, strict=True)
+            )
+            bar.update(len(part))
+    return len(todo)
+
+
+def run(ctx, out: Path) -> dict:
+    examples = load_examples(ctx.stage_dir("data"), "train")
+    rows = Rows(out / "rows.jsonl")
+    params = gen_params(ctx.cfg.generate, getattr(ctx.task, "stop", ()))
+    items = [(ex.id, ctx.task.prompt(ex)) for ex in examples]
+    new = generate_into(rows, ctx.backend(), items, params, ctx.chunk, "prediction", "generate")
+    return {"rows": len(rows), "generated": new}

@@ -1,0 +1,48 @@
+"""Stage 4, paraphrase: the base model rewrites the gold in its own words.
+
+Reads the examples (and, for S3FT's scope, the judge's verdicts: only examples the model got wrong
+are paraphrased; SDFT paraphrases all). Appends `{id, paraphrase, rejected}` rows, where `rejected`
+names the pattern that a paraphrase talking about "the reference answer" matched, or is null.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from s3ft.rundir import Rows, read_jsonl
+from s3ft.stages.data import load_examples
+from s3ft.stages.generate import gen_params, generate_into
+
+
+def rejection(text: str, patterns: list[str]) -> str | None:
+    """The first reject pattern the paraphrase matches (case-insensitive), or an empty-output note."""
+    if not text.strip():
+        return "empty paraphrase"
+    for p in patterns:
+        if re.search(p, text, flags=re.IGNORECASE):
+            return f"mentions /{p}/"
+    return None
+
+
+def select_ids(ctx, scope: str) -> list[str]:
+    ids = [ex.id for ex in load_examples(ctx.stage_dir("data"), "train")]
+    if scope == "all":
+        return ids
+    verdicts = {r["id"]: r["correct"] for r in read_jsonl(ctx.stage_dir("judge") / "rows.jsonl")}
+    return [i for i in ids if verdicts.get(i) is not True]
+
+
+def run(ctx, out: Path, scope: str) -> dict:
+    examples = {ex.id: ex for ex in load_examples(ctx.stage_dir("data"), "train")}
+    ids = select_ids(ctx, scope)
+    cfg = ctx.cfg.paraphrase
+    rows = Rows(out / "rows.jsonl")
+    items = [(i, ctx.task.paraphrase_prompt(examples[i])) for i in ids]
+    params = gen_params(cfg, getattr(ctx.task, "stop", ()))
+    new = generate_into(
+        rows, ctx.backend(), items, params, ctx.chunk, "paraphrase", "paraphrase",
+        extra=lambda _id, text: {"rejected": rejection(text, cfg.reject_patterns)},
+    )
+    rejected = sum(1 for r in rows.rows.values() if r["rejected"])
+    return {"rows": len(rows), "generated": new, "rejected": rejected, "scope": scope}

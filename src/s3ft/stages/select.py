@@ -1,0 +1,106 @@
+"""Stage 6, select: build one method's training set from the shared generations and verdicts.
+
+Reads the examples, the model's answers and verdicts, and the paraphrases and their verdicts;
+writes `<method>/train.jsonl` in TRL's conversational prompt–completion format, each row with its
+provenance (source and both verdicts), and `<method>/stats.json` with the composition (the shape
+of the paper's Table 3) and the mean per-token NLL of the chosen targets under the base model.
+NLLs are cached in `nll.jsonl` beside the method folders, so methods share each target's score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from s3ft.methods import choose_source
+from s3ft.rundir import Rows, read_jsonl, write_json_atomic, write_jsonl
+from s3ft.stages.data import load_examples
+
+log = logging.getLogger("s3ft.select")
+SOURCES = ("self", "paraphrase", "gold")
+
+
+def _rows(path: Path) -> dict[str, dict]:
+    return {r["id"]: r for r in read_jsonl(path)} if path.exists() else {}
+
+
+def build_rows(ctx, method: str) -> list[dict]:
+    """The training rows for `method`, with provenance; the target text is in `completion`."""
+    task = ctx.task
+    preds = _rows(ctx.stage_dir("generate") / "rows.jsonl")
+    verdicts = _rows(ctx.stage_dir("judge") / "rows.jsonl")
+    paras = _rows(ctx.stage_dir("paraphrase") / "rows.jsonl")
+    para_verdicts = _rows(ctx.stage_dir("judge_paraphrase") / "rows.jsonl")
+    out = []
+    for ex in load_examples(ctx.stage_dir("data"), "train"):
+        v, pv = verdicts.get(ex.id), para_verdicts.get(ex.id)
+        source = choose_source(method, v and v["correct"], pv and pv["correct"])
+        if source == "self":
+            target = preds[ex.id]["prediction"]
+        elif source == "paraphrase":
+            target = paras[ex.id]["paraphrase"]
+        else:
+            target = task.gold_target(ex)
+        out.append(
+            {
+                "id": ex.id,
+                "prompt": task.prompt(ex),
+                "completion": [{"role": "assistant", "content": target}],
+                "source": source,
+                "self_verdict": v and {k: v[k] for k in ("correct", "reason", "extracted")},
+                "paraphrase_verdict": pv and {k: pv[k] for k in ("correct", "reason", "extracted")},
+            }
+        )
+    return out
+
+
+def target_nll(ctx, rows: list[dict], cache_path: Path) -> None:
+    """Add `target_nll` (summed) and `target_tokens` to each row, scoring uncached targets once."""
+    cache = Rows(cache_path)
+
+    def key(r: dict) -> str:
+        blob = repr((ctx.model_ref, r["prompt"], r["completion"][0]["content"]))
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    todo = {key(r): r for r in rows if key(r) not in cache}
+    items = list(todo.items())
+    bs = ctx.cfg.select.nll_batch_size
+    for start in range(0, len(items), bs * 8):
+        part = items[start : start + bs * 8]
+        scores = ctx.backend().nll([r["prompt"] for _, r in part], [r["completion"][0]["content"] for _, r in part])
+        cache.append({"id": k, "nll": s, "tokens": n} for (k, _), (s, n) in zip(part, scores, strict=True))
+    for r in rows:
+        hit = cache.rows[key(r)]
+        r["target_nll"], r["target_tokens"] = hit["nll"], hit["tokens"]
+
+
+def composition(rows: list[dict]) -> dict:
+    n = len(rows)
+    counts = {s: sum(r["source"] == s for r in rows) for s in SOURCES}
+    return {"n": n, "counts": counts, "percent": {s: round(100 * c / n, 2) if n else 0.0 for s, c in counts.items()}}
+
+
+def mean_nll(rows: list[dict]) -> float | None:
+    """Token-weighted mean NLL per token (nats) over rows that have a score."""
+    tokens = sum(r.get("target_tokens", 0) for r in rows)
+    return round(sum(r["target_nll"] for r in rows if "target_nll" in r) / tokens, 4) if tokens else None
+
+
+def run(ctx, out: Path, method: str) -> dict:
+    rows = build_rows(ctx, method)
+    stats = {"method": method, "composition": composition(rows)}
+    if ctx.cfg.select.nll:
+        target_nll(ctx, rows, out.parent / "nll.jsonl")
+        stats["target_nll_per_token"] = mean_nll(rows)
+        stats["target_nll_per_token_by_source"] = {
+            s: mean_nll([r for r in rows if r["source"] == s]) for s in SOURCES
+        }
+    write_jsonl(out / "train.jsonl", rows)
+    write_json_atomic(out / "stats.json", stats)
+    pct = stats["composition"]["percent"]
+    log.info(
+        "%s: %d rows, self %.1f%% / paraphrase %.1f%% / gold %.1f%%, target NLL/token %s",
+        method, len(rows), pct["self"], pct["paraphrase"], pct["gold"], stats.get("target_nll_per_token"),
+    )
+    return {"rows": len(rows), **stats["composition"]["counts"]}

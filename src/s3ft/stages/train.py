@@ -1,0 +1,192 @@
+"""Train stage: fine-tune the base model on the selected training set (LoRA or full) with TRL's SFTTrainer.
+
+Reads `<select dir>/train.jsonl` (conversational prompt-completion rows; other columns are dropped) and
+writes `<out_dir>/`:
+  adapter/ or model/     the LoRA adapter, or the fully fine-tuned model, each with the tokenizer
+  checkpoints/           trainer checkpoints; a re-run resumes from the last complete one
+  train_metrics.json     loss, steps, runtime, parameter counts and the per-step log history
+  merged/                (optional, LoRA only) the adapter merged into the base weights, HF format
+The loss covers completion tokens only: the prompt is the task prompt the model is evaluated under.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from s3ft.config import ModelConfig, TrainConfig
+from s3ft.errors import InputError
+
+log = logging.getLogger("s3ft.train")
+
+def _check_messages(path: Path, line: int, field: str, value: Any, roles: set[str] | None = None) -> None:
+    if not isinstance(value, list) or not value:
+        raise InputError(path, "expected a non-empty list of {role, content} messages", line, field)
+    for m in value:
+        if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
+            raise InputError(path, "each message needs string 'role' and 'content'", line, field)
+        if roles is not None and m["role"] not in roles:
+            raise InputError(path, f"unexpected role {m['role']!r} (expected {sorted(roles)})", line, field)
+
+
+def read_train_rows(path: Path) -> list[dict[str, Any]]:
+    """Read and validate the training JSONL; keep only `prompt` and `completion` of each row."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "training file not found")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for i, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise InputError(path, f"invalid JSON: {e.msg}", i) from None
+            if not isinstance(row, dict):
+                raise InputError(path, "each line must be a JSON object", i)
+            for key in ("prompt", "completion"):
+                if key not in row:
+                    raise InputError(path, "missing", i, key)
+            _check_messages(path, i, "prompt", row["prompt"])
+            _check_messages(path, i, "completion", row["completion"], roles={"assistant"})
+            rows.append({"prompt": row["prompt"], "completion": row["completion"]})
+    if not rows:
+        raise InputError(path, "no training rows (empty file)")
+    return rows
+
+
+def _bf16_supported() -> bool:
+    """bf16 mixed precision where the hardware does it natively: CUDA (Ampere+) or CPUs with AVX512-BF16/AMX."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def _last_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest `checkpoint-N` folder that was fully written (it has `trainer_state.json`)."""
+    found = [p for p in ckpt_dir.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name)]
+    done = [p for p in found if (p / "trainer_state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainConfig, seed: int) -> dict:
+    """Fine-tune `model` on `train_file` per `cfg`; save to `out_dir` and return the training metrics."""
+    train_file, out_dir = Path(train_file), Path(out_dir)
+    rows = read_train_rows(train_file)  # fail on bad input before loading anything heavy
+
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    cuda = torch.cuda.is_available() and model.device != "cpu"
+    bf16 = _bf16_supported() if cfg.bf16 is None else cfg.bf16
+    # Mixed precision keeps fp32 master weights; a frozen LoRA base may stay in bf16 on a GPU to save memory.
+    dtype_name = model.dtype if model.dtype != "auto" else ("bfloat16" if cuda and bf16 and cfg.mode == "lora" else "float32")
+    load_kw = {"revision": model.revision, "trust_remote_code": model.trust_remote_code}
+    tokenizer = AutoTokenizer.from_pretrained(model.path, **load_kw)
+    if model.chat_template:
+        tokenizer.chat_template = Path(model.chat_template).read_text(encoding="utf-8")
+    lm = AutoModelForCausalLM.from_pretrained(model.path, dtype=getattr(torch, dtype_name), **load_kw)
+
+    ckpt_dir = out_dir / "checkpoints"
+    args = SFTConfig(
+        output_dir=str(ckpt_dir),
+        completion_only_loss=False,
+        assistant_only_loss=False,
+        max_length=cfg.max_length,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
+        weight_decay=cfg.weight_decay,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        report_to=cfg.report_to or "none",
+        seed=seed,
+        bf16=bf16,
+        use_cpu=not cuda,
+        activation_checkpointing=cfg.gradient_checkpointing,  # the transformers 5 name
+        dataset_num_proc=None,
+    )
+    peft_config = None
+    if cfg.mode == "lora":
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=cfg.lora_target_modules,
+            task_type="CAUSAL_LM",
+        )
+    with warnings.catch_warnings():  # peft reads a property transformers 5 deprecated; nothing to act on
+        warnings.filterwarnings("ignore", r".*is_gradient_checkpointing.* is deprecated", FutureWarning)
+        trainer = SFTTrainer(
+            model=lm,
+            args=args,
+            train_dataset=Dataset.from_list(rows),  # in memory: nothing is cached under ~/.cache
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
+    params = list({id(p): p for p in trainer.model.parameters()}.values())
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    total = sum(p.numel() for p in params)
+    resume = None
+    log.info(
+        "training %s (%s) on %d rows from %s: %d of %d parameters trainable, bf16=%s, device=%s%s",
+        model.path, cfg.mode, len(rows), train_file, trainable, total, bf16, "cuda" if cuda else "cpu",
+        f", resuming from {resume.name}" if resume else "",
+    )
+    start = time.time()
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+
+    model_dir = "adapter" if cfg.mode == "lora" else "model"
+    trainer.save_model(str(out_dir / model_dir))  # adapter or full weights (safetensors) + tokenizer
+    merged_dir = None
+    if cfg.save_merged and cfg.mode == "lora":
+        merged_dir = "merged"
+        merged = trainer.model.merge_and_unload()
+        merged.save_pretrained(out_dir / merged_dir)
+        tokenizer.save_pretrained(out_dir / merged_dir)
+    elif cfg.save_merged:
+        log.info("save_merged ignored: full fine-tuning already saves a complete model")
+
+    metrics = {
+        "train_loss": result.training_loss,
+        "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "runtime_s": round(time.time() - start, 3),
+        "rows": len(rows),
+        "trainable_params": trainable,
+        "total_params": total,
+        "mode": cfg.mode,
+        "bf16": bf16,
+        "model_dir": model_dir,
+        "merged_dir": merged_dir,
+        "resumed_from": resume.name if resume else None,
+        "log_history": trainer.state.log_history,
+    }
+    (out_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log.info(
+        "trained %d steps (%.2f epochs) in %.1fs, loss %.4f -> %s",
+        metrics["steps"], metrics["epochs"] or 0.0, metrics["runtime_s"], metrics["train_loss"], out_dir / model_dir,
+    )
+    return metrics

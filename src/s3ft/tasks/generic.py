@@ -1,0 +1,70 @@
+"""The generic task: any question/gold dataset described by `data.fields`; reads rows, writes nothing.
+
+`data.fields` names the row fields: `question`, `gold`, optionally `id`, and `meta` (judge inputs,
+meta key -> field, e.g. `{tests: test_list}` for the code judge or `{answers: aliases}` for the QA
+judge). A meta value that is a string holding a JSON list (`["a", "b"]`, as a CSV cell holds a
+list) is decoded into that list; other values are kept as they are, empty ones included.
+
+- Id: the id field as a string, else `<split>-<line>` (`source.split`, which defaults to `train`
+  for a local file too). A repeated id is an `InputError` naming the line of the second one.
+- Judge: `data.judge`; without it `default_judge` is "" and `judge.name` must pick one.
+- Prompts: `data.predict_template` / `data.paraphrase_template`, else the packaged
+  `generic_predict.txt` (`{question}` alone) and `generic_paraphrase.txt`. Besides `{question}`
+  (and `{reference}` in the paraphrase template), templates may use every meta key; a list value
+  is rendered one item per line.
+- `gold_target`: the gold as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from s3ft.errors import InputError
+from s3ft.records import Example
+from s3ft.tasks.common import TemplateTask
+from s3ft.tasks.io import require
+
+if TYPE_CHECKING:
+    from s3ft.config import DataConfig, SplitSource
+
+
+def _decoded(value: Any, path: str, line: int, field: str) -> Any:
+    if isinstance(value, str) and value.lstrip().startswith("[") and value.rstrip().endswith("]"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as e:
+            raise InputError(path, f"looks like a JSON list but is not valid JSON: {e}", line, field) from None
+    return value
+
+
+class GenericTask(TemplateTask):
+    name = "generic"
+    version = "1"
+    predict_file = "generic_predict.txt"
+    paraphrase_file = "generic_paraphrase.txt"
+
+    def __init__(self, cfg: DataConfig):
+        self.fields = cfg.fields
+        self.default_judge = cfg.judge or ""
+        self.placeholders = frozenset({"question", *cfg.fields.meta})
+        super().__init__(cfg)
+
+    def example(self, row: dict[str, Any], source: SplitSource, line: int) -> Example:
+        f, path = self.fields, source.path
+        question = str(require(row, f.question, path, line))
+        gold = str(require(row, f.gold, path, line))
+        ex_id = str(require(row, f.id, path, line)).strip() if f.id else f"{source.split}-{line}"
+        meta = {}
+        for key, field in f.meta.items():
+            if field not in row:
+                raise InputError(path, "missing (named in data.fields.meta)", line, field)
+            meta[key] = _decoded(row[field], path, line, field)
+        return Example(id=ex_id, question=question, gold=gold, meta=meta)
+
+    def merge(self, first: Example, repeat: Example) -> Example | None:
+        return None  # ids come from the data: a repeat is always a data error
+
+    def values(self, ex: Example) -> dict[str, str]:
+        shown = {k: "\n".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in ex.meta.items()}
+        return {**shown, "question": ex.question}

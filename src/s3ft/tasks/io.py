@@ -1,0 +1,171 @@
+"""Reads the rows of one data split: a local .jsonl/.json/.csv/.parquet file or a hub dataset.
+
+`read_rows(source)` yields `(number, row)` pairs, where `number` is the 1-based line of the row in
+a .jsonl or .csv file (the header is line 1; a quoted multi-line CSV row gets the line where it
+ends) and the 1-based row number in a .json, .parquet or hub split. It writes nothing.
+`require(row, field, path, line)` fetches a field that must be present and non-empty;
+`as_str_list` reads a list of strings, also from a JSON-encoded list (as a CSV cell holds it).
+Every problem raises `InputError` naming the file, the line and, where it applies, the field.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from s3ft.errors import InputError
+
+if TYPE_CHECKING:
+    from s3ft.config import SplitSource
+
+FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+_NOT_HUB_SUFFIXES = (*FILE_SUFFIXES, ".tsv", ".txt", ".gz", ".zip", ".arrow", ".ndjson", ".xlsx")
+
+
+def looks_like_hub_id(path: str) -> bool:
+    """`owner/name` or a bare `name`, without a data-file extension."""
+    return bool(_HUB_ID.match(path)) and not path.lower().endswith(_NOT_HUB_SUFFIXES)
+
+
+def read_rows(source: SplitSource) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows of `source`, at most `source.limit` of them, each with its 1-based line (or row) number."""
+    rows = _rows(source)
+    return islice(rows, source.limit) if source.limit is not None else rows
+
+
+def _rows(source: SplitSource) -> Iterator[tuple[int, dict[str, Any]]]:
+    path = Path(source.path).expanduser()
+    if path.is_file():
+        suffix = path.suffix.lower()
+        readers = {".jsonl": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _parquet}
+        if suffix not in readers:
+            raise InputError(source.path, f"unsupported file type '{suffix}' (expected one of {FILE_SUFFIXES})")
+        return readers[suffix](source.path)
+    if path.is_dir() or looks_like_hub_id(source.path):
+        return _hub(source)
+    raise InputError(source.path, "no such file")
+
+
+def _jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    with open(path, encoding="utf-8") as f:
+        for n, text in _decoded(path, f):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise InputError(path, f"not valid JSON: {e}", line=n) from None
+            if not isinstance(row, dict):
+                raise InputError(path, f"expected a JSON object, found {type(row).__name__}", line=n)
+            yield n, row
+
+
+def _decoded(path: str, lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """Number the lines of a text file, turning a decoding error into an `InputError` at its line."""
+    n = 0
+    it = iter(lines)
+    while True:
+        try:
+            text = next(it)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as e:
+            raise InputError(path, f"not valid UTF-8: {e.reason}", line=n + 1) from None
+        n += 1
+        yield n, text
+
+
+def _json(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"not valid JSON: {e}", line=e.lineno) from None
+    except UnicodeDecodeError as e:
+        raise InputError(path, f"not valid UTF-8: {e.reason}") from None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        raise InputError(path, 'expected a list of objects, or {"data": [...]}')
+    for i, row in enumerate(data, 1):
+        if not isinstance(row, dict):
+            raise InputError(path, f"row {i} is not a JSON object ({type(row).__name__})", line=i)
+        yield i, row
+
+
+def _csv(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(line for _, line in _decoded(path, f))
+        try:
+            header = reader.fieldnames
+            if not header:
+                raise InputError(path, "empty CSV file (no header line)", line=1)
+            for row in reader:
+                if None in row or any(v is None for v in row.values()):
+                    found = len(header) + len(row.get(None) or []) - sum(v is None for v in row.values())
+                    raise InputError(
+                        path, f"row has {found} fields, the header has {len(header)}", line=reader.line_num
+                    )
+                yield reader.line_num, row
+        except csv.Error as e:
+            raise InputError(path, f"not valid CSV: {e}", line=reader.line_num) from None
+
+
+def _parquet(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(path, f"not a readable Parquet file: {e}") from None
+    n = 0
+    for batch in pf.iter_batches(batch_size=1024):
+        for row in batch.to_pylist():
+            n += 1
+            yield n, row
+
+
+def _hub(source: SplitSource) -> Iterator[tuple[int, dict[str, Any]]]:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(source.path, source.name, split=source.split)
+    except Exception as e:  # offline, unknown id, wrong config or split: all reported the same way
+        raise InputError(
+            source.path, f"could not load hub dataset (name={source.name!r}, split={source.split!r}): {e}"
+        ) from e
+    for i, row in enumerate(ds, 1):
+        yield i, dict(row)
+
+
+def require(row: dict[str, Any], field: str, path: str, line: int) -> Any:
+    """`row[field]`; raises `InputError` if it is missing, None, an empty or blank string, or empty list."""
+    if field not in row or row[field] is None:
+        raise InputError(path, f"missing (the row has: {', '.join(map(str, row)) or 'no fields'})", line, field)
+    value = row[field]
+    if isinstance(value, str) and not value.strip():
+        raise InputError(path, "empty", line, field)
+    if isinstance(value, (list, tuple)) and not value:
+        raise InputError(path, "empty list", line, field)
+    return value
+
+
+def as_str_list(value: Any, path: str, line: int, field: str) -> list[str]:
+    """A list of strings, also from a JSON-encoded list (as a CSV cell holds it)."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise InputError(path, f"not a valid JSON list: {e}", line, field) from None
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise InputError(path, f"expected a list of strings, found {type(value).__name__}", line, field)
+    return list(value)
