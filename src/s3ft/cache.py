@@ -4,7 +4,8 @@ Reads and writes one SQLite file (by default `<run_dir>/cache.sqlite`), table `c
 keyed by the sha256 of a canonical JSON of {model_id, messages, params, kind} and holds the JSON
 result. WAL mode with a busy timeout: a second process may read and write the same file.
 
-`CachedBackend` wraps any backend. Greedy and seeded-sampling generations are cached; sampled
+`CachedBackend` wraps any backend. Greedy and seeded-sampling generations are cached (greedy keys
+ignore `seed` and `top_p`, which greedy decoding does not use); sampled
 generations without a seed (temperature > 0, seed None) bypass the cache entirely, neither read nor
 written, since each call is meant to draw a fresh sample. NLL results are cached too (kind "nll").
 """
@@ -30,6 +31,14 @@ def cache_key(model_id: str, messages: Messages, params: dict | None, kind: str 
     payload = {"model_id": model_id, "messages": messages, "params": params, "kind": kind}
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def generation_key(model_id: str, messages: Messages, params: GenParams) -> str:
+    """The key of one generation; greedy keys ignore `seed` and `top_p`, which greedy does not use."""
+    p = params.to_dict()
+    if not params.sampled:
+        p.update(seed=None, top_p=1.0)
+    return cache_key(model_id, messages, p, "generate")
 
 
 class GenerationCache:
@@ -107,8 +116,7 @@ class CachedBackend:
         if params.temperature > 0 and params.seed is None:
             self.bypassed += len(prompts)
             return self.backend.generate(prompts, params, **kwargs)
-        p = params.to_dict()
-        keys = [cache_key(self.model_id, m, p, "generate") for m in prompts]
+        keys = [generation_key(self.model_id, m, params) for m in prompts]
 
         def compute(idx: list[int]) -> list[str]:
             return self.backend.generate([prompts[i] for i in idx], params, **kwargs)

@@ -101,3 +101,62 @@ def build_tiny_model(
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+TEACH_PLAN = {"predict": 0.5, "paraphrase": 0.25}
+"""Shares of the default training split the tiny model is taught to answer in its own style, by
+prompt kind; the rest it never sees. The test split is taught at the `predict` share too."""
+
+
+def teaching_rows(data_dir: Path | None = None) -> list[dict]:
+    """Prompt–completion rows that teach a tiny model the default task's house style.
+
+    The first half of the training questions are taught under the prediction prompt (so the base
+    model answers them correctly in its own style: S3FT's `self` rows), the next quarter under the
+    paraphrase prompt (so it rewrites their gold correctly: `paraphrase` rows), and the last
+    quarter not at all (`gold` rows). Half of the test questions are taught too, so the base model
+    starts part-way, as a real instruct model does.
+    """
+    import json
+
+    from s3ft.config import DataConfig, SplitSource
+    from s3ft.tasks.gsm8k import GSM8K
+
+    data_dir = data_dir or Path(__file__).parent / "data"
+    house = {}
+    for line in open(data_dir / "tiny_gsm8k_house_style.jsonl"):
+        r = json.loads(line)
+        house[r["question"]] = r["house"]
+    rows = []
+    for split in ("train", "test"):
+        source = SplitSource(path=str(data_dir / f"tiny_gsm8k_{split}.jsonl"))
+        task = GSM8K(DataConfig(train=source))
+        examples = list(task.load(source))
+        n_predict = int(len(examples) * TEACH_PLAN["predict"])
+        n_para = int(len(examples) * TEACH_PLAN["paraphrase"]) if split == "train" else 0
+        for i, ex in enumerate(examples[: n_predict + n_para]):
+            prompt = task.prompt(ex) if i < n_predict else task.paraphrase_prompt(ex)
+            rows.append({"prompt": prompt, "completion": [{"role": "assistant", "content": house[ex.question]}]})
+    return rows
+
+
+def teach(model_dir: str | Path, rows: list[dict], steps: int = 300, lr: float = 3e-3, seed: int = 0) -> Path:
+    """Fully fine-tune the model in `model_dir` on `rows` in place (s3ft's own train stage)."""
+    import json
+    import shutil
+    import tempfile
+
+    from s3ft.config import ModelConfig, TrainConfig
+    from s3ft.stages.train import train_model
+
+    model_dir = Path(model_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        train_file = Path(tmp) / "teach.jsonl"
+        train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        cfg = TrainConfig(mode="full", learning_rate=lr, max_steps=steps, batch_size=16, warmup_ratio=0.05,
+                          lr_scheduler="cosine", logging_steps=50, save_steps=10_000, max_length=512)
+        out = Path(tmp) / "out"
+        train_model(train_file, out, ModelConfig(path=str(model_dir), dtype="float32"), cfg, seed)
+        for f in (out / "model").iterdir():
+            shutil.copy2(f, model_dir / f.name)
+    return model_dir

@@ -12,7 +12,6 @@ batch composition (e.g. fewer prompts because others came from the cache) sample
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from pathlib import Path
 
@@ -23,6 +22,10 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from s3ft.backends.base import GenParams, Messages
 from s3ft.config import ModelConfig
 from s3ft.errors import S3FTError
+
+# Neutral decoding settings, set explicitly so the checkpoint's own cannot leak in (see `_gen_config`).
+_NEUTRAL = dict(repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0, num_return_sequences=1)
+_NEUTRAL_SAMPLING = dict(top_k=0, min_p=0.0, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0)
 
 
 def dir_hash(path: str | Path) -> str:
@@ -123,8 +126,12 @@ class HFBackend:
         self.dtype = resolve_dtype(model.dtype, self.device)
         self.tokenizer = load_tokenizer(model)
         self.model = AutoModelForCausalLM.from_pretrained(
-            model.path, revision=model.revision, trust_remote_code=model.trust_remote_code, dtype=self.dtype
-        ).to(self.device)
+            model.path,
+            revision=model.revision,
+            trust_remote_code=model.trust_remote_code,
+            dtype=self.dtype,
+            device_map=str(self.device),  # loads straight onto the GPU
+        )
         self.model_id = weights_id(model.path, model.revision)
         if adapter is not None:
             from peft import PeftModel
@@ -151,20 +158,22 @@ class HFBackend:
         return list(enc["input_ids"])
 
     def _gen_config(self, params: GenParams):
-        gc = copy.deepcopy(self.model.generation_config)
+        """Decode exactly as `params` says. transformers fills unset fields from the checkpoint's
+        generation_config (e.g. top_k=20, repetition_penalty=1.05), so neutral values are explicit."""
+        from transformers import GenerationConfig
+
         sampled = params.temperature > 0
-        gc.update(
+        return GenerationConfig(
             max_new_tokens=params.max_new_tokens,
-            max_length=None,
             do_sample=sampled,
-            temperature=params.temperature if sampled else None,
-            top_p=params.top_p if sampled else None,
-            top_k=None,
             num_beams=1,
+            temperature=params.temperature if sampled else 1.0,
+            top_p=params.top_p if sampled else 1.0,
+            **_NEUTRAL,
+            **(_NEUTRAL_SAMPLING if sampled else {}),
             eos_token_id=self.eos_ids,
             pad_token_id=self.tokenizer.pad_token_id,
         )
-        return gc
 
     @torch.inference_mode()
     def generate(self, prompts: list[Messages], params: GenParams, desc: str = "generate") -> list[str]:
@@ -222,8 +231,6 @@ class HFBackend:
     @torch.inference_mode()
     def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:
         """(summed natural-log NLL, token count) of each completion (with its end-of-turn tokens)."""
-        if len(prompts) != len(completions):
-            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
         rows = [self.completion_tokens(p, c) for p, c in zip(prompts, completions, strict=True)]
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
         out: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
@@ -239,9 +246,6 @@ class HFBackend:
             logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
             for j, i in enumerate(batch):
                 full, start = rows[i]
-                if start >= len(full):
-                    out[i] = (0.0, 0)
-                    continue
                 logp = logits[j, start - 1 : len(full) - 1].float().log_softmax(-1)
                 target = torch.tensor(full[start:], device=logp.device)
                 out[i] = (float(-logp.gather(1, target[:, None]).sum()), len(full) - start)

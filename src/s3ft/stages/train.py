@@ -24,7 +24,9 @@ from s3ft.errors import InputError
 
 log = logging.getLogger("s3ft.train")
 
+
 def _check_messages(path: Path, line: int, field: str, value: Any, roles: set[str] | None = None) -> None:
+    """`value` must be a non-empty list of chat messages (with one of `roles`, when given)."""
     if not isinstance(value, list) or not value:
         raise InputError(path, "expected a non-empty list of {role, content} messages", line, field)
     for m in value:
@@ -61,17 +63,14 @@ def read_train_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _bf16_supported() -> bool:
-    """bf16 mixed precision where the hardware does it natively: CUDA (Ampere+) or CPUs with AVX512-BF16/AMX."""
+def _bf16_supported(cuda: bool) -> bool:
+    """bf16 mixed precision where the hardware does it natively: CUDA (Ampere+) or CPUs with AVX512-BF16."""
     import torch
 
-    if torch.cuda.is_available():
+    if cuda:
         return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(check is not None and check())
 
 
 def _last_checkpoint(ckpt_dir: Path) -> Path | None:
@@ -81,6 +80,15 @@ def _last_checkpoint(ckpt_dir: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
+def _mean_logged_loss(history: list[dict]) -> float | None:
+    """Mean loss over every logged step of the run (each logged loss averages the steps since the last)."""
+    total = steps = prev = 0
+    for e in history:
+        if "loss" in e:
+            total, steps, prev = total + e["loss"] * (e["step"] - prev), steps + e["step"] - prev, e["step"]
+    return total / steps if steps else None
+
+
 def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainConfig, seed: int) -> dict:
     """Fine-tune `model` on `train_file` per `cfg`; save to `out_dir` and return the training metrics."""
     train_file, out_dir = Path(train_file), Path(out_dir)
@@ -88,23 +96,31 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
 
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
+    from s3ft.backends.hf import load_tokenizer
+
     cuda = torch.cuda.is_available() and model.device != "cpu"
-    bf16 = _bf16_supported() if cfg.bf16 is None else cfg.bf16
+    if cuda and model.device.startswith("cuda:"):
+        torch.cuda.set_device(torch.device(model.device))  # the Trainer uses the current CUDA device
+    bf16 = _bf16_supported(cuda) if cfg.bf16 is None else cfg.bf16
     # Mixed precision keeps fp32 master weights; a frozen LoRA base may stay in bf16 on a GPU to save memory.
-    dtype_name = model.dtype if model.dtype != "auto" else ("bfloat16" if cuda and bf16 and cfg.mode == "lora" else "float32")
-    load_kw = {"revision": model.revision, "trust_remote_code": model.trust_remote_code}
-    tokenizer = AutoTokenizer.from_pretrained(model.path, **load_kw)
-    if model.chat_template:
-        tokenizer.chat_template = Path(model.chat_template).read_text(encoding="utf-8")
-    lm = AutoModelForCausalLM.from_pretrained(model.path, dtype=getattr(torch, dtype_name), **load_kw)
+    dtype = model.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if cuda and bf16 and cfg.mode == "lora" else "float32"
+    tokenizer = load_tokenizer(model)  # applies model.chat_template; a clear error if there is no template
+    lm = AutoModelForCausalLM.from_pretrained(
+        model.path,
+        dtype=getattr(torch, dtype),
+        revision=model.revision,
+        trust_remote_code=model.trust_remote_code,
+    )
 
     ckpt_dir = out_dir / "checkpoints"
     args = SFTConfig(
         output_dir=str(ckpt_dir),
-        completion_only_loss=False,
+        completion_only_loss=True,
         assistant_only_loss=False,
         max_length=cfg.max_length,
         learning_rate=cfg.learning_rate,
@@ -149,15 +165,23 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
     params = list({id(p): p for p in trainer.model.parameters()}.values())
     trainable = sum(p.numel() for p in params if p.requires_grad)
     total = sum(p.numel() for p in params)
-    resume = None
+    resume = _last_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
     log.info(
         "training %s (%s) on %d rows from %s: %d of %d parameters trainable, bf16=%s, device=%s%s",
-        model.path, cfg.mode, len(rows), train_file, trainable, total, bf16, "cuda" if cuda else "cpu",
+        model.path,
+        cfg.mode,
+        len(rows),
+        train_file,
+        trainable,
+        total,
+        bf16,
+        "cuda" if cuda else "cpu",
         f", resuming from {resume.name}" if resume else "",
     )
     start = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
+    history = trainer.state.log_history
     model_dir = "adapter" if cfg.mode == "lora" else "model"
     trainer.save_model(str(out_dir / model_dir))  # adapter or full weights (safetensors) + tokenizer
     merged_dir = None
@@ -170,7 +194,8 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
         log.info("save_merged ignored: full fine-tuning already saves a complete model")
 
     metrics = {
-        "train_loss": result.training_loss,
+        # after a resume, the trainer's own mean covers only the steps run in this call
+        "train_loss": _mean_logged_loss(history) if resume else result.training_loss,
         "steps": trainer.state.global_step,
         "epochs": trainer.state.epoch,
         "runtime_s": round(time.time() - start, 3),
@@ -182,11 +207,15 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
         "model_dir": model_dir,
         "merged_dir": merged_dir,
         "resumed_from": resume.name if resume else None,
-        "log_history": trainer.state.log_history,
+        "log_history": history,
     }
     (out_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info(
-        "trained %d steps (%.2f epochs) in %.1fs, loss %.4f -> %s",
-        metrics["steps"], metrics["epochs"] or 0.0, metrics["runtime_s"], metrics["train_loss"], out_dir / model_dir,
+        "trained %d steps (%.2f epochs) in %.1fs, loss %s -> %s",
+        metrics["steps"],
+        metrics["epochs"] or 0.0,
+        metrics["runtime_s"],
+        f"{metrics['train_loss']:.4f}" if metrics["train_loss"] is not None else "n/a",
+        out_dir / model_dir,
     )
     return metrics

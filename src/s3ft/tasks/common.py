@@ -88,6 +88,8 @@ class TemplateTask:
     default_judge: str = ""
     stop: tuple[str, ...] = ()
     """Stop strings the generation stage adds to its own."""
+    hub_dataset: tuple[str, str | None] | None = None
+    """Where the task's data lives on the hub, (path, config name); for docs and example configs."""
     predict_file: str = ""
     paraphrase_file: str = ""
     placeholders: frozenset[str] = frozenset({"question"})
@@ -114,7 +116,10 @@ class TemplateTask:
     # --- shared behaviour ---------------------------------------------------------------------
 
     def load(self, source: SplitSource) -> Iterator[Example]:
-        """The split's examples in file order, with unique ids (see `merge`)."""
+        """The split's examples in file order, with unique ids (see `merge`).
+
+        `source.limit` counts rows read, so a dropped or merged repeat leaves fewer examples.
+        """
         kept: dict[str, tuple[int, Example]] = {}
         for line, row in read_rows(source):
             ex = self.example(row, source, line)
@@ -125,10 +130,18 @@ class TemplateTask:
             merged = self.merge(first, ex)
             if merged is None:
                 raise InputError(
-                    source.path, f"duplicate id '{ex.id}' (first at line {first_line}){self.duplicate_hint}", line
+                    source.path,
+                    f"duplicate id '{ex.id}' (first at line {first_line}){self.duplicate_hint}",
+                    line,
                 )
-            log.warning("%s:%d: repeats id '%s' of line %d; %s", source.path, line, ex.id, first_line,
-                        "dropped" if merged is first else "merged")
+            log.warning(
+                "%s:%d: repeats id '%s' of line %d; %s",
+                source.path,
+                line,
+                ex.id,
+                first_line,
+                "dropped" if merged is first else "merged",
+            )
             kept[ex.id] = (first_line, merged)
         for _, ex in kept.values():
             yield ex

@@ -34,7 +34,9 @@ def _decoded(value: Any, path: str, line: int, field: str) -> Any:
         try:
             return json.loads(value)
         except json.JSONDecodeError as e:
-            raise InputError(path, f"looks like a JSON list but is not valid JSON: {e}", line, field) from None
+            raise InputError(
+                path, f"looks like a JSON list but is not valid JSON: {e}", line, field
+            ) from None
     return value
 
 
@@ -66,5 +68,7 @@ class GenericTask(TemplateTask):
         return None  # ids come from the data: a repeat is always a data error
 
     def values(self, ex: Example) -> dict[str, str]:
-        shown = {k: "\n".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in ex.meta.items()}
+        """`question` and every configured meta key (absent from `ex.meta`: rendered empty)."""
+        meta = {k: ex.meta.get(k, "") for k in self.fields.meta}
+        shown = {k: "\n".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in meta.items()}
         return {**shown, "question": ex.question}

@@ -51,7 +51,6 @@ class GSM8K(TemplateTask):
     version = "1"
     default_judge = "math"
     hub_dataset = ("openai/gsm8k", "main")
-    """Where the task's data lives on the hub: (path, config name)."""
     predict_file = "gsm8k_predict.txt"
     paraphrase_file = "gsm8k_paraphrase.txt"
     duplicate_hint = ": the same question with a different solution (ids are a hash of the question)"
@@ -64,7 +63,9 @@ class GSM8K(TemplateTask):
             raise InputError(source.path, "no final '#### <answer>' line in the solution", line, "answer")
         if not answer:
             raise InputError(source.path, "nothing after '####' in the solution", line, "answer")
-        return Example(id=question_id("gsm8k", question), question=question, gold=gold, meta={"answer": answer})
+        return Example(
+            id=question_id("gsm8k", question), question=question, gold=gold, meta={"answer": answer}
+        )
 
     def gold_target(self, ex: Example) -> str:
         return clean_solution(ex.gold, ex.meta["answer"])

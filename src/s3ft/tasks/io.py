@@ -45,7 +45,9 @@ def _rows(source: SplitSource) -> Iterator[tuple[int, dict[str, Any]]]:
         suffix = path.suffix.lower()
         readers = {".jsonl": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _parquet}
         if suffix not in readers:
-            raise InputError(source.path, f"unsupported file type '{suffix}' (expected one of {FILE_SUFFIXES})")
+            raise InputError(
+                source.path, f"unsupported file type '{suffix}' (expected one of {FILE_SUFFIXES})"
+            )
         return readers[suffix](source.path)
     if path.is_dir() or looks_like_hub_id(source.path):
         return _hub(source)
@@ -53,7 +55,7 @@ def _rows(source: SplitSource) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, "rb") as f:
         for n, text in _decoded(path, f):
             if not text.strip():
                 continue
@@ -66,24 +68,19 @@ def _jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
             yield n, row
 
 
-def _decoded(path: str, lines: Iterable[str]) -> Iterator[tuple[int, str]]:
-    """Number the lines of a text file, turning a decoding error into an `InputError` at its line."""
-    n = 0
-    it = iter(lines)
-    while True:
+def _decoded(path: str, lines: Iterable[bytes]) -> Iterator[tuple[int, str]]:
+    """Number and decode the lines of a file opened in binary mode (a BOM is dropped); a line that
+    is not UTF-8 raises `InputError` at its own line (text-mode reading would fail a chunk early)."""
+    for n, raw in enumerate(lines, 1):
         try:
-            text = next(it)
-        except StopIteration:
-            return
+            yield n, raw.decode("utf-8-sig" if n == 1 else "utf-8")
         except UnicodeDecodeError as e:
-            raise InputError(path, f"not valid UTF-8: {e.reason}", line=n + 1) from None
-        n += 1
-        yield n, text
+            raise InputError(path, f"not valid UTF-8: {e.reason} at byte {e.start}", line=n) from None
 
 
 def _json(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             data = json.load(f)
     except json.JSONDecodeError as e:
         raise InputError(path, f"not valid JSON: {e}", line=e.lineno) from None
@@ -100,7 +97,7 @@ def _json(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _csv(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, "rb") as f:
         reader = csv.DictReader(line for _, line in _decoded(path, f))
         try:
             header = reader.fieldnames
@@ -138,8 +135,10 @@ def _hub(source: SplitSource) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         ds = datasets.load_dataset(source.path, source.name, split=source.split)
     except Exception as e:  # offline, unknown id, wrong config or split: all reported the same way
+        local = "" if Path(source.path).expanduser().is_dir() else "no such local file, and "
         raise InputError(
-            source.path, f"could not load hub dataset (name={source.name!r}, split={source.split!r}): {e}"
+            source.path,
+            f"{local}could not load hub dataset (name={source.name!r}, split={source.split!r}): {e}",
         ) from e
     for i, row in enumerate(ds, 1):
         yield i, dict(row)
@@ -148,7 +147,9 @@ def _hub(source: SplitSource) -> Iterator[tuple[int, dict[str, Any]]]:
 def require(row: dict[str, Any], field: str, path: str, line: int) -> Any:
     """`row[field]`; raises `InputError` if it is missing, None, an empty or blank string, or empty list."""
     if field not in row or row[field] is None:
-        raise InputError(path, f"missing (the row has: {', '.join(map(str, row)) or 'no fields'})", line, field)
+        raise InputError(
+            path, f"missing (the row has: {', '.join(map(str, row)) or 'no fields'})", line, field
+        )
     value = row[field]
     if isinstance(value, str) and not value.strip():
         raise InputError(path, "empty", line, field)

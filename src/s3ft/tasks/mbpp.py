@@ -38,7 +38,6 @@ class MBPP(TemplateTask):
     default_judge = "code"
     stop = ("[DONE]",)
     hub_dataset = ("google-research-datasets/mbpp", "full")
-    """Where the task's data lives on the hub: (path, config name)."""
     predict_file = "mbpp_predict.txt"
     paraphrase_file = "mbpp_paraphrase.txt"
     placeholders = frozenset({"question", "tests"})
@@ -46,7 +45,9 @@ class MBPP(TemplateTask):
     def example(self, row: dict[str, Any], source: SplitSource, line: int) -> Example:
         path = source.path
         task_id = require(row, "task_id", path, line)
-        question = str(require(row, "text" if row.get("text") or "prompt" not in row else "prompt", path, line))
+        question = str(
+            require(row, "text" if row.get("text") or "prompt" not in row else "prompt", path, line)
+        )
         code = str(require(row, "code", path, line))
         tests = as_str_list(require(row, "test_list", path, line), path, line, "test_list")
         if not tests:

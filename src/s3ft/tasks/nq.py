@@ -30,7 +30,6 @@ class NaturalQuestions(TemplateTask):
     version = "1"
     default_judge = "qa"
     hub_dataset = ("google-research-datasets/nq_open", None)
-    """Where the task's data lives on the hub: (path, config name)."""
     predict_file = "nq_predict.txt"
     paraphrase_file = "nq_paraphrase.txt"
 
@@ -42,13 +41,18 @@ class NaturalQuestions(TemplateTask):
         answers = [a.strip() for a in as_str_list(raw, source.path, line, "answer") if a.strip()]
         if not answers:
             raise InputError(source.path, "no non-empty answer alias", line, "answer")
-        return Example(id=question_id("nq", question), question=question, gold=answers[0],
-                       meta={"answers": answers})
+        return Example(
+            id=question_id("nq", question), question=question, gold=answers[0], meta={"answers": answers}
+        )
 
     def merge(self, first: Example, repeat: Example) -> Example | None:
         if first.question != repeat.question:  # a hash collision: two questions, one id
             return None
         answers = list(dict.fromkeys(first.meta["answers"] + repeat.meta["answers"]))
-        return first if answers == first.meta["answers"] else Example(
-            id=first.id, question=first.question, gold=first.gold, meta={**first.meta, "answers": answers}
+        return (
+            first
+            if answers == first.meta["answers"]
+            else Example(
+                id=first.id, question=first.question, gold=first.gold, meta={**first.meta, "answers": answers}
+            )
         )

@@ -1,0 +1,109 @@
+"""LLM judge: asks a model whether each prediction is correct given the gold response.
+
+Reads each example's question and gold and the prediction, fills a prompt template (default: the
+package's `prompts/llm_judge.txt`, str.format placeholders {question}, {gold}, {prediction}), sends
+all prompts to `backend.generate` in one call and writes one `Verdict` per prediction from the
+reply: "Yes" -> correct, "No" -> incorrect, anything else -> `correct=None` (see `parse_yes_no`).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from s3ft.errors import ConfigError
+from s3ft.records import Example, Verdict
+
+if TYPE_CHECKING:
+    from s3ft.backends.base import Backend, GenParams, Messages
+    from s3ft.config import JudgeConfig
+
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "prompts" / "llm_judge.txt"
+FIELDS = ("question", "gold", "prediction")
+_LABEL = re.compile(
+    r"^(?:the\s+)?(?:(?:final|my)\s+)?(?:verdict|answer|judgement|judgment|decision|response|output)"
+    r"\s*(?:is\b)?\s*[:\-]?\s*"
+)
+
+
+def parse_yes_no(reply: str) -> bool | None:
+    """The judge's decision, or None when it made none.
+
+    Rule: drop `<think>...</think>` blocks, markdown and quote characters and leading punctuation,
+    lowercase, and strip one optional leading label ("Verdict:", "Answer:", "Final answer is", ...).
+    The reply must then START with the word "yes" or "no" (the first decisive token); that word
+    decides, whatever follows ("Yes, the prediction is correct" -> True). Undecided (None): an empty
+    reply, any other first word ("Maybe", "The prediction ..."), and a first word followed at once by
+    its opposite, alone or after "or"/"and"/"nor" ("Yes/No", "yes or no", "Yes, no doubt").
+    """
+    text = re.sub(r"<think>.*?(?:</think>|$)", " ", reply or "", flags=re.S | re.I).lower()
+    text = re.sub(r"[*_`#>\[\](){}\"'“”‘’]", " ", text)
+    text = _LABEL.sub("", re.sub(r"^[\W_]+", "", text), count=1)
+    words = re.findall(r"[a-z]+", text)
+    if not words or words[0] not in ("yes", "no"):
+        return None
+    opposite = "no" if words[0] == "yes" else "yes"
+    nxt = words[1:3]
+    if nxt[:1] == [opposite] or (nxt[:1] in (["or"], ["and"], ["nor"]) and nxt[1:] == [opposite]):
+        return None
+    return words[0] == "yes"
+
+
+def check_template(template: str) -> str:
+    """The template, if it is a str.format template using only {question}, {gold} and {prediction}
+    (with {gold} and {prediction}); raises `ConfigError` otherwise."""
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        template.format(**dict.fromkeys(FIELDS, ""))
+        problem = None
+    except (ValueError, KeyError, IndexError, AttributeError) as e:
+        names, problem = set(), f"{type(e).__name__}: {e}"
+    if problem is None and (names - set(FIELDS) or not {"gold", "prediction"} <= names):
+        problem = f"placeholders {sorted(names)}"
+    if problem:
+        raise ConfigError(
+            None,
+            "judge.llm.template",
+            f"{problem}; a judge template uses {{gold}} and {{prediction}}, optionally {{question}}, "
+            "and writes literal braces as {{ and }}",
+        )
+    return template
+
+
+def _short(text: str, n: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+class LLMJudge:
+    name = "llm"
+    version = "1"
+
+    def __init__(
+        self, cfg: JudgeConfig, backend: Backend, params: GenParams, template: str | None = None
+    ) -> None:
+        """`template` is the prompt text itself (None: the packaged default), not a path."""
+        self.cfg, self.backend, self.params = cfg, backend, params
+        self.template = check_template(DEFAULT_TEMPLATE.read_text() if template is None else template)
+
+    def prompt(self, ex: Example, prediction: str) -> Messages:
+        content = self.template.format(question=ex.question, gold=ex.gold, prediction=prediction or "")
+        return [{"role": "user", "content": content}]
+
+    def __call__(self, examples: list[Example], predictions: list[str]) -> list[Verdict]:
+        if len(examples) != len(predictions):
+            raise ValueError(f"{len(examples)} examples but {len(predictions)} predictions")
+        if not examples:
+            return []
+        prompts = [self.prompt(ex, p) for ex, p in zip(examples, predictions, strict=True)]
+        replies = self.backend.generate(prompts, self.params)
+        if len(replies) != len(prompts):
+            raise RuntimeError(f"judge backend returned {len(replies)} replies for {len(prompts)} prompts")
+        verdicts = []
+        for reply in replies:
+            decided = parse_yes_no(reply)
+            shown = _short(reply or "") or "<empty reply>"
+            verdicts.append(Verdict(decided, f"{'undecided' if decided is None else 'judge said'}: {shown}"))
+        return verdicts

@@ -1,0 +1,104 @@
+"""LLM judge with a fake backend: the prompts it builds, one generate call per batch, and how
+replies become verdicts (`parse_yes_no`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from s3ft.backends.base import GenParams, Messages
+from s3ft.config import JudgeConfig
+from s3ft.errors import ConfigError
+from s3ft.judges.llm import DEFAULT_TEMPLATE, LLMJudge, check_template, parse_yes_no
+from s3ft.records import Example
+
+EX = Example(
+    id="gsm8k-0",
+    question="Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many clips did Natalia sell altogether in April and May?",
+    gold="Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
+    "Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72",
+)
+
+
+class FakeBackend:
+    model_id = "fake-judge"
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies, self.calls = replies, []
+
+    def generate(self, prompts: list[Messages], params: GenParams) -> list[str]:
+        self.calls.append((prompts, params))
+        return self.replies[: len(prompts)]
+
+    def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize(
+    ("reply", "decision"),
+    [
+        ("Yes", True), ("yes.", True), ("**Yes**", True), ("Yes, the prediction is correct.", True),
+        ("  YES\n", True), ('"Yes"', True), ("Verdict: No", False), ("No.", False), ("no", False),
+        ("No, the predicted answer is 96, not 72.", False), ("Answer: **yes**", True),
+        ("The verdict is: No", False), ("Final answer: Yes", True), ("<think>72 = 72, no error</think>Yes", True),
+        ("No, no.", False),
+        ("", None), ("   ", None), ("Maybe", None), ("asdf qwerty", None), ("Yesterday", None), ("Nothing", None),
+        ("The prediction is correct.", None), ("Yes/No", None), ("yes or no", None), ("Yes and no.", None),
+        ("No, yes.", None),
+    ],
+)  # fmt: skip
+def test_parse_yes_no(reply: str, decision: bool | None) -> None:
+    assert parse_yes_no(reply) is decision
+
+
+def test_one_call_prompts_and_verdicts() -> None:
+    long = "Yes. " + "The prediction states 72, which matches the gold. " * 10
+    backend = FakeBackend(["Yes", "no.", "garbage !!", "", long])
+    params = GenParams(max_new_tokens=16)
+    preds = ["The answer is 72.", "The answer is 96.", "72", "", "So $\\boxed{72}$ {gold} {0}"]
+    verdicts = LLMJudge(JudgeConfig(), backend, params)([EX] * 5, preds)
+    assert len(backend.calls) == 1 and backend.calls[0][1] is params
+    prompts = backend.calls[0][0]
+    for msgs, pred in zip(prompts, preds, strict=True):
+        assert [m["role"] for m in msgs] == ["user"]
+        text = msgs[0]["content"]
+        assert EX.question in text and EX.gold in text and f"Predicted response:\n{pred}\n" in text
+    assert "{gold} {0}" in prompts[4][0]["content"]  # braces in a prediction are left alone
+    assert [v.correct for v in verdicts] == [True, False, None, None, True]
+    assert verdicts[0].reason == "judge said: Yes"
+    assert verdicts[1].reason == "judge said: no."
+    assert verdicts[2].reason == "undecided: garbage !!"
+    assert verdicts[3].reason == "undecided: <empty reply>"
+    assert verdicts[4].reason.startswith("judge said: Yes. The prediction") and len(verdicts[4].reason) <= 215
+
+
+def test_custom_template_and_empty_batch() -> None:
+    backend = FakeBackend(["No"])
+    judge = LLMJudge(
+        JudgeConfig(), backend, GenParams(), template='Gold: {gold}\nGuess: {prediction}\nJSON: {{"ok": 1}}'
+    )
+    assert judge([], []) == [] and backend.calls == []
+    (v,) = judge([EX], ["72"])
+    assert v.correct is False
+    assert backend.calls[0][0][0][0]["content"] == f'Gold: {EX.gold}\nGuess: 72\nJSON: {{"ok": 1}}'
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{gold} {prediction} {", "{gold} {answer}", "Is {prediction} right?", '{gold} {prediction} {"a": 1}'],
+)
+def test_bad_templates_are_config_errors(template: str) -> None:
+    with pytest.raises(ConfigError, match="judge.llm.template"):
+        LLMJudge(JudgeConfig(), FakeBackend([]), GenParams(), template=template)
+
+
+def test_default_template() -> None:
+    text = DEFAULT_TEMPLATE.read_text()
+    assert check_template(text) == text
+    assert all(f"{{{f}}}" in text for f in ("question", "gold", "prediction"))
+    assert '"Yes"' in text and '"No"' in text
+
+
+def test_reply_count_mismatch_raises() -> None:
+    with pytest.raises(RuntimeError, match="1 replies for 2 prompts"):
+        LLMJudge(JudgeConfig(), FakeBackend(["Yes"]), GenParams())([EX, EX], ["72", "72"])

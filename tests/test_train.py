@@ -1,0 +1,225 @@
+"""Tests of the train stage on the tiny offline model: LoRA and full fine-tuning, completion-only loss,
+resuming an interrupted run, the merged export, input errors, and that training actually learns."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import trl
+
+from s3ft.config import ModelConfig, TrainConfig
+from s3ft.errors import InputError
+from s3ft.stages.train import train_model
+
+pytestmark = pytest.mark.filterwarnings(  # peft reads a property transformers 5 deprecated
+    r"ignore:.*is_gradient_checkpointing.* is deprecated:FutureWarning"
+)
+FAST = dict(
+    batch_size=4, max_steps=2, logging_steps=1, save_steps=1000, warmup_ratio=0.0, max_length=128, bf16=False
+)
+
+
+def _row(i: int) -> dict:
+    return {
+        "id": f"t-{i}",
+        "prompt": [{"role": "user", "content": f"What is {i} plus {i}?"}],
+        "completion": [{"role": "assistant", "content": f"{i} plus {i} is {2 * i}. The answer is {2 * i}."}],
+        "source": ["self", "paraphrase", "gold"][i % 3],
+        "judge": {"correct": True},
+    }
+
+
+def _train(train_file: Path, out: Path, tiny: Path, **cfg) -> dict:
+    return train_model(train_file, out, ModelConfig(path=str(tiny)), TrainConfig(**{**FAST, **cfg}), 0)
+
+
+def _write(path: Path, rows: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def train_file(tmp_path) -> Path:
+    return _write(tmp_path / "train.jsonl", [_row(i) for i in range(16)])
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _Recording(trl.SFTTrainer):
+    """SFTTrainer that remembers its instances, counts optimizer steps, and can crash at a given step."""
+
+    instances: list = []
+    crash_at: int | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.steps_run = 0
+        _Recording.instances.append(self)
+
+    def training_step(self, *args, **kwargs):
+        if self.state.global_step == _Recording.crash_at:
+            raise _Interrupted(f"simulated interruption at step {self.state.global_step}")
+        self.steps_run += 1
+        return super().training_step(*args, **kwargs)
+
+
+@pytest.fixture
+def recording(monkeypatch):
+    monkeypatch.setattr(trl, "SFTTrainer", _Recording)
+    monkeypatch.setattr(_Recording, "instances", [])
+    monkeypatch.setattr(_Recording, "crash_at", None)
+    return _Recording
+
+
+def _logits(model, tok) -> torch.Tensor:
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "What is 3 plus 3?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    with torch.no_grad():
+        return model(**ids).logits
+
+
+def test_lora_writes_a_working_adapter(tiny_model_dir, train_file, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "out"
+    m = _train(train_file, out, tiny_model_dir, learning_rate=1e-2)
+    assert (m["mode"], m["model_dir"], m["merged_dir"]) == ("lora", "adapter", None)
+    assert (m["steps"], m["rows"], m["resumed_from"]) == (2, 16, None)
+    assert math.isfinite(m["train_loss"]) and m["train_loss"] > 0
+    assert 0 < m["trainable_params"] < m["total_params"] / 2
+    assert [e["step"] for e in m["log_history"] if "loss" in e] == [1, 2]
+    assert json.loads((out / "train_metrics.json").read_text())["steps"] == 2
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert not (out / "merged").exists() and not (out / "model").exists()
+
+    tok = AutoTokenizer.from_pretrained(out / "adapter")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    before = _logits(base, tok)
+    tuned = PeftModel.from_pretrained(base, out / "adapter")
+    assert (_logits(tuned, tok) - before).abs().max() > 1e-4
+
+
+def test_full_finetune_saves_a_loadable_model(tiny_model_dir, train_file, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "out"
+    m = _train(train_file, out, tiny_model_dir, mode="full")
+    assert (m["mode"], m["model_dir"], m["steps"]) == ("full", "model", 2)
+    assert m["trainable_params"] == m["total_params"]
+    assert (out / "model" / "model.safetensors").is_file() and not (out / "adapter").exists()
+    model = AutoModelForCausalLM.from_pretrained(out / "model")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tok = AutoTokenizer.from_pretrained(out / "model")
+    assert not torch.allclose(_logits(model, tok), _logits(base, tok))
+
+
+def test_loss_covers_the_completion_only(tiny_model_dir, train_file, tmp_path, recording):
+    from transformers import AutoTokenizer
+
+    _train(train_file, tmp_path / "out", tiny_model_dir)
+    trainer = recording.instances[-1]
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ds = trainer.train_dataset
+    assert len(ds) == 16
+    for i, ex in enumerate(ds):
+        row = _row(i)
+        prompt = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, return_dict=True)
+        n = len(prompt["input_ids"])
+        ids, labels = ex["input_ids"], ex["labels"]
+        assert labels[:n] == [-100] * n
+        assert labels[n:] == ids[n:]
+        assert tok.decode(ids[n:]).startswith(row["completion"][0]["content"] + "<|im_end|>")
+    batch = trainer.data_collator([ds[0], ds[1]])
+    keep = batch["labels"] != -100
+    assert keep.any() and torch.equal(batch["labels"][keep], batch["input_ids"][keep])
+
+
+def test_interrupted_run_resumes_from_last_complete_checkpoint(
+    tiny_model_dir, train_file, tmp_path, recording
+):
+    out = tmp_path / "out"
+    cfg = dict(max_steps=6, save_steps=2)
+    recording.crash_at = 4  # after checkpoint-4 is written, before step 5
+    with pytest.raises(_Interrupted):
+        _train(train_file, out, tiny_model_dir, **cfg)
+    assert (out / "checkpoints" / "checkpoint-4").is_dir() and not (out / "adapter").exists()
+    (out / "checkpoints" / "checkpoint-8").mkdir()  # a checkpoint cut off mid-write is skipped
+
+    recording.crash_at = None
+    m = _train(train_file, out, tiny_model_dir, **cfg)
+    assert m["resumed_from"] == "checkpoint-4"
+    assert recording.instances[-1].steps_run == 2 and m["steps"] == 6
+    losses = [(e["step"], e["loss"]) for e in m["log_history"] if "loss" in e]
+    assert [step for step, _ in losses] == [1, 2, 3, 4, 5, 6]
+    assert m["train_loss"] == pytest.approx(sum(loss for _, loss in losses) / 6)  # the whole run, not 5-6
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_save_merged_writes_a_model_equal_to_base_plus_adapter(tiny_model_dir, train_file, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "out"
+    m = _train(train_file, out, tiny_model_dir, learning_rate=1e-2, save_merged=True)
+    assert m["merged_dir"] == "merged"
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    tok = AutoTokenizer.from_pretrained(out / "merged")
+    assert tok.chat_template
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    with_adapter = PeftModel.from_pretrained(base, out / "adapter")
+    assert torch.allclose(_logits(merged, tok), _logits(with_adapter, tok), atol=1e-4)
+
+
+BAD = {
+    "missing completion": ([_row(0), {"prompt": _row(1)["prompt"]}], 2, "completion"),
+    "missing prompt": ([{"completion": _row(0)["completion"]}], 1, "prompt"),
+    "string prompt": ([{**_row(0), "prompt": "plain text"}], 1, "prompt"),
+    "bad message": ([_row(0), _row(1), {**_row(2), "completion": [{"role": "assistant"}]}], 3, "completion"),
+    "user completion": ([{**_row(0), "completion": [{"role": "user", "content": "x"}]}], 1, "completion"),
+    "invalid json": ([_row(0), "{not json"], 2, None),
+    "empty file": ([], None, None),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_train_file_is_reported_before_loading_the_model(case, tmp_path):
+    rows, line, field = BAD[case]
+    path = _write(tmp_path / "train.jsonl", rows)
+    with pytest.raises(InputError) as e:  # the model path does not exist: loading it would fail differently
+        train_model(path, tmp_path / "out", ModelConfig(path=str(tmp_path / "no-model")), TrainConfig(), 0)
+    assert (e.value.path, e.value.line, e.value.field) == (str(path), line, field)
+    assert str(path) in str(e.value)
+
+
+def test_missing_train_file(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        train_model(tmp_path / "nope.jsonl", tmp_path / "out", ModelConfig(), TrainConfig(), 0)
+
+
+def test_training_learns(tiny_model_dir, tmp_path):
+    path = _write(tmp_path / "train.jsonl", [_row(7)] * 8)
+    cfg = dict(mode="full", max_steps=30, batch_size=8, learning_rate=1e-2, lr_scheduler="constant")
+    m = _train(path, tmp_path / "out", tiny_model_dir, **cfg)
+    losses = [e["loss"] for e in m["log_history"] if "loss" in e]
+    assert len(losses) == 30
+    assert losses[-1] < 0.2 * losses[0]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_lora_on_gpu_with_automatic_bf16(tiny_model_dir, train_file, tmp_path):
+    m = _train(train_file, tmp_path / "out", tiny_model_dir, bf16=None)
+    assert m["bf16"] is torch.cuda.is_bf16_supported()
+    assert math.isfinite(m["train_loss"]) and m["steps"] == 2
