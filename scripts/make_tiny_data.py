@@ -19,7 +19,8 @@ ITEMS = ["apples", "marbles", "books", "stickers", "coins", "pencils", "shells",
 
 def problem(rng: random.Random) -> dict:
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
-    a, b, c = rng.randint(2, 20), rng.randint(2, 20), rng.randint(1, 9)
+    a, b = rng.randint(2, 20), rng.randint(2, 20)
+    c = rng.randint(1, min(9, a + b - 1))
     if rng.random() < 0.5:
         total, final = a + b, a + b - c
         q = f"{name} has {a} {item} and gets {b} more. Then {name} gives away {c}. How many {item} does {name} have now?"
