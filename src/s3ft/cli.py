@@ -55,13 +55,23 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden-size", type=int, default=64)
     t.add_argument("--layers", type=int, default=2)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--teach", action="store_true",
+                   help="then teach it the embedded default task's house style (s3ft.tiny.teaching_rows)")
+    t.add_argument("--teach-steps", type=int, default=300)
     return p
+
+
+STATUS_KEYS = {"train": ("train_loss", "steps", "epochs", "mode", "resumed_from")}
 
 
 def _status_table(rows: list[dict]) -> str:
     lines = [f"{'unit':<24} {'state':<8} {'seconds':>8}  counts"]
     for r in rows:
-        counts = ", ".join(f"{k}={v}" for k, v in (r["counts"] or {}).items() if not isinstance(v, (dict, list)))
+        counts = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in (r["counts"] or {}).items()
+            if isinstance(v, (int, float, str)) and k in STATUS_KEYS.get(r["unit"].split("/")[0], (k,))
+        )
         secs = f"{r['seconds']:.1f}" if r["seconds"] is not None else "-"
         lines.append(f"{r['unit']:<24} {r['state']:<8} {secs:>8}  {counts}")
     return "\n".join(lines)
@@ -89,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             from s3ft.tiny import build_tiny_model
 
             out = build_tiny_model(args.out_dir, hidden_size=args.hidden_size, num_layers=args.layers, seed=args.seed)
+            if args.teach:
+                from s3ft.tiny import teach, teaching_rows
+
+                teach(out, teaching_rows(), steps=args.teach_steps, seed=args.seed)
             print(f"wrote {out}")
     except S3FTError as e:
         print(f"error: {e}", file=sys.stderr)

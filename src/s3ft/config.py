@@ -8,6 +8,7 @@ report.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Literal
 
@@ -245,7 +246,9 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     parts = key.strip().split(".")
     node = raw
     for p in parts[:-1]:
-        node = node.setdefault(p, {})
+        if node.get(p) is None:  # absent, or an empty YAML section (`train:`)
+            node[p] = {}
+        node = node[p]
         if not isinstance(node, dict):
             raise ConfigError(None, key, f"'{p}' is not a section")
     node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
@@ -266,7 +269,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), raw: 
             raise ConfigError(str(path), "<yaml>", str(e).splitlines()[0], mark.line + 1 if mark else None) from e
         if not isinstance(raw, dict):
             raise ConfigError(str(path), "<root>", "the config must be a mapping of sections")
-    raw = dict(raw or {})
+    raw = copy.deepcopy(raw or {})  # overrides must not change the caller's dict
     for o in overrides:
         apply_override(raw, o)
     try:

@@ -140,8 +140,8 @@ class Context:
     def release(self) -> None:
         """Free every loaded model (before training, and at the end)."""
         self.release_trained()
-        for b in (self._backend,):
-            getattr(b, "close", lambda: None)()
+        for obj in (self._backend, self._judge):
+            getattr(obj, "close", lambda: None)()
         self._backend, self._judge = None, None
 
 
@@ -234,7 +234,11 @@ def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list
     try:
         for unit in plan(ctx):
             i = STAGES.index(unit.stage)
-            if i > last or (only is not None and unit.stage not in only):
+            if i > last:
+                continue
+            if only is not None and unit.stage not in only:
+                if STAGES.index(unit.stage) < max(STAGES.index(s) for s in only) and unit.state() != "done":
+                    raise S3FTError(f"--only {','.join(only)}: upstream {unit.name} is {unit.state()}; run it first")
                 continue
             forced = i >= first_forced
             state = unit.state()

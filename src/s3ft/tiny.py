@@ -103,40 +103,41 @@ def build_tiny_model(
     return out
 
 
-TEACH_PLAN = {"predict": 0.5, "paraphrase": 0.25}
-"""Shares of the default training split the tiny model is taught to answer in its own style, by
-prompt kind; the rest it never sees. The test split is taught at the `predict` share too."""
+TEACH_PLAN = ("predict", "predict", "paraphrase", None)
+"""How the tiny model is taught the default task, cycling over the questions in order: two in four
+under the prediction prompt, one under the paraphrase prompt, one not at all. Interleaving keeps
+every prefix of the data (a `limit`) mixed."""
 
 
-def teaching_rows(data_dir: Path | None = None) -> list[dict]:
+def teaching_rows(limit_train: int | None = None, limit_test: int | None = None) -> list[dict]:
     """Prompt–completion rows that teach a tiny model the default task's house style.
 
-    The first half of the training questions are taught under the prediction prompt (so the base
-    model answers them correctly in its own style: S3FT's `self` rows), the next quarter under the
-    paraphrase prompt (so it rewrites their gold correctly: `paraphrase` rows), and the last
-    quarter not at all (`gold` rows). Half of the test questions are taught too, so the base model
-    starts part-way, as a real instruct model does.
+    Questions taught under the prediction prompt are ones the base model then answers correctly
+    in its own style (S3FT's `self` rows); those taught under the paraphrase prompt it rewrites
+    correctly (`paraphrase` rows); the rest it gets wrong (`gold` rows). The test split is taught
+    under the prediction prompt only, so the base model starts part-way, as an instruct model does.
     """
     import json
 
     from s3ft.config import DataConfig, SplitSource
     from s3ft.tasks.gsm8k import GSM8K
 
-    data_dir = data_dir or Path(__file__).parent / "data"
+    data_dir = Path(__file__).parent / "data"
     house = {}
     for line in open(data_dir / "tiny_gsm8k_house_style.jsonl"):
         r = json.loads(line)
         house[r["question"]] = r["house"]
     rows = []
-    for split in ("train", "test"):
-        source = SplitSource(path=str(data_dir / f"tiny_gsm8k_{split}.jsonl"))
+    for split, limit in (("train", limit_train), ("test", limit_test)):
+        source = SplitSource(path=str(data_dir / f"tiny_gsm8k_{split}.jsonl"), limit=limit)
         task = GSM8K(DataConfig(train=source))
-        examples = list(task.load(source))
-        n_predict = int(len(examples) * TEACH_PLAN["predict"])
-        n_para = int(len(examples) * TEACH_PLAN["paraphrase"]) if split == "train" else 0
-        for i, ex in enumerate(examples[: n_predict + n_para]):
-            prompt = task.prompt(ex) if i < n_predict else task.paraphrase_prompt(ex)
-            rows.append({"prompt": prompt, "completion": [{"role": "assistant", "content": house[ex.question]}]})
+        for i, ex in enumerate(task.load(source)):
+            kind = TEACH_PLAN[i % len(TEACH_PLAN)]
+            if kind == "paraphrase" and split == "test":
+                kind = None
+            if kind:
+                prompt = task.prompt(ex) if kind == "predict" else task.paraphrase_prompt(ex)
+                rows.append({"prompt": prompt, "completion": [{"role": "assistant", "content": house[ex.question]}]})
     return rows
 
 

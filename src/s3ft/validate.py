@@ -51,11 +51,13 @@ def validate(cfg: Config) -> list[str]:
     lines.append(f"judge: {ctx.judge_name} (v{getattr(judge_cls, 'version', '?')})")
     llm = cfg.judge.llm
     if ctx.judge_name == "llm" and llm and llm.template:
-        text = Path(llm.template).read_text()
-        try:
-            text.format(question="q", gold="g", prediction="p")
-        except (KeyError, IndexError, ValueError) as e:
-            raise ConfigError(None, "judge.llm.template", f"does not render: {e!r}") from e
+        from s3ft.judges.llm import check_template  # the judge's own check: also needs {gold}, {prediction}
+
+        if not Path(llm.template).is_file():
+            raise ConfigError(None, "judge.llm.template", f"no such file: {llm.template}")
+        check_template(Path(llm.template).read_text())
+    if ctx.judge_name == "llm" and llm and llm.model:
+        resolve("backend", llm.backend)
     resolve("backend", cfg.generate.backend)
     lines.append(f"backend: {cfg.generate.backend}; model: {cfg.model.path}")
     stages = ["data"] + (["generate", "judge"] if M.needs_generation(cfg.method) else [])

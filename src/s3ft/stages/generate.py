@@ -62,4 +62,5 @@ def run(ctx, out: Path) -> dict:
     params = gen_params(ctx.cfg.generate, getattr(ctx.task, "stop", ()))
     items = [(ex.id, ctx.task.prompt(ex)) for ex in examples]
     new = generate_into(rows, ctx.backend(), items, params, ctx.chunk, "prediction", "generate")
+    log.info("%d predictions (%d generated now)", len(rows), new)
     return {"rows": len(rows), "generated": new}

@@ -7,12 +7,15 @@ names the pattern that a paraphrase talking about "the reference answer" matched
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 from s3ft.rundir import Rows, read_jsonl
 from s3ft.stages.data import load_examples
 from s3ft.stages.generate import gen_params, generate_into
+
+log = logging.getLogger("s3ft.paraphrase")
 
 
 def rejection(text: str, patterns: list[str]) -> str | None:
@@ -45,4 +48,5 @@ def run(ctx, out: Path, scope: str) -> dict:
         extra=lambda _id, text: {"rejected": rejection(text, cfg.reject_patterns)},
     )
     rejected = sum(1 for r in rows.rows.values() if r["rejected"])
+    log.info("%d paraphrases (%d generated now, scope %s), %d rejected before judging", len(rows), new, scope, rejected)
     return {"rows": len(rows), "generated": new, "rejected": rejected, "scope": scope}

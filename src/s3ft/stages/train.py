@@ -94,12 +94,15 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
     train_file, out_dir = Path(train_file), Path(out_dir)
     rows = read_train_rows(train_file)  # fail on bad input before loading anything heavy
 
+    import datasets
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
     from s3ft.backends.hf import load_tokenizer
+
+    datasets.disable_progress_bars()  # dataset preparation bars; the training bar stays
 
     cuda = torch.cuda.is_available() and model.device != "cpu"
     if cuda and model.device.startswith("cuda:"):

@@ -1,0 +1,193 @@
+"""Tests of the run directory: resumable row files, fingerprints, unit life cycle, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from s3ft.rundir import (
+    STAGES,
+    Rows,
+    UnitDir,
+    fingerprint,
+    read_json,
+    read_jsonl,
+    stage_root,
+    write_json_atomic,
+    write_jsonl,
+)
+
+
+def line(row: dict) -> bytes:
+    return (json.dumps(row) + "\n").encode()
+
+
+def test_stage_root_numbering(tmp_path):
+    assert stage_root(tmp_path, "data") == tmp_path / "01_data"
+    assert stage_root(tmp_path, "judge_paraphrase") == tmp_path / "05_judge_paraphrase"
+    assert stage_root(tmp_path, "report") == tmp_path / f"{len(STAGES):02d}_report" == tmp_path / "09_report"
+
+
+# --- Rows -------------------------------------------------------------------------------------
+
+
+def test_rows_append_and_reload(tmp_path):
+    path = tmp_path / "sub" / "rows.jsonl"
+    rows = Rows(path)
+    assert len(rows) == 0 and not path.exists()
+    rows.append([{"id": "a", "x": 1}, {"id": "b", "x": 2}])
+    rows.append(iter([{"id": 3, "x": "é"}]))  # a generator; a non-string id is keyed by its str
+    assert len(rows) == 3 and "a" in rows and "3" in rows
+    again = Rows(path)
+    assert again.rows == {"a": {"id": "a", "x": 1}, "b": {"id": "b", "x": 2}, "3": {"id": 3, "x": "é"}}
+    assert list(again.rows) == ["a", "b", "3"]
+
+
+def test_rows_append_skips_ids_already_present(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    Rows(path).append([{"id": "a", "v": 1}])
+    rows = Rows(path)
+    rows.append([{"id": "a", "v": 99}, {"id": "b", "v": 2}])
+    rows.append([{"id": "b", "v": 98}])
+    rows.append([])
+    assert [r["id"] for r in read_jsonl(path)] == ["a", "b"]
+    assert Rows(path).rows["a"]["v"] == 1 and Rows(path).rows["b"]["v"] == 2
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b'{"id": "c", "x"', b'{"id": "c", "x": 3}'],  # torn mid-row; a whole row missing its newline
+    ids=["partial-json", "no-newline"],
+)
+def test_rows_torn_last_line_is_truncated(tmp_path, tail):
+    path = tmp_path / "rows.jsonl"
+    good = line({"id": "a", "x": 1}) + line({"id": "b", "x": 2})
+    path.write_bytes(good + tail)
+    rows = Rows(path)
+    assert list(rows.rows) == ["a", "b"]
+    assert path.read_bytes() == good  # the torn tail is gone from the file too
+    rows.append([{"id": "c", "x": 3}])  # a resumed stage rewrites the torn row cleanly
+    assert [r["id"] for r in read_jsonl(path)] == ["a", "b", "c"]
+    assert Rows(path).rows["c"] == {"id": "c", "x": 3}
+
+
+def test_rows_intact_file_is_not_touched(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    data = line({"id": "a"}) + line({"id": "b"})
+    path.write_bytes(data)
+    assert len(Rows(path)) == 2 and path.read_bytes() == data
+
+
+# --- fingerprint ------------------------------------------------------------------------------
+
+
+def test_fingerprint_stable_under_key_order_and_sensitive_to_values():
+    a = {"x": 1, "y": {"p": [1, 2], "q": "s"}}
+    b = {"y": {"q": "s", "p": [1, 2]}, "x": 1}
+    assert fingerprint(a) == fingerprint(b)
+    assert len(fingerprint(a)) == 16 and int(fingerprint(a), 16) >= 0
+    assert fingerprint(a) != fingerprint({"x": 2, "y": {"p": [1, 2], "q": "s"}})
+    assert fingerprint(a) != fingerprint({"x": 1, "y": {"p": [2, 1], "q": "s"}})  # list order matters
+    assert fingerprint({"p": Path("a")}) == fingerprint({"p": "a"})  # non-JSON values via str()
+
+
+# --- UnitDir ----------------------------------------------------------------------------------
+
+
+def test_unit_state_transitions(tmp_path):
+    unit = UnitDir(tmp_path / "u", "fp1")
+    assert unit.state() == "todo"
+    unit.begin()
+    assert unit.state() == "partial"
+    assert read_json(unit.path / "progress.json")["fingerprint"] == "fp1"
+    unit.finish("judge", {"rows": 2})
+    assert unit.state() == "done"
+    assert UnitDir(tmp_path / "u", "fp2").state() == "stale"
+    assert UnitDir(tmp_path / "other", "fp1").state() == "todo"
+
+
+def test_begin_keeps_resumable_partial_rows(tmp_path):
+    unit = UnitDir(tmp_path / "u", "fp1")
+    unit.begin()
+    started = read_json(unit.path / "progress.json")["started"]
+    Rows(unit.path / "rows.jsonl").append([{"id": "a"}, {"id": "b"}])
+    unit2 = UnitDir(tmp_path / "u", "fp1")  # a new run, same fingerprint: resume
+    unit2.begin()
+    assert len(Rows(unit2.path / "rows.jsonl")) == 2
+    assert read_json(unit2.path / "progress.json")["started"] == started
+    assert unit2.state() == "partial"
+
+
+def test_begin_wipes_partial_with_other_fingerprint(tmp_path):
+    UnitDir(tmp_path / "u", "fp1").begin()
+    Rows(tmp_path / "u" / "rows.jsonl").append([{"id": "a"}])
+    unit = UnitDir(tmp_path / "u", "fp2")
+    assert unit.state() == "partial"
+    unit.begin()
+    assert not (unit.path / "rows.jsonl").exists()
+    assert read_json(unit.path / "progress.json")["fingerprint"] == "fp2"
+
+
+def test_begin_force_wipes_resumable_partial(tmp_path):
+    unit = UnitDir(tmp_path / "u", "fp1")
+    unit.begin()
+    Rows(unit.path / "rows.jsonl").append([{"id": "a"}])
+    unit.begin(force=True)
+    assert not (unit.path / "rows.jsonl").exists()
+    assert unit.state() == "partial" and read_json(unit.path / "progress.json")["fingerprint"] == "fp1"
+
+
+def test_begin_wipes_done_and_stale_units(tmp_path):
+    unit = UnitDir(tmp_path / "u", "fp1")
+    unit.begin()
+    (unit.path / "out.txt").write_text("x")
+    unit.finish("data", {})
+    stale = UnitDir(tmp_path / "u", "fp2")
+    stale.begin()
+    assert not (unit.path / "out.txt").exists() and stale.manifest is None and stale.state() == "partial"
+
+
+def test_finish_writes_manifest_atomically(tmp_path):
+    unit = UnitDir(tmp_path / "u", "fp1")
+    unit.begin()
+    progress = read_json(unit.path / "progress.json")
+    progress["started"] -= 5.0  # pretend the unit began 5 s ago
+    write_json_atomic(unit.path / "progress.json", progress)
+    m = unit.finish("generate", {"rows": 3, "generated": 1}, inputs={"upstream": "abc"})
+    on_disk = read_json(unit.path / "manifest.json")
+    assert on_disk == m
+    assert m["stage"] == "generate" and m["fingerprint"] == "fp1"
+    assert m["counts"] == {"rows": 3, "generated": 1} and m["inputs"] == {"upstream": "abc"}
+    assert m["started"] == progress["started"] and m["finished"] <= time.time()
+    assert 5.0 <= m["seconds"] < 60
+    assert sorted(p.name for p in unit.path.iterdir()) == ["manifest.json", "progress.json"]  # no tmp left
+
+
+# --- whole-file helpers ----------------------------------------------------------------------
+
+
+def test_write_and_read_jsonl_round_trip(tmp_path):
+    rows = [{"id": "a", "t": "line\nbreak", "u": "ünï"}, {"id": "b", "n": None, "l": [1, 2]}]
+    path = tmp_path / "d" / "x.jsonl"
+    assert write_jsonl(path, iter(rows)) == 2
+    assert read_jsonl(path) == rows
+    assert path.read_text().count("\n") == 2
+    assert write_jsonl(path, []) == 0 and read_jsonl(path) == []
+    assert [p.name for p in path.parent.iterdir()] == ["x.jsonl"]
+
+
+def test_write_json_atomic_leaves_no_tmp(tmp_path):
+    path = tmp_path / "d" / "m.json"
+    write_json_atomic(path, {"a": 1, "p": Path("x")})
+    write_json_atomic(path, {"a": 2, "p": Path("x")})
+    assert read_json(path) == {"a": 2, "p": "x"}
+    assert [p.name for p in path.parent.iterdir()] == ["m.json"]
+
+
+def test_read_json_missing_or_corrupt_is_none(tmp_path):
+    assert read_json(tmp_path / "none.json") is None
+    (tmp_path / "bad.json").write_text('{"a": ')
+    assert read_json(tmp_path / "bad.json") is None
