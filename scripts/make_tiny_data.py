@@ -37,7 +37,10 @@ def problem(rng: random.Random) -> dict:
     return {"question": q, "answer": gold, "house": house}
 
 
-def main(out: Path = Path(__file__).resolve().parents[1] / "src/s3ft/data", seed: int = 0) -> None:
+OUT = Path(__file__).resolve().parents[1] / "src" / "s3ft" / "data"
+
+
+def main(out: Path = OUT, seed: int = 0) -> None:
     rng = random.Random(seed)
     rows, seen = [], set()
     while len(rows) < 64:

@@ -12,6 +12,8 @@ from s3ft.errors import ConfigError
 GOOD = """\
 run_dir: runs/test
 method: s3ft
+model:
+  path: some/model
 data:
   task: gsm8k
   train:
@@ -44,13 +46,22 @@ def test_load_yaml_and_defaults(tmp_path):
     assert cfg.train.epochs == 2.0
     # defaults of sections not written in the file
     assert cfg.train.learning_rate == 1e-4 and cfg.train.mode == "lora"
-    assert cfg.model.path == "s3ft-tiny" and cfg.generate.backend == "hf" and cfg.generate.temperature == 0.0
+    assert (
+        cfg.model.path == "some/model"
+        and cfg.model.dtype == "auto"
+        and cfg.generate.backend == "hf"
+        and cfg.generate.temperature == 0.0
+    )
     assert cfg.select.nll is True and cfg.cache.enabled is True and cfg.judge.name is None
     assert cfg.judge.llm is None and cfg.paraphrase.reject_patterns  # non-empty default patterns
 
 
 def test_method_list_deduplicated_in_order():
-    raw = {"data": {"train": {"path": "x.jsonl"}}, "method": ["sft", "s3ft", "sft", "ssr", "s3ft"]}
+    raw = {
+        "model": {"path": "m"},
+        "data": {"train": {"path": "x.jsonl"}},
+        "method": ["sft", "s3ft", "sft", "ssr", "s3ft"],
+    }
     assert load_config(raw=raw).method == ["sft", "s3ft", "ssr"]
 
 
@@ -67,9 +78,9 @@ def test_overrides(tmp_path):
 
 
 def test_override_does_not_mutate_callers_raw():
-    raw = {"data": {"train": {"path": "x.jsonl"}}}
+    raw = {"model": {"path": "m"}, "data": {"train": {"path": "x.jsonl"}}}
     load_config(raw=raw, overrides=["data.train.limit=5"])
-    assert raw == {"data": {"train": {"path": "x.jsonl"}}}
+    assert raw == {"model": {"path": "m"}, "data": {"train": {"path": "x.jsonl"}}}
 
 
 def test_override_into_empty_section(tmp_path):
@@ -84,21 +95,21 @@ def test_override_without_equals():
 
 
 def test_unknown_key_names_dotted_key_and_line(tmp_path):
-    text = GOOD + "  lr: 0.1\n"  # line 10: a misspelt train.learning_rate
+    text = GOOD + "  lr: 0.1\n"  # line 12: a misspelt train.learning_rate
     e = error(write(tmp_path, text))
-    assert e.key == "train.lr" and e.line == 10
-    assert "train.lr" in str(e) and ":10:" in str(e) and "unknown key" in str(e)
+    assert e.key == "train.lr" and e.line == 12
+    assert "train.lr" in str(e) and ":12:" in str(e) and "unknown key" in str(e)
 
 
 def test_wrong_type_names_key_and_line(tmp_path):
     e = error(write(tmp_path, GOOD.replace("epochs: 2", "epochs: abc")))
-    assert e.key == "train.epochs" and e.line == 9
-    assert "train.epochs" in str(e) and ":9:" in str(e)
+    assert e.key == "train.epochs" and e.line == 11
+    assert "train.epochs" in str(e) and ":11:" in str(e)
 
 
 def test_nested_unknown_key_in_data_train(tmp_path):
     e = error(write(tmp_path, GOOD.replace("    limit: 3\n", "    limit: 3\n    splitt: test\n")))
-    assert e.key == "data.train.splitt" and e.line == 8
+    assert e.key == "data.train.splitt" and e.line == 10
 
 
 def test_bad_method_names_list_item_line(tmp_path):
@@ -106,18 +117,26 @@ def test_bad_method_names_list_item_line(tmp_path):
     assert e.key == "method.1" and e.line == 4
 
 
-def test_override_error_names_key_and_nearest_line(tmp_path):
-    e = error(write(tmp_path, GOOD), ["train.epochs=-1"])
-    assert e.key == "train.epochs" and e.line == 9  # the key's line in the file
+def test_override_error_names_key_not_a_file_line(tmp_path):
+    e = error(write(tmp_path, GOOD), ["train.epochs=-1"])  # line 11 of the file holds a good value
+    assert e.key == "train.epochs" and e.line is None and "set by an override" in str(e)
     e = error(write(tmp_path, GOOD), ["train.lrr=1"])
-    assert e.key == "train.lrr" and e.line == 8  # not in the file: its section's line
-    e = error(raw={"data": {"train": {"path": "x"}}}, overrides=["train.lrr=1"])
-    assert e.key == "train.lrr" and e.line is None and str(e).startswith("<config>: train.lrr")
+    assert e.key == "train.lrr" and e.line is None and "unknown key (set by an override)" in str(e)
+    e = error(write(tmp_path, GOOD), ["method=[sft, s4ft]"])
+    assert e.key == "method.1" and e.line is None
+    e = error(raw={"model": {"path": "m"}, "data": {"train": {"path": "x"}}}, overrides=["train.lrr=1"])
+    assert str(e).startswith("<config>: train.lrr: unknown key")
 
 
-def test_missing_required_data_section():
-    e = error(raw={"run_dir": "x"})
-    assert e.key == "data"
+def test_unknown_key_in_file_keeps_its_line_beside_overrides(tmp_path):
+    e = error(write(tmp_path, GOOD + "  lr: 0.1\n"), ["train.epochs=4", "data.train.limit=2"])
+    assert e.key == "train.lr" and e.line == 12 and "override" not in str(e)
+
+
+def test_missing_required_sections():
+    assert error(raw={"model": {"path": "m"}}).key == "data"
+    assert error(raw={"data": {"train": {"path": "x"}}}).key == "model"
+    assert error(raw={"model": {"path": "m"}, "data": {}}).key == "data.train"
 
 
 def test_malformed_yaml_gives_line(tmp_path):

@@ -155,6 +155,6 @@ def test_bad_input_names_file_line_and_key(tmp_path):
     assert r.returncode == 2 and "train.learning_rat" in r.stderr and f"{cfg}:5" in r.stderr, r.stderr
     empty_gold = tmp_path / "empty.jsonl"
     empty_gold.write_text('{"question": "q1", "answer": "1+1=2\\n#### 2"}\n{"question": "q2", "answer": "  "}\n')
-    cfg.write_text(f"run_dir: {tmp_path / 'run2'}\ndata:\n  train: {{path: {empty_gold}}}\n")
+    cfg.write_text(f"run_dir: {tmp_path / 'run2'}\nmodel: {{path: nowhere}}\ndata:\n  train: {{path: {empty_gold}}}\n")
     r = cli("run", str(cfg), "--until", "data", cwd=tmp_path)
     assert r.returncode == 2 and f"{empty_gold}:2" in r.stderr and "answer" in r.stderr, r.stderr

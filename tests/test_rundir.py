@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -59,8 +62,12 @@ def test_rows_append_skips_ids_already_present(tmp_path):
 
 @pytest.mark.parametrize(
     "tail",
-    [b'{"id": "c", "x"', b'{"id": "c", "x": 3}'],  # torn mid-row; a whole row missing its newline
-    ids=["partial-json", "no-newline"],
+    [
+        b'{"id": "c", "x"',  # torn mid-row
+        b'{"id": "c", "x": 3}',  # a whole row missing its newline
+        '{"id": "c", "x": "é'.encode()[:-1],  # torn inside a multi-byte character
+    ],
+    ids=["partial-json", "no-newline", "torn-utf8"],
 )
 def test_rows_torn_last_line_is_truncated(tmp_path, tail):
     path = tmp_path / "rows.jsonl"
@@ -72,6 +79,23 @@ def test_rows_torn_last_line_is_truncated(tmp_path, tail):
     rows.append([{"id": "c", "x": 3}])  # a resumed stage rewrites the torn row cleanly
     assert [r["id"] for r in read_jsonl(path)] == ["a", "b", "c"]
     assert Rows(path).rows["c"] == {"id": "c", "x": 3}
+
+
+def test_row_files_are_utf8_under_an_ascii_locale(tmp_path):
+    # rows hold model text (ensure_ascii=False): files must be UTF-8 whatever the locale says
+    code = (
+        "import sys; from pathlib import Path; from s3ft.rundir import Rows, read_jsonl, write_jsonl\n"
+        "d = Path(sys.argv[1]); t = '\\u00e9 \\u2192 \\U0001f600'\n"
+        "Rows(d / 'a.jsonl').append([{'id': 'a', 't': t}]); write_jsonl(d / 'b.jsonl', [{'id': 'b', 't': t}])\n"
+        "assert Rows(d / 'a.jsonl').rows['a']['t'] == t == read_jsonl(d / 'b.jsonl')[0]['t']\n"
+    )
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert read_jsonl(tmp_path / "a.jsonl") == [{"id": "a", "t": "é → 😀"}]
+    assert (tmp_path / "b.jsonl").read_bytes() == '{"id": "b", "t": "é → 😀"}\n'.encode()
 
 
 def test_rows_intact_file_is_not_touched(tmp_path):

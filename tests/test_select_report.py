@@ -45,9 +45,11 @@ class FakeBackend:
 
     def __init__(self):
         self.scored: list[str] = []
+        self.calls = 0
 
     def nll(self, prompts, completions):
-        assert len(prompts) == len(completions)
+        assert len(prompts) == len(completions) <= 4
+        self.calls += 1
         self.scored += completions
         return [SCORES[source_of(c)] for c in completions]
 
@@ -57,38 +59,56 @@ def source_of(text: str) -> str:
 
 
 def make_run(tmp_path: Path, methods=("sft", "ssr", "sdft", "s3ft"), nll=True, **raw):
-    cfg = load_config(raw={
-        "run_dir": str(tmp_path / "run"),
-        "method": list(methods),
-        "data": {"task": "gsm8k", "train": {"path": TRAIN}},
-        "select": {"nll": nll, "nll_batch_size": 1},
-        "model": {"path": "fake/model"},
-        **raw,
-    })
+    cfg = load_config(
+        raw={
+            "run_dir": str(tmp_path / "run"),
+            "method": list(methods),
+            "data": {"task": "gsm8k", "train": {"path": TRAIN}},
+            "select": {"nll": nll},
+            "model": {"path": "fake/model"},
+            **raw,
+        }
+    )
     run_dir = Path(cfg.run_dir)
     task = GSM8K(DataConfig(train=SplitSource(path=TRAIN)))
     examples = list(task.load(cfg.data.train))[:6]
     write_jsonl(stage_root(run_dir, "data") / "train.jsonl", (e.to_dict() for e in examples))
     ids = [e.id for e in examples]
-    write_jsonl(stage_root(run_dir, "generate") / "rows.jsonl",
-                ({"id": i, "prediction": f"SELF answer {n}"} for n, i in enumerate(ids)))
-    write_jsonl(stage_root(run_dir, "judge") / "rows.jsonl",
-                ({"id": ids[n], "correct": c, "reason": f"self reason {n}", "extracted": str(n)}
-                 for n, c in SELF.items()))
-    write_jsonl(stage_root(run_dir, "paraphrase") / "rows.jsonl",
-                ({"id": ids[n], "paraphrase": f"PARA rewrite {n}", "rejected": "mentions /x/" if n == 2 else None}
-                 for n in PARA))
-    write_jsonl(stage_root(run_dir, "judge_paraphrase") / "rows.jsonl",
-                ({"id": ids[n], "correct": c, "reason": f"para reason {n}", "extracted": None}
-                 for n, c in PARA.items()))
+    write_jsonl(
+        stage_root(run_dir, "generate") / "rows.jsonl",
+        ({"id": i, "prediction": f"SELF answer {n}"} for n, i in enumerate(ids)),
+    )
+    write_jsonl(
+        stage_root(run_dir, "judge") / "rows.jsonl",
+        (
+            {"id": ids[n], "correct": c, "reason": f"self reason {n}", "extracted": str(n)}
+            for n, c in SELF.items()
+        ),
+    )
+    write_jsonl(
+        stage_root(run_dir, "paraphrase") / "rows.jsonl",
+        (
+            {"id": ids[n], "paraphrase": f"PARA rewrite {n}", "rejected": "mentions /x/" if n == 2 else None}
+            for n in PARA
+        ),
+    )
+    write_jsonl(
+        stage_root(run_dir, "judge_paraphrase") / "rows.jsonl",
+        (
+            {"id": ids[n], "correct": c, "reason": f"para reason {n}", "extracted": None}
+            for n, c in PARA.items()
+        ),
+    )
     backend = FakeBackend()
     ctx = SimpleNamespace(
         cfg=cfg,
         task=task,
         run_dir=run_dir,
         model_ref="model-A",
+        chunk=4,  # NLLs are scored this many at a time
         stage_dir=lambda stage: stage_root(run_dir, stage),
         backend=lambda: backend,
+        scorer=lambda: backend,
         fake=backend,
         examples=examples,
     )
@@ -118,17 +138,28 @@ def test_select_targets_and_provenance(ctx, method):
         assert row["id"] == ex.id
         assert row["prompt"] == ctx.task.prompt(ex)
         assert row["prompt"][0]["role"] == "user" and ex.question in row["prompt"][0]["content"]
-        text = {"self": f"SELF answer {n}", "paraphrase": f"PARA rewrite {n}",
-                "gold": ctx.task.gold_target(ex)}[row["source"]]
+        text = {
+            "self": f"SELF answer {n}",
+            "paraphrase": f"PARA rewrite {n}",
+            "gold": ctx.task.gold_target(ex),
+        }[row["source"]]
         assert row["completion"] == [{"role": "assistant", "content": text}]
         if row["source"] == "gold":
             assert "The answer is " in text and "####" not in text and "<<" not in text
         if n in SELF:
-            assert row["self_verdict"] == {"correct": SELF[n], "reason": f"self reason {n}", "extracted": str(n)}
+            assert row["self_verdict"] == {
+                "correct": SELF[n],
+                "reason": f"self reason {n}",
+                "extracted": str(n),
+            }
         else:
             assert row["self_verdict"] is None
         if n in PARA:
-            assert row["paraphrase_verdict"] == {"correct": PARA[n], "reason": f"para reason {n}", "extracted": None}
+            assert row["paraphrase_verdict"] == {
+                "correct": PARA[n],
+                "reason": f"para reason {n}",
+                "extracted": None,
+            }
         else:
             assert row["paraphrase_verdict"] is None
 
@@ -154,6 +185,7 @@ def test_select_nll_cache_is_shared_and_reused(ctx):
         run_select(ctx, m)
     # 6 golds (sft) + 2 self answers (ssr) + 3 paraphrases (sdft); s3ft's targets were all scored already
     assert len(ctx.fake.scored) == 11 and len(set(ctx.fake.scored)) == 11
+    assert ctx.fake.calls == 2 + 1 + 1  # in chunks of 4: sft 4 + 2, ssr 2, sdft 3
     cache = ctx.stage_dir("select") / "nll.jsonl"
     assert len(read_jsonl(cache)) == 11
     _, _, stats = run_select(ctx, "s3ft")  # a second run scores nothing
@@ -167,7 +199,7 @@ def test_select_nll_cache_is_shared_and_reused(ctx):
 
 def test_select_without_nll_never_calls_the_backend(tmp_path):
     ctx = make_run(tmp_path, nll=False)
-    ctx.backend = lambda: pytest.fail("the backend must not be loaded with select.nll=false")
+    ctx.backend = ctx.scorer = lambda: pytest.fail("no model may be loaded with select.nll=false")
     counts, rows, stats = run_select(ctx, "s3ft")
     assert counts == {"rows": 6, "self": 2, "paraphrase": 2, "gold": 2}
     assert "target_nll_per_token" not in stats and all("target_nll" not in r for r in rows)
@@ -187,12 +219,23 @@ def test_select_sft_needs_no_upstream_rows(tmp_path):
 
 def add_train_and_eval(ctx, acc: dict):
     for m in ctx.cfg.method:
-        write_json_atomic(ctx.stage_dir("train") / m / "manifest.json",
-                          {"counts": {"train_loss": 0.42, "steps": 9, "runtime_s": 1.5, "mode": "lora",
-                                      "log_history": [{"loss": 0.5}]}})
+        write_json_atomic(
+            ctx.stage_dir("train") / m / "manifest.json",
+            {
+                "counts": {
+                    "train_loss": 0.42,
+                    "steps": 9,
+                    "runtime_s": 1.5,
+                    "mode": "lora",
+                    "log_history": [{"loss": 0.5}],
+                }
+            },
+        )
     for name, a in acc.items():
-        write_json_atomic(ctx.stage_dir("evaluate") / name / "metrics.json",
-                          {"model": name, "n": 12, "correct": 0, "undecided": 0, "accuracy": a})
+        write_json_atomic(
+            ctx.stage_dir("evaluate") / name / "metrics.json",
+            {"model": name, "n": 12, "correct": 0, "undecided": 0, "accuracy": a},
+        )
 
 
 def test_report_metrics_markdown_and_plots(ctx):
@@ -209,9 +252,18 @@ def test_report_metrics_markdown_and_plots(ctx):
     assert metrics["base"] == {"accuracy": 0.25}
     ms = metrics["methods"]
     assert list(ms) == ["sft", "ssr", "sdft", "s3ft"]
-    assert {m: v["accuracy"] for m, v in ms.items()} == {"sft": 0.5, "ssr": None, "sdft": 0.3333, "s3ft": 0.75}
+    assert {m: v["accuracy"] for m, v in ms.items()} == {
+        "sft": 0.5,
+        "ssr": None,
+        "sdft": 0.3333,
+        "s3ft": 0.75,
+    }
     assert {m: v["accuracy_delta_vs_base"] for m, v in ms.items()} == {
-        "sft": 0.25, "ssr": None, "sdft": 0.0833, "s3ft": 0.5}
+        "sft": 0.25,
+        "ssr": None,
+        "sdft": 0.0833,
+        "s3ft": 0.5,
+    }
     assert ms["s3ft"]["train"] == {"train_loss": 0.42, "steps": 9, "runtime_s": 1.5, "mode": "lora"}
     assert ms["s3ft"]["composition"]["counts"] == {"self": 2, "paraphrase": 2, "gold": 2}
     assert ms["sft"]["target_nll_per_token"] == 4.0 and ms["sdft"]["target_nll_per_token"] == 3.0
@@ -254,4 +306,6 @@ def test_report_plots_with_missing_values(tmp_path):
     out = ctx.stage_dir("report")
     out.mkdir(parents=True)
     assert report.run(ctx, out) == {"methods": 2, "plots": 3}  # nothing upstream: plots of zeros
-    assert all((out / n).read_bytes()[:8] == PNG for n in ("composition.png", "accuracy.png", "target_nll.png"))
+    assert all(
+        (out / n).read_bytes()[:8] == PNG for n in ("composition.png", "accuracy.png", "target_nll.png")
+    )

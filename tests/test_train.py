@@ -205,7 +205,7 @@ def test_bad_train_file_is_reported_before_loading_the_model(case, tmp_path):
 
 def test_missing_train_file(tmp_path):
     with pytest.raises(InputError, match="not found"):
-        train_model(tmp_path / "nope.jsonl", tmp_path / "out", ModelConfig(), TrainConfig(), 0)
+        train_model(tmp_path / "nope.jsonl", tmp_path / "out", ModelConfig(path="unused"), TrainConfig(), 0)
 
 
 def test_training_learns(tiny_model_dir, tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from s3ft.errors import ConfigError
 
@@ -26,7 +26,7 @@ class Section(BaseModel):
 
 
 class ModelConfig(Section):
-    path: str = "s3ft-tiny"
+    path: str
     """Hub id or local directory of the base (instruction-tuned) model."""
     revision: str | None = None
     """Hub revision (branch, tag or commit) to pin."""
@@ -35,6 +35,7 @@ class ModelConfig(Section):
     device: str = "auto"
     """`auto`, `cpu`, `cuda` or `cuda:N`."""
     trust_remote_code: bool = False
+    """Allow model code from the hub (only for models you trust)."""
     chat_template: str | None = None
     """Path to a Jinja chat template that replaces the tokenizer's own."""
 
@@ -45,7 +46,8 @@ class SplitSource(Section):
     name: str | None = None
     """Hub dataset configuration (e.g. `main` for openai/gsm8k)."""
     split: str = "train"
-    """Hub split to read (ignored for local files)."""
+    """Split name: the hub split to read, and the prefix of generated ids. `data.test` defaults to `test`
+    (set `validation` for nq_open)."""
     limit: int | None = Field(default=None, ge=1)
     """Keep only the first N examples."""
 
@@ -56,7 +58,9 @@ class FieldMap(Section):
     id: str | None = None
     """Field with a stable id; without it ids are `<split>-<row number>`."""
     question: str = "question"
+    """Field with the task input."""
     gold: str = "answer"
+    """Field with the gold response."""
     meta: dict[str, str] = Field(default_factory=dict)
     """Judge inputs: meta key -> field, e.g. {tests: test_list} or {answers: aliases}."""
 
@@ -74,6 +78,12 @@ class DataConfig(Section):
     """Path to a template file replacing the paraphrase prompt ({question}, {reference})."""
     judge: str | None = None
     """The generic task's judge (built-ins pick their own; `judge.name` overrides both)."""
+
+    @model_validator(mode="after")
+    def _test_split_name(self) -> DataConfig:
+        if self.test is not None and "split" not in self.test.model_fields_set:
+            self.test.split = "test"
+        return self
 
 
 class DecodeConfig(Section):
@@ -129,8 +139,7 @@ class ParaphraseConfig(DecodeConfig):
 
 class SelectConfig(Section):
     nll: bool = True
-    """Compute the mean per-token NLL of each method's targets under the base model."""
-    nll_batch_size: int = Field(default=8, ge=1)
+    """Compute the mean per-token NLL of each method's targets under the base model (hf backend)."""
 
 
 class TrainConfig(Section):
@@ -192,7 +201,8 @@ class Config(Section):
     method: list[Method] = Field(default_factory=lambda: ["s3ft"])
     """One method or a list: each builds its training set from the same generations and verdicts."""
     seed: int = 0
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    """Seed for training (data order, LoRA init)."""
+    model: ModelConfig
     data: DataConfig
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
@@ -275,13 +285,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), raw: 
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        lines = _key_lines(text)
-        err = e.errors()[0]
-        loc = tuple(str(x) for x in err["loc"])
-        line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
-        more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
-        msg = {"extra_forbidden": "unknown key"}.get(err["type"], err["msg"])
-        raise ConfigError(str(path) if path else None, ".".join(loc), msg + more, line) from None
+        problems = [_problem(err, _key_lines(text), overrides, path) for err in e.errors()]
+        first = problems[0]
+        if len(problems) > 1:  # report every problem, each on its own line with its key and line
+            first.args = ("\n".join(str(p) for p in problems),)
+        raise first from None
+
+
+def _problem(err: dict, lines: dict, overrides: list[str], path: str | Path | None) -> ConfigError:
+    loc = tuple(str(x) for x in err["loc"] if not ("[" in str(x) or str(x) in ("str", "int", "float")))
+    overridden = [tuple(o.split("=", 1)[0].strip().split(".")) for o in overrides]
+    by_override = any(loc[: len(k)] == k for k in overridden)  # then no line of the file is at fault
+    line = None if by_override else next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
+    msg = {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(err["type"], err["msg"])
+    msg += " (set by an override)" if by_override else ""
+    return ConfigError(str(path) if path else None, ".".join(loc), msg, line)
 
 
 def section_dict(section: BaseModel) -> dict[str, Any]:

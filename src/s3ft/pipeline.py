@@ -63,6 +63,7 @@ class Context:
         self._backend = None
         self._judge = None
         self._trained: tuple[str, object] | None = None
+        self._scorer = None
 
     def stage_dir(self, stage: str) -> Path:
         return stage_root(self.run_dir, stage)
@@ -105,6 +106,18 @@ class Context:
             self._backend = self._make_backend(self.cfg.model, self.cfg.generate.backend)
         return self._backend
 
+    def scorer(self):
+        """A backend that computes NLLs: the base model on the hf backend (vLLM has no NLL here).
+
+        With another generation backend, that backend is released first, so the two never share a GPU.
+        """
+        if self.cfg.generate.backend == "hf":
+            return self.backend()
+        if self._scorer is None:
+            self.release()
+            self._scorer = self._make_backend(self.cfg.model, "hf")
+        return self._scorer
+
     def trained_backend(self, method: str):
         """The model trained by `method` (its LoRA adapter on the base, or the full fine-tuned model)."""
         if self._trained is None or self._trained[0] != method:
@@ -128,7 +141,7 @@ class Context:
 
                 llm = self.cfg.judge.llm or LLMJudgeConfig()
                 backend = self.backend() if llm.model is None else self._make_backend(llm.model, llm.backend)
-                template = Path(llm.template).read_text() if llm.template else None
+                template = Path(llm.template).read_text(encoding="utf-8") if llm.template else None
                 self._judge = cls(self.cfg.judge, backend, gen_params(llm.generate), template)
         return self._judge
 
@@ -140,9 +153,9 @@ class Context:
     def release(self) -> None:
         """Free every loaded model (before training, and at the end)."""
         self.release_trained()
-        for obj in (self._backend, self._judge):
+        for obj in (self._backend, self._judge, self._scorer):
             getattr(obj, "close", lambda: None)()
-        self._backend, self._judge = None, None
+        self._backend, self._judge, self._scorer = None, None, None
 
 
 def plan(ctx: Context) -> list[Unit]:
@@ -226,6 +239,9 @@ def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list
     for s in [until, *force, *(only or [])]:
         if s is not None and s not in STAGES:
             raise S3FTError(f"unknown stage '{s}': stages are {', '.join(STAGES)}")
+    from s3ft.validate import validate
+
+    validate(cfg)  # fail on a bad template or path now, not after an hour of generation
     save_config(cfg)
     ctx = Context(cfg)
     first_forced = min((STAGES.index(s) for s in force), default=len(STAGES))

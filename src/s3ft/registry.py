@@ -1,7 +1,8 @@
 """Where plug-in names resolve: dict literals of built-ins, plus a `package.module:Name` escape hatch.
 
-Values are import strings so that `s3ft ls` and `s3ft validate` import nothing heavy; a name that is
-not built in is treated as `package.module:Name` and imported on use.
+Values are import strings, so `s3ft ls` imports no plug-in; `resolve` imports one on use (`validate`
+resolves the configured plug-ins, which imports torch for the hf backend, but loads no model). A name
+that is not built in is treated as `package.module:Name`.
 """
 
 from __future__ import annotations

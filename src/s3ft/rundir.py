@@ -65,9 +65,12 @@ class Rows:
         good = 0
         with open(self.path, "rb") as f:
             for raw in f:
+                if not raw.strip() and raw.endswith(b"\n"):
+                    good += len(raw)  # a blank line (hand-edited file): keep going
+                    continue
                 try:
                     row = json.loads(raw)
-                except json.JSONDecodeError:
+                except ValueError:  # JSONDecodeError, or UnicodeDecodeError from a torn multi-byte character
                     break  # a torn write: everything from here on is dropped
                 if not raw.endswith(b"\n"):
                     break
@@ -88,7 +91,7 @@ class Rows:
         if not new:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
+        with open(self.path, "a", encoding="utf-8") as f:
             for r in new:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
                 self.rows[str(r["id"])] = r
@@ -101,7 +104,7 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     n = 0
-    with open(tmp, "w") as f:
+    with open(tmp, "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
             n += 1
@@ -110,7 +113,7 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 

@@ -65,10 +65,9 @@ def target_nll(ctx, rows: list[dict], cache_path: Path) -> None:
 
     todo = {key(r): r for r in rows if key(r) not in cache}
     items = list(todo.items())
-    bs = ctx.cfg.select.nll_batch_size
-    for start in range(0, len(items), bs * 8):
-        part = items[start : start + bs * 8]
-        scores = ctx.backend().nll([r["prompt"] for _, r in part], [r["completion"][0]["content"] for _, r in part])
+    for start in range(0, len(items), ctx.chunk):
+        part = items[start : start + ctx.chunk]
+        scores = ctx.scorer().nll([r["prompt"] for _, r in part], [r["completion"][0]["content"] for _, r in part])
         cache.append({"id": k, "nll": s, "tokens": n} for (k, _), (s, n) in zip(part, scores, strict=True))
     for r in rows:
         hit = cache.rows[key(r)]

@@ -1,0 +1,38 @@
+# The two set-up commands (README): `make demo` runs the main job on the embedded default,
+# `make test` runs the tests. Both create .venv on first use (torch first: the pinned CPU build).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test test-slow lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev,tensorboard]'
+	touch $@
+
+models/tiny/config.json: | install
+	$(VENV)/bin/s3ft make-tiny models/tiny --hidden-size 128 --teach
+
+demo: install models/tiny/config.json
+	$(VENV)/bin/s3ft run configs/tiny.yaml
+	@echo "report: runs/tiny/09_report/report.md"
+
+test: install
+	$(VENV)/bin/ruff check src tests scripts
+	$(PY) -m pytest -q --durations=10
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+lint: install
+	$(VENV)/bin/ruff check src tests scripts
+
+clean:
+	rm -rf runs models

@@ -1,0 +1,133 @@
+"""Tests of `s3ft validate`: local files, templates and plug-in names are checked without a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from s3ft.config import load_config
+from s3ft.errors import ConfigError, S3FTError
+from s3ft.validate import validate
+
+FIX = Path(__file__).parent / "fixtures"
+TRAIN, TEST = str(FIX / "gsm8k_train.jsonl"), str(FIX / "gsm8k_test.jsonl")
+JUDGE_OK = "Question: {question}\nGold: {gold}\nPrediction: {prediction}\nCorrect? Yes or No."
+
+
+def cfg(tmp_path: Path, *overrides: str, **data):
+    raw = {
+        "run_dir": str(tmp_path / "run"),
+        "model": {"path": "s3ft-tiny"},
+        "data": {"task": "gsm8k", "train": {"path": TRAIN}, **data},
+    }
+    return load_config(raw=raw, overrides=list(overrides))
+
+
+def template(tmp_path: Path, text: str, name: str = "t.txt") -> str:
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_valid_config_lists_checks(tmp_path):
+    lines = validate(cfg(tmp_path, "method=[sft, s3ft]", test={"path": TEST}))
+    text = "\n".join(lines)
+    assert f"data.train: local file {TRAIN}" in lines and f"data.test: local file {TEST}" in lines
+    assert "task: gsm8k (v1), templates: predict, paraphrase" in lines
+    assert "judge: math (v1)" in lines and "backend: hf; model: s3ft-tiny" in lines
+    assert (
+        "methods: sft, s3ft; stages: data → generate → judge → paraphrase → judge_paraphrase → select" in text
+    )
+    assert not (tmp_path / "run").exists()  # validate writes nothing
+
+
+def test_stages_follow_the_methods(tmp_path):
+    (line,) = [x for x in validate(cfg(tmp_path, "method=sft")) if x.startswith("methods:")]
+    assert line == "methods: sft; stages: data → select → train → evaluate → report"
+    (line,) = [x for x in validate(cfg(tmp_path, "method=sdft")) if x.startswith("methods:")]
+    assert "data → paraphrase → judge_paraphrase → select" in line and "generate" not in line
+
+
+def test_hub_dataset_id_is_not_a_missing_file(tmp_path):
+    lines = validate(cfg(tmp_path, "data.train.path=openai/gsm8k", "data.train.name=main"))
+    assert "data.train: hub dataset openai/gsm8k" in lines
+
+
+@pytest.mark.parametrize("key", ["train", "test"])
+def test_missing_local_data_file(tmp_path, key):
+    missing = str(tmp_path / "nope.jsonl")
+    with pytest.raises(ConfigError) as info:
+        validate(cfg(tmp_path, f"data.{key}.path={missing}"))
+    assert info.value.key == f"data.{key}.path" and missing in str(info.value)
+
+
+def test_missing_template_file(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        validate(cfg(tmp_path, predict_template=str(tmp_path / "none.txt")))
+    assert info.value.key == "data.predict_template"
+
+
+@pytest.mark.parametrize(
+    "kind,text,shown",
+    [
+        ("predict_template", "Solve: {questoin}\n", "{questoin}"),
+        ("predict_template", "Q: {question}\nRef: {reference}\n", "{reference}"),  # paraphrase-only
+        ("paraphrase_template", "Q: {question}\nRef: {referenc}\n", "{referenc}"),
+    ],
+)
+def test_template_with_unknown_placeholder(tmp_path, kind, text, shown):
+    path = template(tmp_path, text)
+    with pytest.raises(S3FTError) as info:
+        validate(cfg(tmp_path, **{kind: path}))
+    assert path in str(info.value) and shown in str(info.value)
+
+
+def test_good_custom_templates(tmp_path):
+    lines = validate(
+        cfg(
+            tmp_path,
+            predict_template=template(tmp_path, "Q: {question} {{literal}}", "p.txt"),
+            paraphrase_template=template(tmp_path, "{question}\n{reference}", "r.txt"),
+        )
+    )
+    assert "task: gsm8k (v1), templates: predict, paraphrase" in lines
+
+
+def test_unknown_judge_lists_choices(tmp_path):
+    with pytest.raises(S3FTError) as info:
+        validate(cfg(tmp_path, "judge.name=mathh"))
+    msg = str(info.value)
+    assert "mathh" in msg and all(n in msg for n in ("code", "llm", "math", "qa"))
+
+
+def test_unknown_backend_lists_choices(tmp_path):
+    with pytest.raises(S3FTError, match="unknown backend 'hff'.*hf, vllm"):
+        validate(cfg(tmp_path, "generate.backend=hff"))
+
+
+def test_llm_judge_with_good_template(tmp_path):
+    path = template(tmp_path, JUDGE_OK)
+    assert "judge: llm (v1)" in validate(cfg(tmp_path, "judge.name=llm", f"judge.llm.template={path}"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        JUDGE_OK.replace("{prediction}", "{predicton}"),  # a typo
+        JUDGE_OK.replace("{prediction}", "the prediction"),  # no prediction to judge
+        JUDGE_OK + " {",  # a lone brace
+    ],
+    ids=["typo", "no-prediction", "lone-brace"],
+)
+def test_llm_judge_with_bad_template(tmp_path, text):
+    path = template(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        validate(cfg(tmp_path, "judge.name=llm", f"judge.llm.template={path}"))
+    assert info.value.key == "judge.llm.template"
+
+
+def test_llm_judge_template_missing_file(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        validate(cfg(tmp_path, "judge.name=llm", f"judge.llm.template={tmp_path / 'none.txt'}"))
+    assert info.value.key == "judge.llm.template" and "none.txt" in str(info.value)
