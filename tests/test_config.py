@@ -152,3 +152,14 @@ def test_yaml_not_a_mapping(tmp_path):
 def test_missing_config_file(tmp_path):
     e = error(tmp_path / "nope.yaml")
     assert "no such config file" in str(e) and "nope.yaml" in str(e)
+
+
+def test_config_reference_is_up_to_date():
+    """docs/config.md is generated from the schema: regenerate with `python scripts/config_reference.py`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "config_reference.py"
+    r = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert r.returncode == 0, "docs/config.md is stale: run python scripts/config_reference.py"

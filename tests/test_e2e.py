@@ -158,3 +158,30 @@ def test_bad_input_names_file_line_and_key(tmp_path):
     cfg.write_text(f"run_dir: {tmp_path / 'run2'}\nmodel: {{path: nowhere}}\ndata:\n  train: {{path: {empty_gold}}}\n")
     r = cli("run", str(cfg), "--until", "data", cwd=tmp_path)
     assert r.returncode == 2 and f"{empty_gold}:2" in r.stderr and "answer" in r.stderr, r.stderr
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.mark.parametrize(
+    "task, judge",
+    [("mbpp", "code"), ("nq", "qa"), ("gsm8k", "llm")],
+)
+def test_other_tasks_and_judges_through_the_pipeline(taught_model, tmp_path, task, judge):
+    """Each built-in task with its judge (and the LLM judge, with the base model judging) through select."""
+    config = write_config(tmp_path, taught_model)
+    r = cli("run", str(config), "method=[sft,s3ft]", f"data.task={task}", f"judge.name={judge}",
+            f"data.train.path={FIXTURES / f'{task}_train.jsonl'}", f"data.test.path={FIXTURES / f'{task}_test.jsonl'}",
+            "data.train.limit=null", "data.test.limit=null", "--until", "select", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = tmp_path / "run"
+    n = len(read_jsonl(stage_root(run, "data") / "train.jsonl"))
+    verdicts = read_jsonl(stage_root(run, "judge") / "rows.jsonl")
+    assert len(verdicts) == n and all(v["reason"] for v in verdicts)
+    if judge == "code":  # the random-ish model writes no passing code: every verdict says why
+        assert all(v["correct"] is False for v in verdicts)
+    if judge == "llm":  # a tiny model's replies are rarely a clean yes/no: undecided verdicts are kept apart
+        assert all(v["reason"].startswith(("judge said", "undecided")) for v in verdicts)
+    stats = json.loads((stage_root(run, "select") / "s3ft" / "stats.json").read_text())
+    assert stats["composition"]["n"] == n
+    assert not (stage_root(run, "train")).exists()  # --until select stops there
