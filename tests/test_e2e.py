@@ -51,6 +51,9 @@ def write_config(tmp: Path, model: Path) -> Path:
         "judge": {"workers": 1},
         "train": {"mode": "lora", "lora_r": 4, "lora_alpha": 8, "epochs": 1, "batch_size": 8,
                   "learning_rate": 1e-3, "max_length": 384, "logging_steps": 1},
+        # a general-skill set (here a fixture in GSM8K's schema): its drop from the base is forgetting
+        "evaluate": {"general": [{"name": "fixture", "task": "gsm8k",
+                                  "source": {"path": str(Path(__file__).parent / "fixtures" / "gsm8k_test.jsonl")}}]},
     }
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -112,7 +115,9 @@ def test_every_stage_every_method(taught_model, tmp_path):
     metrics = json.loads((report / "metrics.json").read_text())
     assert set(metrics["methods"]) == set(METHODS) and metrics["base"]["accuracy"] is not None
     assert all((report / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-               for f in ("composition.png", "accuracy.png", "target_nll.png"))
+               for f in ("composition.png", "accuracy.png", "target_nll.png", "gain_vs_forgetting.png"))
+    general = json.loads((stage_root(run, "evaluate") / "s3ft" / "metrics.json").read_text())["general"]
+    assert general["fixture"]["n"] == 4 and "general_mean_delta_vs_base" in metrics["methods"]["s3ft"]
     assert "| s3ft |" in (report / "report.md").read_text()
 
     # A second run skips every stage.

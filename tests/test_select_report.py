@@ -249,7 +249,7 @@ def test_report_metrics_markdown_and_plots(ctx):
 
     metrics = read_json(out / "metrics.json")
     assert metrics["task"] == "gsm8k" and metrics["model"] == "fake/model"
-    assert metrics["base"] == {"accuracy": 0.25}
+    assert metrics["base"] == {"accuracy": 0.25, "general": {}}
     ms = metrics["methods"]
     assert list(ms) == ["sft", "ssr", "sdft", "s3ft"]
     assert {m: v["accuracy"] for m, v in ms.items()} == {
@@ -291,7 +291,7 @@ def test_report_without_base_or_stats(tmp_path):
     out.mkdir(parents=True)
     assert report.run(ctx, out) == {"methods": 2, "plots": 0}
     metrics = read_json(out / "metrics.json")
-    assert metrics["base"] == {"accuracy": None}
+    assert metrics["base"] == {"accuracy": None, "general": {}}
     assert metrics["methods"]["s3ft"]["accuracy"] == 0.5
     assert metrics["methods"]["s3ft"]["accuracy_delta_vs_base"] is None
     assert metrics["methods"]["sft"]["composition"] is None and metrics["methods"]["sft"]["train"] == {}
@@ -309,3 +309,29 @@ def test_report_plots_with_missing_values(tmp_path):
     assert all(
         (out / n).read_bytes()[:8] == PNG for n in ("composition.png", "accuracy.png", "target_nll.png")
     )
+
+
+def test_report_general_skills_forgetting(ctx):
+    """General-skill deltas against the base, their mean, the table and the gain-vs-forgetting plot."""
+    for m in ctx.cfg.method:
+        run_select(ctx, m)
+    add_train_and_eval(ctx, {})
+    general = {"base": {"add": 0.8, "facts": 0.6}, "sft": {"add": 0.7, "facts": 0.3},
+               "ssr": {"add": 0.8, "facts": 0.5}, "sdft": {"add": 0.75, "facts": 0.55},
+               "s3ft": {"add": 0.85, "facts": 0.55}}
+    indomain = {"base": 0.2, "sft": 0.5, "ssr": 0.4, "sdft": 0.45, "s3ft": 0.6}
+    for name, g in general.items():
+        write_json_atomic(ctx.stage_dir("evaluate") / name / "metrics.json",
+                          {"accuracy": indomain[name], "general": {k: {"accuracy": a} for k, a in g.items()}})
+    out = ctx.stage_dir("report")
+    out.mkdir(parents=True)
+    assert report.run(ctx, out) == {"methods": 4, "plots": 4}
+    ms = read_json(out / "metrics.json")["methods"]
+    assert ms["sft"]["general_delta_vs_base"] == {"add": -0.1, "facts": -0.3}
+    assert ms["sft"]["general_mean_delta_vs_base"] == -0.2
+    assert ms["s3ft"]["general_delta_vs_base"] == {"add": 0.05, "facts": -0.05}
+    assert ms["s3ft"]["general_mean_delta_vs_base"] == 0.0
+    md = (out / "report.md").read_text()
+    assert "| base | 80.0 | 60.0 | |" in md
+    assert "| sft | 70.0 (-10.0) | 30.0 (-30.0) | -20.0 |" in md
+    assert (out / "gain_vs_forgetting.png").read_bytes()[:8] == PNG

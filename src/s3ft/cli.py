@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("config")
     v.add_argument("overrides", nargs="*")
     sub.add_parser("ls", help="list tasks, judges, backends and methods")
+    d = sub.add_parser("demo", help="the miniature world: every method, several seeds, one summary")
+    d.add_argument("overrides", nargs="*", help="key=value overrides of the demo config")
+    d.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
+    d.add_argument("--run-dir", default="runs/world")
     t = sub.add_parser("make-tiny", help="build a tiny random Llama model and tokenizer offline")
     t.add_argument("out_dir")
     t.add_argument("--hidden-size", type=int, default=64)
@@ -93,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "validate":
             cfg = s3ft.load_config(args.config, args.overrides)
             print("\n".join(s3ft.validate(cfg)) + f"\n{args.config}: OK")
+        elif args.cmd == "demo":
+            from s3ft.demo import demo
+
+            seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+            print(f"summary: {demo(seeds, args.run_dir, args.overrides)}")
         elif args.cmd == "ls":
             print(s3ft.listing())
         elif args.cmd == "make-tiny":

@@ -174,6 +174,27 @@ class TrainConfig(Section):
     """Also save the LoRA adapter merged into the base weights, in Hugging Face format."""
 
 
+class GeneralSet(Section):
+    """A general-skill test set: scored for the base model and each method; a drop is forgetting."""
+
+    name: str
+    """Short name used in folders, metrics and plots."""
+    task: str = "generic"
+    """Task that reads and prompts it (as `data.task`)."""
+    source: SplitSource
+    fields: FieldMap = Field(default_factory=FieldMap)
+    judge: str | None = None
+    """Judge for this set (defaults to the task's own)."""
+    predict_template: str | None = None
+    """Prompt template file (as `data.predict_template`)."""
+    max_new_tokens: int | None = None
+    """Defaults to evaluate.max_new_tokens, then generate.max_new_tokens."""
+
+    def data_config(self) -> DataConfig:
+        return DataConfig(task=self.task, train=self.source, fields=self.fields, judge=self.judge,
+                          predict_template=self.predict_template)
+
+
 class EvaluateConfig(Section):
     base: bool = True
     """Also score the base model (the reference for every delta)."""
@@ -181,6 +202,8 @@ class EvaluateConfig(Section):
     """Generation batch size; defaults to generate.batch_size."""
     max_new_tokens: int | None = None
     """Defaults to generate.max_new_tokens."""
+    general: list[GeneralSet] = Field(default_factory=list)
+    """General-skill test sets scored with s3ft's own generation and judges (the miniature world's skills)."""
     forgetting: dict[str, Any] | None = None
     """Reserved for general-benchmark (lm-evaluation-harness) settings; not used yet."""
 
@@ -282,6 +305,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), raw: 
     raw = copy.deepcopy(raw or {})  # overrides must not change the caller's dict
     for o in overrides:
         apply_override(raw, o)
+    raw = expand_package_dir(raw)
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
@@ -300,6 +324,20 @@ def _problem(err: dict, lines: dict, overrides: list[str], path: str | Path | No
     msg = {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(err["type"], err["msg"])
     msg += " (set by an override)" if by_override else ""
     return ConfigError(str(path) if path else None, ".".join(loc), msg, line)
+
+
+PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+def expand_package_dir(value: Any) -> Any:
+    """Replace `${s3ft}` in every string with the installed package's directory (for shipped configs)."""
+    if isinstance(value, str):
+        return value.replace("${s3ft}", PACKAGE_DIR)
+    if isinstance(value, dict):
+        return {k: expand_package_dir(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_package_dir(v) for v in value]
+    return value
 
 
 def section_dict(section: BaseModel) -> dict[str, Any]:

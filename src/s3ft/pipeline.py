@@ -61,7 +61,7 @@ class Context:
         self.task = resolve("task", cfg.data.task)(cfg.data)
         self.chunk = max(64, cfg.generate.batch_size * 4)
         self._backend = None
-        self._judge = None
+        self._judges: dict[str, object] = {}
         self._trained: tuple[str, object] | None = None
         self._scorer = None
 
@@ -131,19 +131,25 @@ class Context:
             self._trained = (method, b)
         return self._trained[1]
 
-    def judge(self):
-        if self._judge is None:
-            cls = resolve("judge", self.judge_name)
-            if self.judge_name != "llm":
-                self._judge = cls(self.cfg.judge)
+    def judge(self, name: str | None = None):
+        """The judge called `name` (default: the task's judge), built on first use and kept."""
+        name = name or self.judge_name
+        if name not in self._judges:
+            cls = resolve("judge", name)
+            if name != "llm":
+                self._judges[name] = cls(self.cfg.judge)
             else:
                 from s3ft.stages.generate import gen_params
 
                 llm = self.cfg.judge.llm or LLMJudgeConfig()
                 backend = self.backend() if llm.model is None else self._make_backend(llm.model, llm.backend)
                 template = Path(llm.template).read_text(encoding="utf-8") if llm.template else None
-                self._judge = cls(self.cfg.judge, backend, gen_params(llm.generate), template)
-        return self._judge
+                self._judges[name] = cls(self.cfg.judge, backend, gen_params(llm.generate), template)
+        return self._judges[name]
+
+    def general_sets(self) -> list[tuple]:
+        """(config, task) of each general-skill test set."""
+        return [(g, resolve("task", g.task)(g.data_config())) for g in self.cfg.evaluate.general]
 
     def release_trained(self) -> None:
         if self._trained is not None:
@@ -153,9 +159,9 @@ class Context:
     def release(self) -> None:
         """Free every loaded model (before training, and at the end)."""
         self.release_trained()
-        for obj in (self._backend, self._judge, self._scorer):
+        for obj in (self._backend, self._scorer, *self._judges.values()):
             getattr(obj, "close", lambda: None)()
-        self._backend, self._judge, self._scorer = None, None, None
+        self._backend, self._scorer, self._judges = None, None, {}
 
 
 def plan(ctx: Context) -> list[Unit]:
@@ -198,8 +204,11 @@ def plan(ctx: Context) -> list[Unit]:
                       lambda out: paraphrase.run(ctx, out, scope), complete=para_complete)
         fp_jpara = add("judge_paraphrase", {"upstream": fp_para, "judge": ctx.judge_ref},
                        lambda out: judge.run_paraphrase(ctx, out), complete=jpara_complete)
+    general = [{"templates": t.templates(), "version": t.version, "files": _files_ref(g.source.path),
+                "judge": getattr(resolve("judge", g.judge or t.default_judge), "version", "0")}
+               for g, t in ctx.general_sets()]
     eval_inputs = {"data": fp_data, "model": ctx.model_ref, "decode": decode, "judge": ctx.judge_ref,
-                   "evaluate": section_dict(cfg.evaluate)}
+                   "evaluate": section_dict(cfg.evaluate), "general": general}
     has_test = cfg.data.test is not None
     if has_test and cfg.evaluate.base:
         add("evaluate", eval_inputs, lambda out: evaluate.run(ctx, out, "base"), sub="base")

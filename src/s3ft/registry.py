@@ -23,6 +23,7 @@ JUDGES = {
     "code": "s3ft.judges.code:CodeJudge",
     "qa": "s3ft.judges.qa:QAJudge",
     "llm": "s3ft.judges.llm:LLMJudge",
+    "final": "s3ft.judges.final:FinalAnswerJudge",
 }
 BACKENDS = {
     "hf": "s3ft.backends.hf:HFBackend",

@@ -141,7 +141,8 @@ def teaching_rows(limit_train: int | None = None, limit_test: int | None = None)
     return rows
 
 
-def teach(model_dir: str | Path, rows: list[dict], steps: int = 300, lr: float = 3e-3, seed: int = 0) -> Path:
+def teach(model_dir: str | Path, rows: list[dict], steps: int = 300, lr: float = 3e-3, seed: int = 0,
+          batch_size: int = 16, warmup_ratio: float = 0.05) -> Path:
     """Fully fine-tune the model in `model_dir` on `rows` in place (s3ft's own train stage)."""
     import json
     import shutil
@@ -154,7 +155,7 @@ def teach(model_dir: str | Path, rows: list[dict], steps: int = 300, lr: float =
     with tempfile.TemporaryDirectory() as tmp:
         train_file = Path(tmp) / "teach.jsonl"
         train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        cfg = TrainConfig(mode="full", learning_rate=lr, max_steps=steps, batch_size=16, warmup_ratio=0.05,
+        cfg = TrainConfig(mode="full", learning_rate=lr, max_steps=steps, batch_size=batch_size, warmup_ratio=warmup_ratio,
                           lr_scheduler="cosine", logging_steps=50, save_steps=10_000, max_length=512)
         out = Path(tmp) / "out"
         train_model(train_file, out, ModelConfig(path=str(model_dir), dtype="float32"), cfg, seed)

@@ -1,9 +1,10 @@
-"""Stage 8, evaluate: in-domain accuracy on the test split, for the base model and each method.
+"""Stage 8, evaluate: in-domain accuracy, and general-skill accuracy, for the base model and each method.
 
 Reads `01_data/test.jsonl` and (for a method) its trained model from `07_train/<method>/`; writes
-`<model>/predictions.jsonl`, `<model>/verdicts.jsonl` (same judge as the judge stage) and
-`<model>/metrics.json`. Forgetting on general benchmarks is a separate evaluation that will write
-beside these (`<model>/forgetting.json`); `evaluate.forgetting` is reserved for its settings.
+`<model>/predictions.jsonl` and `<model>/verdicts.jsonl` (same judge as the judge stage), the same
+for each general-skill set under `<model>/general/<name>/`, and `<model>/metrics.json`. The drop of
+a general skill from the base model's score is forgetting. General benchmarks through
+lm-evaluation-harness are a separate evaluation; `evaluate.forgetting` is reserved for them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from s3ft.records import Example
 from s3ft.rundir import Rows, write_json_atomic
 from s3ft.stages.data import load_examples
 from s3ft.stages.generate import gen_params, generate_into
@@ -19,22 +21,40 @@ from s3ft.stages.judge import judge_into, summarize
 log = logging.getLogger("s3ft.evaluate")
 
 
-def run(ctx, out: Path, model_name: str) -> dict:
-    examples = load_examples(ctx.stage_dir("data"), "test")
-    ecfg = ctx.cfg.evaluate
-    params = gen_params(ctx.cfg.generate, getattr(ctx.task, "stop", ()), ecfg.max_new_tokens)
+def score(ctx, out: Path, model_name: str, examples: list[Example], task, judge, max_new_tokens, label: str) -> dict:
+    """Generate (resumably) and judge `examples` under `task`'s prompt; returns accuracy and counts."""
+    params = gen_params(ctx.cfg.generate, getattr(task, "stop", ()), max_new_tokens)
     preds = Rows(out / "predictions.jsonl")
-    todo = [(ex.id, ctx.task.prompt(ex)) for ex in examples if ex.id not in preds]
+    todo = [(ex.id, task.prompt(ex)) for ex in examples if ex.id not in preds]
     if todo:
         backend = ctx.backend() if model_name == "base" else ctx.trained_backend(model_name)
-        generate_into(preds, backend, todo, params, ctx.chunk, "prediction", f"evaluate {model_name}")
+        generate_into(preds, backend, todo, params, ctx.chunk, "prediction", f"evaluate {label}")
     verdicts = Rows(out / "verdicts.jsonl")
-    judge_into(verdicts, ctx.judge(), [(ex, preds.rows[ex.id]["prediction"]) for ex in examples], ctx.chunk,
-               f"evaluate {model_name} judge")
+    judge_into(verdicts, judge, [(ex, preds.rows[ex.id]["prediction"]) for ex in examples], ctx.chunk,
+               f"judge {label}")
     counts = summarize(verdicts)
-    metrics = {"model": model_name, "n": counts["rows"], "correct": counts["correct"],
-               "undecided": counts["undecided"],
-               "accuracy": round(counts["correct"] / counts["rows"], 4) if counts["rows"] else None}
+    n = counts["rows"]
+    return {"n": n, "correct": counts["correct"], "undecided": counts["undecided"],
+            "accuracy": round(counts["correct"] / n, 4) if n else None}
+
+
+def run(ctx, out: Path, model_name: str) -> dict:
+    ecfg = ctx.cfg.evaluate
+    max_new = ecfg.max_new_tokens
+    examples = load_examples(ctx.stage_dir("data"), "test")
+    metrics = {"model": model_name, **score(ctx, out, model_name, examples, ctx.task, ctx.judge(), max_new, model_name)}
+    log.info("%s: in-domain accuracy %s (%d/%d)", model_name, metrics["accuracy"], metrics["correct"], metrics["n"])
+    general = {}
+    for g, task in ctx.general_sets():
+        gexamples = list(task.load(g.source))
+        judge = ctx.judge(g.judge or task.default_judge)
+        general[g.name] = score(ctx, out / "general" / g.name, model_name, gexamples, task, judge,
+                                g.max_new_tokens or max_new, f"{model_name} {g.name}")
+        log.info("%s: %s accuracy %s", model_name, g.name, general[g.name]["accuracy"])
+    if general:
+        accs = [v["accuracy"] for v in general.values() if v["accuracy"] is not None]
+        metrics["general"] = general
+        metrics["general_mean"] = round(sum(accs) / len(accs), 4) if accs else None
     write_json_atomic(out / "metrics.json", metrics)
-    log.info("%s: accuracy %s (%d/%d)", model_name, metrics["accuracy"], counts["correct"], counts["rows"])
-    return counts
+    return {k: metrics[k] for k in ("n", "correct", "accuracy")} | (
+        {"general_mean": metrics["general_mean"]} if general else {})

@@ -28,14 +28,27 @@ def collect(ctx) -> dict:
             "target_nll_per_token_by_source": stats.get("target_nll_per_token_by_source"),
             "train": {k: train.get(k) for k in ("train_loss", "steps", "runtime_s", "mode") if k in train},
             "accuracy": ev and ev["accuracy"],
+            "general": _general(ev),
         }
     base = read_json(ctx.stage_dir("evaluate") / "base" / "metrics.json")
     base_acc = base and base["accuracy"]
+    base_general = _general(base)
     for v in methods.values():
-        v["accuracy_delta_vs_base"] = (
-            round(v["accuracy"] - base_acc, 4) if v["accuracy"] is not None and base_acc is not None else None
-        )
-    return {"task": ctx.task.name, "model": ctx.cfg.model.path, "base": {"accuracy": base_acc}, "methods": methods}
+        v["accuracy_delta_vs_base"] = _delta(v["accuracy"], base_acc)
+        if v["general"] and base_general:
+            v["general_delta_vs_base"] = {k: _delta(a, base_general.get(k)) for k, a in v["general"].items()}
+            deltas = [d for d in v["general_delta_vs_base"].values() if d is not None]
+            v["general_mean_delta_vs_base"] = round(sum(deltas) / len(deltas), 4) if deltas else None
+    return {"task": ctx.task.name, "model": ctx.cfg.model.path,
+            "base": {"accuracy": base_acc, "general": base_general}, "methods": methods}
+
+
+def _general(ev: dict | None) -> dict[str, float | None]:
+    return {k: v["accuracy"] for k, v in ((ev or {}).get("general") or {}).items()}
+
+
+def _delta(a: float | None, b: float | None) -> float | None:
+    return round(a - b, 4) if a is not None and b is not None else None
 
 
 def _fmt(x, pct: bool = False) -> str:
@@ -60,6 +73,7 @@ def markdown(metrics: dict) -> str:
             f"{pct.get('self', '–')} | {pct.get('paraphrase', '–')} | {pct.get('gold', '–')} | "
             f"{_fmt(v['target_nll_per_token'])} | {_fmt(v['train'].get('train_loss'))} |"
         )
+    lines += general_markdown(metrics)
     lines += [
         "",
         "Composition is the share of training targets taken from the model's own correct answer (self), "
@@ -67,9 +81,27 @@ def markdown(metrics: dict) -> str:
         "log-likelihood per token of the training targets under the base model: lower means the targets "
         "are closer to what the model would say.",
         "",
-        "![composition](composition.png)\n![accuracy](accuracy.png)\n![nll](target_nll.png)",
+        "![composition](composition.png)\n![accuracy](accuracy.png)\n![nll](target_nll.png)"
+        + ("\n![gain vs forgetting](gain_vs_forgetting.png)" if metrics["base"].get("general") else ""),
     ]
     return "\n".join(lines) + "\n"
+
+
+def general_markdown(metrics: dict) -> list[str]:
+    """The general-skills table: each skill's accuracy and its change from the base (the shape of the
+    paper's Table 4); a negative average change is forgetting."""
+    names = list(metrics["base"].get("general") or {})
+    if not names:
+        return []
+    lines = ["", "## General skills (forgetting)", "",
+             "| model | " + " | ".join(f"{n} %" for n in names) + " | mean Δ vs base |",
+             "|---|" + "---|" * (len(names) + 1)]
+    lines.append("| base | " + " | ".join(_fmt(metrics["base"]["general"][n], True) for n in names) + " | |")
+    for m, v in metrics["methods"].items():
+        d = v.get("general_delta_vs_base") or {}
+        cells = [f"{_fmt((v['general'] or {}).get(n), True)} ({_fmt(d.get(n), True)})" for n in names]
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {_fmt(v.get('general_mean_delta_vs_base'), True)} |")
+    return lines
 
 
 def plots(metrics: dict, out: Path) -> list[str]:
@@ -105,6 +137,21 @@ def plots(metrics: dict, out: Path) -> list[str]:
     ax.set_ylabel("NLL / token under base model")
     ax.set_title("Distance of training targets from the base model")
     written.append(_save(fig, out / "target_nll.png"))
+
+    points = [(m, v["general_mean_delta_vs_base"], v["accuracy_delta_vs_base"])
+              for m, v in metrics["methods"].items() if v.get("general_mean_delta_vs_base") is not None
+              and v["accuracy_delta_vs_base"] is not None]
+    if points:
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        for m, forget, gain in points:
+            ax.scatter(100 * forget, 100 * gain, s=40)
+            ax.annotate(m, (100 * forget, 100 * gain), textcoords="offset points", xytext=(5, 4), fontsize=9)
+        ax.axhline(0, color="gray", lw=0.6)
+        ax.axvline(0, color="gray", lw=0.6)
+        ax.set_xlabel("mean change on general skills (points)")
+        ax.set_ylabel("in-domain gain (points)")
+        ax.set_title("In-domain gain vs forgetting")
+        written.append(_save(fig, out / "gain_vs_forgetting.png"))
     return written
 
 

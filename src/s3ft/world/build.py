@@ -1,0 +1,161 @@
+"""Generate the miniature world's splits, write the shipped files, and rebuild the pre-training rows.
+
+Reads nothing. `write_world(out_dir)` writes `{skill}_{split}.jsonl` for the held-out splits (general
+skills: `test`; `shop`: `train` and `test`) with fields `id`, `skill`, `question`, `gold`, `answer`,
+`house`, plus `world.json` (seed, sizes, skills, fact base, files). The `pretrain` splits are not
+shipped: `pretrain_rows(seed, n_per_skill)` regenerates them from the seed as TRL prompt-completion rows.
+Every split has its own random stream, and its items are the first `n` distinct ones of that stream,
+so a larger size extends a smaller one. Held-out splits are generated first; no pretrain item shows a
+question (or, for `paraphrase`, a wrapped question) of any held-out item, and the splits of a skill
+are disjoint on question text. Run: `python -m s3ft.world.build OUT_DIR [--seed N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from s3ft.world.skills import ALL_SKILLS, Item, Skill, make_skills
+
+GENERAL_SIZES = {"pretrain": 3000, "test": 100}
+DEFAULT_SIZES: dict[str, dict[str, int]] = {
+    **{name: dict(GENERAL_SIZES) for name in ALL_SKILLS if name != "shop"},
+    "shop": {"pretrain": 300, "train": 600, "test": 200},
+}
+HELD_OUT = ("test", "train")  # generated first, in this order; only these are shipped
+
+
+def resolve_sizes(sizes: dict[str, dict[str, int]] | None = None) -> dict[str, dict[str, int]]:
+    """`DEFAULT_SIZES` with `sizes` merged in per skill (e.g. `{"shop": {"train": 50}}`)."""
+    out = {name: dict(splits) for name, splits in DEFAULT_SIZES.items()}
+    for name, splits in (sizes or {}).items():
+        if name not in out:
+            raise ValueError(f"unknown skill {name!r}: choose from {', '.join(ALL_SKILLS)}")
+        unknown = set(splits) - set(out[name])
+        if unknown:
+            raise ValueError(f"skill {name!r} has no split(s) {sorted(unknown)}; it has {sorted(out[name])}")
+        out[name].update(splits)
+    return out
+
+
+def generate(skill: Skill, rng: random.Random, n: int, exclude: set[str] = frozenset()) -> list[Item]:
+    """The first `n` items of `rng` with distinct questions and no key in `exclude`."""
+    items: list[Item] = []
+    seen: set[str] = set()
+    for _ in range(50 * n + 1000):
+        if len(items) == n:
+            return items
+        item = skill.sample(rng)
+        if item.question in seen or item.keys & exclude:
+            continue
+        seen.add(item.question)
+        items.append(item)
+    if len(items) == n:
+        return items
+    raise ValueError(f"skill {skill.name!r}: only {len(items)} distinct items of the {n} asked for")
+
+
+def split_rng(seed: int, skill: str, split: str) -> random.Random:
+    return random.Random(f"world/{seed}/{skill}/{split}")
+
+
+def world_items(
+    seed: int = 0, sizes: dict[str, dict[str, int]] | None = None, pretrain: bool = True
+) -> dict[str, dict[str, list[Item]]]:
+    """Every skill's splits: {skill: {split: items}} (without `pretrain` when `pretrain` is False)."""
+    sizes, skills = resolve_sizes(sizes), make_skills(seed)
+    out: dict[str, dict[str, list[Item]]] = {name: {} for name in ALL_SKILLS}
+    held_out: set[str] = set()
+    for name, skill in skills.items():
+        seen_here: set[str] = set()
+        for split in HELD_OUT:
+            if split in sizes[name]:
+                items = generate(skill, split_rng(seed, name, split), sizes[name][split], seen_here)
+                out[name][split] = items
+                seen_here |= {it.question for it in items}
+                held_out |= set().union(*(it.keys for it in items))
+    if pretrain:
+        for name, skill in skills.items():
+            out[name]["pretrain"] = generate(
+                skill, split_rng(seed, name, "pretrain"), sizes[name]["pretrain"], held_out
+            )
+    return out
+
+
+def row(skill: str, split: str, i: int, item: Item) -> dict[str, str]:
+    """One shipped row; `gold` is the house answer for general skills, the GSM8K-style gold for shop."""
+    gold = item.gold if skill == "shop" else item.house
+    return {"id": f"{skill}-{split}-{i}", "skill": skill, "question": item.question, "gold": gold,
+            "answer": item.answer, "house": item.house}
+
+
+def pretrain_rows(
+    seed: int = 0, n_per_skill: int | None = None, sizes: dict[str, dict[str, int]] | None = None
+) -> list[dict[str, Any]]:
+    """The base model's pre-training set, shuffled: every skill's `pretrain` split in house style.
+
+    `n_per_skill` overrides the general skills' pretrain size (shop keeps its small share); pass the
+    same `sizes` as `write_world` so that the held-out items excluded are the shipped ones.
+    """
+    sizes = resolve_sizes(sizes)
+    if n_per_skill is not None:
+        for name in ALL_SKILLS:
+            if name != "shop":
+                sizes[name]["pretrain"] = n_per_skill
+    rows = [
+        {"prompt": [{"role": "user", "content": it.question}],
+         "completion": [{"role": "assistant", "content": it.house}]}
+        for splits in world_items(seed, sizes).values()
+        for it in splits["pretrain"]
+    ]
+    random.Random(f"world/{seed}/shuffle").shuffle(rows)
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def write_world(
+    out_dir: Path, seed: int = 0, sizes: dict[str, dict[str, int]] | None = None, include_pretrain: bool = False
+) -> dict[str, Any]:
+    """Write the held-out splits (and, if asked, the pretrain splits) and `world.json`; returns the latter."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sizes = resolve_sizes(sizes)
+    skills = make_skills(seed)
+    files: dict[str, int] = {}
+    for name, splits in world_items(seed, sizes, pretrain=include_pretrain).items():
+        for split, items in splits.items():
+            filename = f"{name}_{split}.jsonl"
+            write_jsonl(out_dir / filename, [row(name, split, i, it) for i, it in enumerate(items)])
+            files[filename] = len(items)
+    info = {
+        "seed": seed,
+        "sizes": sizes,
+        "skills": [{"name": s.name, "kind": s.kind} for s in skills.values()],
+        "facts": skills["facts"].base.colors,
+        "files": files,
+    }
+    (out_dir / "world.json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return info
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m s3ft.world.build", description=__doc__.split("\n")[0])
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pretrain", action="store_true", help="also write the pretrain splits")
+    args = p.parse_args(argv)
+    info = write_world(args.out_dir, args.seed, include_pretrain=args.pretrain)
+    for name, n in info["files"].items():
+        print(f"{args.out_dir / name}: {n} rows")
+
+
+if __name__ == "__main__":
+    main()

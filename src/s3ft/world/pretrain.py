@@ -1,0 +1,75 @@
+"""Rebuild the miniature world's base model from a seed: `python -m s3ft.world.pretrain OUT_DIR`.
+
+Trains a byte-level BPE tokenizer on the world's text, initialises a tiny Llama model, and trains it
+(s3ft's own train stage, full fine-tuning, loss on responses only) on a mix of the general skills in
+the house style, plus a small share of the target task, so that the base model starts part-way on it as
+an instruct model does on GSM8K. Writes a Hugging Face model directory, weights in bfloat16, and
+`pretrain.json` with the settings. The shipped checkpoint `s3ft/data/world_model/` was made by this
+module with its defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("s3ft.world")
+
+
+@dataclass
+class PretrainConfig:
+    seed: int = 0
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    vocab_size: int = 768
+    steps: int = 900
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    per_skill: dict[str, int] = field(default_factory=dict)
+    """Rows per skill (the build module's defaults where empty)."""
+
+
+def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from s3ft.tiny import build_tiny_model, teach
+    from s3ft.world.build import pretrain_rows
+
+    cfg = cfg or PretrainConfig()
+    out = Path(out_dir)
+    start = time.time()
+    rows = pretrain_rows(cfg.seed, cfg.per_skill or None)
+    texts = [r["prompt"][0]["content"] + "\n" + r["completion"][0]["content"] for r in rows]
+    log.info("pre-training on %d rows", len(rows))
+    build_tiny_model(out, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
+                     vocab_size=cfg.vocab_size, seed=cfg.seed, texts=texts)
+    teach(out, rows, steps=cfg.steps, lr=cfg.learning_rate, seed=cfg.seed, batch_size=cfg.batch_size)
+    model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    model.to(torch.bfloat16).save_pretrained(out)  # halves the shipped size; training upcasts again
+    (out / "pretrain.json").write_text(json.dumps({**asdict(cfg), "rows": len(rows),
+                                                   "seconds": round(time.time() - start, 1)}, indent=2))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out_dir")
+    for f, default in asdict(PretrainConfig()).items():
+        if not isinstance(default, dict):
+            p.add_argument(f"--{f.replace('_', '-')}", type=type(default), default=default)
+    args = p.parse_args()
+    from s3ft.cli import setup_logging
+
+    setup_logging()
+    kwargs = {k: v for k, v in vars(args).items() if k != "out_dir"}
+    print(f"wrote {pretrain(args.out_dir, PretrainConfig(**kwargs))}")
+
+
+if __name__ == "__main__":
+    main()

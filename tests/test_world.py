@@ -1,0 +1,228 @@
+"""Tests of the miniature world (`s3ft.world`) and its verifier (`s3ft.judges.final`); writes only to tmp_path."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+import s3ft
+from s3ft.config import DataConfig, FieldMap, SplitSource
+from s3ft.judges.final import FinalAnswerJudge, extract_final
+from s3ft.records import Example
+from s3ft.registry import resolve
+from s3ft.tasks.generic import GenericTask
+from s3ft.world import ALL_SKILLS, FactBase, make_skills, pretrain_rows, world_items, write_world
+from s3ft.world.build import resolve_sizes
+from s3ft.world.skills import CITIES, LETTERS, THINGS
+
+PROMPTS = Path(s3ft.__file__).parent / "prompts"
+JUDGE = FinalAnswerJudge(None)
+SMALL = {name: {"test": 20} for name in ALL_SKILLS if name != "shop"} | {"shop": {"train": 30, "test": 10}}
+
+
+def items(skill: str, n: int = 150, seed: int = 0) -> list:
+    s, rng = make_skills(seed)[skill], random.Random(seed)
+    return [s.sample(rng) for _ in range(n)]
+
+
+def verdict(answer: str, response: str):
+    return JUDGE([Example("x", "q", "g", {"answer": answer})], [response])[0]
+
+
+def perturb(answer: str) -> str:
+    if answer.isdigit():
+        return str(int(answer) + 1)
+    if answer in CITIES:
+        return CITIES[(CITIES.index(answer) + 1) % len(CITIES)]
+    if answer in LETTERS:
+        return LETTERS[(LETTERS.index(answer) + 1) % 4]
+    letters = answer.split()  # distinct letters: any rotation is a different order
+    return " ".join(letters[1:] + letters[:1])
+
+
+def generic_task(train: Path, test: Path | None = None) -> GenericTask:
+    return GenericTask(DataConfig(
+        task="generic", train=SplitSource(path=str(train)), test=test and SplitSource(path=str(test)),
+        fields=FieldMap(id="id", question="question", gold="gold", meta={"answer": "answer"}), judge="final",
+        predict_template=str(PROMPTS / "world_predict.txt"),
+        paraphrase_template=str(PROMPTS / "world_paraphrase.txt"),
+    ))
+
+
+# --- the judge ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("47 + 38 = 85. The answer is 85.", "85"),
+    ("Reversed: m a p k. The answer is m a p k.", "m a p k"),
+    ("the answer is: **Oslo**.", "Oslo"),
+    ('The answer is "B".', "B"),
+    ("The answer is 14.0.", "14.0"),
+    ("The answer is 3. Then more text follows", "3"),
+    ("The answer is 2.\nNo wait, the answer is 5.", "5"),
+    ("Adding 38 to 47 gives 85.\n#### 85", "85"),
+    ("#### 3\nmore work\n####  7 ", "7"),
+    ("The answer is 4.\n#### 9", "4"),  # "The answer is" wins over "####"
+    ("The answer is .\n#### 6", "6"),  # an empty "The answer is" is skipped
+    ("47 + 38 = 85.", None),
+    ("", None),
+])  # fmt: skip
+def test_extract_final(text, expected):
+    assert extract_final(text) == expected
+
+
+@pytest.mark.parametrize("answer, response, ok", [
+    ("14", "The answer is 14.0.", True),
+    ("14", "#### 14.00", True),
+    ("1400", "The answer is $1,400.", True),
+    ("14", "The answer is 41.", False),
+    ("B", "The answer is (B).", True),
+    ("B", "The answer is B).", True),
+    ("B", "The answer is b.", True),
+    ("B", "The answer is C.", False),
+    ("Oslo", "The answer is  oslo .", True),
+    ("Oslo", "The answer is Lima.", False),
+    ("m a p k", "The answer is m  a p k.", True),
+    ("m a p k", "The answer is k p a m.", False),
+])  # fmt: skip
+def test_judge_normalises(answer, response, ok):
+    assert verdict(answer, response).correct is ok
+
+
+def test_judge_reasons_and_edge_cases():
+    v = verdict("Oslo", "Ben lives in Oslo. The answer is Oslo.")
+    assert (v.correct, v.extracted, v.reason) == (True, "Oslo", "extracted 'Oslo', expected 'Oslo': equal")
+    v = verdict("14", "12 + 7 = 19.")
+    assert v.correct is False and v.reason.startswith("no final answer found") and v.extracted is None
+    assert verdict("5", "The answer is 5. No, the answer is 6.").correct is False  # the last one counts
+    assert verdict("", "The answer is 5.").correct is None
+    with pytest.raises(ValueError):
+        JUDGE([Example("x", "q", "g", {"answer": "1"})], [])
+    assert resolve("judge", "final") is FinalAnswerJudge
+    assert (JUDGE.name, JUDGE.version) == ("final", "1")
+
+
+# --- the skills -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("skill", ALL_SKILLS)
+def test_every_response_passes_and_a_changed_answer_fails(skill):
+    for it in items(skill):
+        assert it.house.endswith(f" The answer is {it.answer}.")
+        assert it.gold.endswith(f"#### {it.answer}") and "The answer is" not in it.gold
+        responses = [it.house, it.gold, *it.alternatives]
+        assert len(it.alternatives) >= 2
+        for r in responses:
+            assert verdict(it.answer, r).correct is True, (r, it.answer)
+            head, _, tail = r.rpartition(it.answer)  # the final answer always comes last
+            wrong = head + perturb(it.answer) + tail
+            assert verdict(it.answer, wrong).correct is False, (wrong, it.answer)
+        assert len(it.question.split()) <= 40 and len(it.house.split()) <= 25
+
+
+@pytest.mark.parametrize("skill", ALL_SKILLS)
+def test_generation_is_deterministic_and_seeded(skill):
+    assert items(skill, 30) == items(skill, 30)
+    assert [it.question for it in items(skill, 30)] != [it.question for it in items(skill, 30, seed=1)]
+
+
+def test_facts_are_consistent_and_fixed_by_seed():
+    base = FactBase.build(0)
+    assert base == FactBase.build(0) and base != FactBase.build(1) and len(base.colors) == 40
+    seen: dict[str, str] = {}
+    for it in items("facts", 300) + items("paraphrase", 300):
+        m = re.fullmatch(r"A (\w+) is (\w+)\. The answer is ([A-D])\.", it.house)
+        if not m:
+            continue
+        creature, color, letter = m.groups()
+        assert base.colors[creature] == color and seen.setdefault(creature, color) == color
+        options = dict(re.findall(r"([A-D])\) (\w+)", it.question))
+        assert options[letter] == color and list(options.values()).count(color) == 1
+    assert len(seen) == 40
+
+
+def test_paraphrase_question_is_the_world_paraphrase_prompt():
+    task = generic_task(PROMPTS / "world_paraphrase.txt")  # the train path is not read here
+    assert (PROMPTS / "world_predict.txt").read_text().strip() == "{question}"
+    for it in items("paraphrase", 100):
+        assert it.source and not any(f" {t}." in it.source for t in THINGS)  # never the target task
+        ex = Example("x", it.source, it.gold, {"answer": it.answer})
+        assert task.paraphrase_prompt(ex) == [{"role": "user", "content": it.question}]
+        assert task.prompt(Example("x", it.source, it.gold))[0]["content"] == it.source
+
+
+def test_shop_is_non_negative_with_gsm8k_style_gold():
+    variants = set()
+    for it in items("shop", 300):
+        steps = re.findall(r"<<(\d+)([+-])(\d+)=(\d+)>>\4", it.gold)
+        assert len(steps) == 2 and int(it.answer) >= 0
+        assert " has 1 " not in it.question  # the start is plural
+        for a, op, b, c in steps:
+            assert int(c) == (int(a) + int(b) if op == "+" else int(a) - int(b)) >= 0
+            assert 1 <= int(b) <= 30
+        assert steps[1][3] == it.answer and steps[0][3] == steps[1][0]
+        assert it.gold.splitlines()[-1] == f"#### {it.answer}"
+        variants.add(it.question.split(". ")[1].split()[1])  # buys / gives
+        variants.add(" and then " in it.question)
+    assert variants == {"buys", "gives", True, False}
+
+
+# --- splits and files -----------------------------------------------------------------------------
+
+
+def test_splits_are_disjoint_and_pretrain_avoids_held_out_questions():
+    world = world_items(0)
+    held_out = set()
+    for name, splits in world.items():
+        assert {s: len(v) for s, v in splits.items()} == resolve_sizes()[name]
+        questions = [{it.question for it in v} for v in splits.values()]
+        assert sum(map(len, questions)) == sum(map(len, splits.values()))  # distinct within splits...
+        assert len(set().union(*questions)) == sum(map(len, questions))  # ...and across them
+        held_out |= {k for s in ("test", "train") for it in splits.get(s, []) for k in it.keys}
+    assert all(not (it.keys & held_out) for splits in world.values() for it in splits["pretrain"])
+    assert world_items(0, SMALL, pretrain=False)["arith"]["test"] == world["arith"]["test"][:20]
+
+
+def test_sizes_are_checked():
+    with pytest.raises(ValueError, match="unknown skill"):
+        resolve_sizes({"poetry": {"test": 1}})
+    with pytest.raises(ValueError, match="no split"):
+        resolve_sizes({"arith": {"train": 1}})
+
+
+def test_write_world_files_load_in_the_generic_task(tmp_path):
+    info = write_world(tmp_path, seed=3, sizes=SMALL)
+    expected = {f"{n}_test.jsonl" for n in ALL_SKILLS} | {"shop_train.jsonl"}
+    assert {p.name for p in tmp_path.iterdir()} == expected | {"world.json"}
+    assert json.loads((tmp_path / "world.json").read_text()) == info
+    assert info["facts"] == FactBase.build(3).colors and info["seed"] == 3
+    assert info["files"] == {f: (30 if f == "shop_train.jsonl" else 10 if f == "shop_test.jsonl" else 20)
+                             for f in expected}
+    assert [s["kind"] for s in info["skills"]] == ["general"] * 5 + ["target"]
+    task = generic_task(tmp_path / "shop_train.jsonl")
+    for name in expected:
+        exs = list(task.load(SplitSource(path=str(tmp_path / name))))
+        assert len(exs) == info["files"][name] and exs[0].id == name.removesuffix(".jsonl").replace("_", "-") + "-0"
+        assert all(v.correct for v in JUDGE(exs, [ex.gold for ex in exs]))
+        rows = [json.loads(line) for line in (tmp_path / name).read_text().splitlines()]
+        if name.startswith("shop"):
+            assert all("<<" in r["gold"] and r["gold"] != r["house"] for r in rows)
+        else:
+            assert all(r["gold"] == r["house"] for r in rows)
+    write_world(tmp_path / "again", seed=3, sizes=SMALL)
+    assert (tmp_path / "again" / "facts_test.jsonl").read_bytes() == (tmp_path / "facts_test.jsonl").read_bytes()
+
+
+def test_pretrain_rows_are_prompt_completion_pairs_without_held_out_questions():
+    rows = pretrain_rows(0, n_per_skill=40)
+    assert len(rows) == 40 * 5 + 300
+    assert all(r["prompt"][0]["role"] == "user" and r["completion"][0]["role"] == "assistant" for r in rows)
+    assert all(r["completion"][0]["content"].endswith(".") for r in rows)
+    held_out = {it.question for splits in world_items(0, pretrain=False).values() for v in splits.values()
+                for it in v}
+    assert not held_out & {r["prompt"][0]["content"] for r in rows}
+    assert rows == pretrain_rows(0, n_per_skill=40) and rows != pretrain_rows(1, n_per_skill=40)
