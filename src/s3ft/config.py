@@ -272,19 +272,33 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
-    """Apply one `dotted.key=value` override; the value is parsed as YAML (`3`, `true`, `[a, b]`)."""
+    """Apply one `dotted.key=value` override; the value is parsed as YAML (`3`, `true`, `[a, b]`).
+
+    A number indexes a list: `evaluate.general.0.source.limit=20`.
+    """
     if "=" not in assignment:
         raise ConfigError(None, assignment, "an override must look like key=value")
     key, value = assignment.split("=", 1)
     parts = key.strip().split(".")
-    node = raw
+    node: Any = raw
     for p in parts[:-1]:
+        if isinstance(node, list):
+            if not (p.isdigit() and int(p) < len(node)):
+                raise ConfigError(None, key, f"'{p}' is not an index of a list of {len(node)}")
+            node = node[int(p)]
+            continue
         if node.get(p) is None:  # absent, or an empty YAML section (`train:`)
             node[p] = {}
         node = node[p]
-        if not isinstance(node, dict):
+        if not isinstance(node, (dict, list)):
             raise ConfigError(None, key, f"'{p}' is not a section")
-    node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+    parsed = yaml.safe_load(value) if value.strip() else None
+    if isinstance(node, list):
+        if not (parts[-1].isdigit() and int(parts[-1]) < len(node)):
+            raise ConfigError(None, key, f"'{parts[-1]}' is not an index of a list of {len(node)}")
+        node[int(parts[-1])] = parsed
+    else:
+        node[parts[-1]] = parsed
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), raw: dict | None = None) -> Config:

@@ -64,13 +64,14 @@ class Arith:
     name, kind = "arith", "general"
 
     def sample(self, rng: random.Random) -> Item:
-        a, b = rng.randint(10, 99), rng.randint(10, 99)
+        # The range the target task's steps need (sums up to 60): the general skill it builds on.
+        a, b = rng.randint(2, 60), rng.randint(1, 30)
         if rng.random() < 0.5:
             c = a + b
             return Item(f"What is {a} + {b}?", str(c), house(f"{a} + {b} = {c}.", str(c)),
                         f"Adding {b} to {a} gives {c}.\n#### {c}",
                         [f"The sum of {a} and {b} is {c}, so the answer is {c}.", final_only(str(c))])
-        a, b = max(a, b), min(a, b)
+        a, b = max(a, b), min(a, b)  # never negative
         c = a - b
         return Item(f"What is {a} - {b}?", str(c), house(f"{a} - {b} = {c}.", str(c)),
                     f"Taking {b} from {a} leaves {c}.\n#### {c}",

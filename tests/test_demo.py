@@ -1,0 +1,83 @@
+"""The demo's multi-seed summary (pure functions) and the shipped world config."""
+
+from __future__ import annotations
+
+from s3ft.config import PACKAGE_DIR, load_config
+from s3ft.demo import DEMO_CONFIG, summarize, summary_markdown, summary_plot
+
+
+def report(gain_sft, gain_s3ft, forget_sft, forget_s3ft):
+    def method(gain, forget):
+        return {"accuracy": 0.4 + gain, "accuracy_delta_vs_base": gain, "general_mean_delta_vs_base": forget,
+                "general_delta_vs_base": {"arith": forget}, "composition": {"percent": {"self": 50.0}},
+                "target_nll_per_token": 1.5}
+
+    return {"task": "generic", "model": "m", "base": {"accuracy": 0.4, "general": {"arith": 0.9}},
+            "methods": {"sft": method(gain_sft, forget_sft), "s3ft": method(gain_s3ft, forget_s3ft)}}
+
+
+def test_summary_mean_and_spread_over_seeds(tmp_path):
+    s = summarize({0: report(0.10, 0.20, -0.30, -0.10), 1: report(0.20, 0.20, -0.10, -0.10)})
+    assert s["seeds"] == [0, 1]
+    assert s["methods"]["sft"]["gain"] == {"mean": 0.15, "std": 0.0707, "n": 2}
+    assert s["methods"]["sft"]["general_change"]["mean"] == -0.2
+    assert s["methods"]["s3ft"]["general_change"] == {"mean": -0.1, "std": 0.0, "n": 2}
+    assert s["methods"]["sft"]["general_change_by_skill"]["arith"]["mean"] == -0.2
+    md = summary_markdown(s)
+    assert "| sft | +15.0 ± 7.1 | -20.0 ± 14.1 | -20.0 ± 14.1 | 50.0 |" in md
+    summary_plot(s, tmp_path / "s.png")
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_single_seed_has_no_spread():
+    s = summarize({3: report(0.1, 0.2, -0.3, -0.1)})
+    assert s["methods"]["sft"]["gain"]["std"] is None
+    assert "| sft | +10.0 | -30.0 |" in summary_markdown(s)
+
+
+def test_world_config_resolves_package_paths():
+    cfg = load_config(DEMO_CONFIG)
+    assert cfg.model.path == f"{PACKAGE_DIR}/data/world_model"
+    assert [g.name for g in cfg.evaluate.general] == ["arith", "reverse", "passage", "facts"]
+    assert all(g.source.path.startswith(PACKAGE_DIR) and g.judge == "final" for g in cfg.evaluate.general)
+    assert cfg.data.test.split == "test" and cfg.method == ["sft", "ssr", "sdft", "s3ft"]
+
+
+def test_override_indexes_lists():
+    cfg = load_config(DEMO_CONFIG, ["evaluate.general.1.source.limit=7", "evaluate.general.0.name=sums"])
+    assert cfg.evaluate.general[1].source.limit == 7 and cfg.evaluate.general[0].name == "sums"
+    import pytest
+
+    from s3ft.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not an index"):
+        load_config(DEMO_CONFIG, ["evaluate.general.9.source.limit=7"])
+
+
+def test_shortened_demo_through_the_cli(tmp_path):
+    """`s3ft demo` on the shipped base model, shortened (few rows, one epoch), two seeds."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from s3ft.rundir import stage_root
+
+    short = ["data.train.limit=48", "data.test.limit=24", "train.epochs=1", "train.batch_size=16",
+             *[f"evaluate.general.{i}.source.limit=16" for i in range(4)]]
+    r = subprocess.run([sys.executable, "-m", "s3ft", "demo", "--seeds", "0,1", "--run-dir", str(tmp_path / "w"),
+                        *short], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((tmp_path / "w" / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1] and set(summary["methods"]) == {"sft", "ssr", "sdft", "s3ft"}
+    for m in summary["methods"].values():
+        assert m["gain"]["n"] == 2 and m["general_change"]["n"] == 2
+        assert set(m["general_change_by_skill"]) == {"arith", "reverse", "passage", "facts"}
+    base = summary["base"]
+    assert set(base["general"]) == {"arith", "reverse", "passage", "facts"}
+    # the shipped base model has its general skills: well above chance on each
+    assert all(acc >= 0.5 for acc in base["general"].values()), base
+    assert (tmp_path / "w" / "summary.png").read_bytes()[:4] == b"\x89PNG"
+    s3ft = json.loads((stage_root(tmp_path / "w" / "seed-0", "select") / "s3ft" / "stats.json").read_text())
+    assert s3ft["composition"]["counts"]["self"] > 0  # the base model solves some target problems itself
