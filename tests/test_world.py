@@ -226,3 +226,16 @@ def test_pretrain_rows_are_prompt_completion_pairs_without_held_out_questions():
                 for it in v}
     assert not held_out & {r["prompt"][0]["content"] for r in rows}
     assert rows == pretrain_rows(0, n_per_skill=40) and rows != pretrain_rows(1, n_per_skill=40)
+
+
+def test_reference_style_rows_teach_the_gold_style_under_their_own_prompt():
+    from s3ft.judges.final import extract_final
+    from s3ft.world.pretrain import REFERENCE_STYLE, reference_style_rows
+
+    rows = reference_style_rows(0, {"arith": 50, "shop": 50, "facts": 50}, 40)
+    assert len(rows) == 40
+    suffix = REFERENCE_STYLE.format(question="")
+    for r in rows:
+        assert r["prompt"][0]["content"].endswith(suffix)
+        target = r["completion"][0]["content"]
+        assert "The answer is" not in target and extract_final(target) is not None  # gold style: "#### N"

@@ -34,6 +34,10 @@ class PretrainConfig:
     learning_rate: float = 2e-3
     per_skill: dict[str, int] = field(default_factory=lambda: dict(PER_SKILL))
     """Pre-training rows per skill: steps x batch_size is about one pass over them, fresh data throughout."""
+    reference_style_share: float = 0.0
+    """Share of extra rows that teach the gold (reference) style as language the model can write when asked
+    ("Answer in the reference style."), while the plain prompt keeps the house style: an instruct model has
+    seen GSM8K-style text but prefers its own. 0 reproduces the shipped checkpoint (v1)."""
     arith_repeat: int = 3
     """Arithmetic rows are shown this many times: its range has only ~3,300 distinct questions."""
 
@@ -56,6 +60,8 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
     start = time.time()
     rows = pretrain_rows(cfg.seed, sizes={k: {"pretrain": n} for k, n in cfg.per_skill.items()})
     rows += [r for r in rows if ARITH.match(r["prompt"][0]["content"]) for _ in range(cfg.arith_repeat - 1)]
+    if cfg.reference_style_share > 0:
+        rows += reference_style_rows(cfg.seed, cfg.per_skill, int(cfg.reference_style_share * len(rows)))
     random.Random(cfg.seed).shuffle(rows)
     texts = [r["prompt"][0]["content"] + "\n" + r["completion"][0]["content"] for r in rows]
     log.info("pre-training on %d rows", len(rows))
@@ -67,6 +73,20 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
     (out / "pretrain.json").write_text(json.dumps({**asdict(cfg), "rows": len(rows),
                                                    "seconds": round(time.time() - start, 1)}, indent=2))
     return out
+
+
+REFERENCE_STYLE = "{question}\nAnswer in the reference style."
+
+
+def reference_style_rows(seed: int, per_skill: dict[str, int], n: int) -> list[dict]:
+    """`n` rows, drawn from every skill's pre-training items, whose completions are in the gold style."""
+    from s3ft.world.build import world_items
+
+    items = [it for splits in world_items(seed, {k: {"pretrain": v} for k, v in per_skill.items()}).values()
+             for it in splits["pretrain"]]
+    picked = random.Random(f"world/{seed}/reference").sample(items, min(n, len(items)))
+    return [{"prompt": [{"role": "user", "content": REFERENCE_STYLE.format(question=it.question)}],
+             "completion": [{"role": "assistant", "content": it.gold}]} for it in picked]
 
 
 def main() -> None:
