@@ -21,7 +21,7 @@ from s3ft import methods as M
 from s3ft.config import Config, LLMJudgeConfig, section_dict
 from s3ft.errors import S3FTError
 from s3ft.registry import resolve
-from s3ft.rundir import STAGES, UnitDir, fingerprint, read_jsonl, stage_root
+from s3ft.rundir import STAGES, UnitDir, fingerprint, rows_by_id, stage_root
 from s3ft.stages import data, evaluate, generate, judge, paraphrase, report, select
 
 log = logging.getLogger("s3ft.pipeline")
@@ -147,8 +147,9 @@ class Context:
                 self._judges[name] = cls(self.cfg.judge, backend, gen_params(llm.generate), template)
         return self._judges[name]
 
+    @cached_property
     def general_sets(self) -> list[tuple]:
-        """(config, task) of each general-skill test set."""
+        """(config, task) of each general-skill test set, built once."""
         return [(g, resolve("task", g.task)(g.data_config())) for g in self.cfg.evaluate.general]
 
     def release_trained(self) -> None:
@@ -191,13 +192,11 @@ def plan(ctx: Context) -> list[Unit]:
         def para_complete() -> bool:
             if scope == "wrong" and not (ctx.stage_dir("judge") / "rows.jsonl").exists():
                 return True  # cannot tell before the judge has run; the judge's own state decides
-            done = {r["id"] for r in read_jsonl(para_dir / "rows.jsonl")} if (para_dir / "rows.jsonl").exists() else set()
-            return set(paraphrase.select_ids(ctx, scope)) <= done
+            return set(paraphrase.select_ids(ctx, scope)) <= rows_by_id(para_dir / "rows.jsonl").keys()
 
         def jpara_complete() -> bool:
-            jdir = ctx.stage_dir("judge_paraphrase")
-            ids = {r["id"] for r in read_jsonl(jdir / "rows.jsonl")} if (jdir / "rows.jsonl").exists() else set()
-            return {r["id"] for r in read_jsonl(para_dir / "rows.jsonl")} <= ids
+            judged = rows_by_id(ctx.stage_dir("judge_paraphrase") / "rows.jsonl")
+            return rows_by_id(para_dir / "rows.jsonl").keys() <= judged.keys()
 
         fp_para = add("paraphrase", {"data": fp_data, "model": ctx.model_ref, "decode": section_dict(cfg.paraphrase),
                                      "backend": cfg.generate.backend, "stop": stop},
@@ -206,7 +205,7 @@ def plan(ctx: Context) -> list[Unit]:
                        lambda out: judge.run_paraphrase(ctx, out), complete=jpara_complete)
     general = [{"templates": t.templates(), "version": t.version, "files": _files_ref(g.source.path),
                 "judge": getattr(resolve("judge", g.judge or t.default_judge), "version", "0")}
-               for g, t in ctx.general_sets()]
+               for g, t in ctx.general_sets]
     eval_inputs = {"data": fp_data, "model": ctx.model_ref, "decode": decode, "judge": ctx.judge_ref,
                    "evaluate": section_dict(cfg.evaluate), "general": general}
     has_test = cfg.data.test is not None
@@ -250,9 +249,9 @@ def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list
             raise S3FTError(f"unknown stage '{s}': stages are {', '.join(STAGES)}")
     from s3ft.validate import validate
 
-    validate(cfg)  # fail on a bad template or path now, not after an hour of generation
-    save_config(cfg)
     ctx = Context(cfg)
+    validate(cfg, ctx)  # fail on a bad template or path now, not after an hour of generation
+    save_config(cfg)
     first_forced = min((STAGES.index(s) for s in force), default=len(STAGES))
     last = STAGES.index(until) if until else len(STAGES) - 1
     results = []

@@ -99,6 +99,12 @@ class Rows:
             os.fsync(f.fileno())
 
 
+def rows_by_id(path: Path) -> dict[str, dict]:
+    """A stage's rows keyed by id; empty when the stage has written none."""
+    path = Path(path)
+    return {str(r["id"]): r for r in read_jsonl(path)} if path.exists() else {}
+
+
 def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
     """Write a whole JSONL file atomically; returns the row count."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,10 @@ PLACEHOLDER = Example(
 )
 
 
-def validate(cfg: Config) -> list[str]:
-    """Lines describing what was checked; raises `S3FTError` on the first problem."""
+def validate(cfg: Config, ctx=None) -> list[str]:
+    """Lines describing what was checked; raises `S3FTError` on the first problem.
+
+    `ctx`: the run's `Context`, when the caller has one already (it is built here otherwise)."""
     from s3ft.pipeline import Context
 
     lines = []
@@ -39,7 +41,7 @@ def validate(cfg: Config) -> list[str]:
         value = getattr(getattr(cfg, section), field)
         if value and not Path(value).is_file():
             raise ConfigError(None, key, f"no such file: {value}")
-    ctx = Context(cfg)
+    ctx = ctx or Context(cfg)
     task = ctx.task
     for name, fn in (("prompt", task.prompt), ("paraphrase_prompt", task.paraphrase_prompt)):
         try:

@@ -45,7 +45,7 @@ def run(ctx, out: Path, model_name: str) -> dict:
     metrics = {"model": model_name, **score(ctx, out, model_name, examples, ctx.task, ctx.judge(), max_new, model_name)}
     log.info("%s: in-domain accuracy %s (%d/%d)", model_name, metrics["accuracy"], metrics["correct"], metrics["n"])
     general = {}
-    for g, task in ctx.general_sets():
+    for g, task in ctx.general_sets:
         gexamples = list(task.load(g.source))
         judge = ctx.judge(g.judge or task.default_judge)
         general[g.name] = score(ctx, out / "general" / g.name, model_name, gexamples, task, judge,

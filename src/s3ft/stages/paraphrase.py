@@ -11,7 +11,7 @@ import logging
 import re
 from pathlib import Path
 
-from s3ft.rundir import Rows, read_jsonl
+from s3ft.rundir import Rows, rows_by_id
 from s3ft.stages.data import load_examples
 from s3ft.stages.generate import gen_params, generate_into
 
@@ -32,8 +32,8 @@ def select_ids(ctx, scope: str) -> list[str]:
     ids = [ex.id for ex in load_examples(ctx.stage_dir("data"), "train")]
     if scope == "all":
         return ids
-    verdicts = {r["id"]: r["correct"] for r in read_jsonl(ctx.stage_dir("judge") / "rows.jsonl")}
-    return [i for i in ids if verdicts.get(i) is not True]
+    verdicts = rows_by_id(ctx.stage_dir("judge") / "rows.jsonl")
+    return [i for i in ids if verdicts.get(i, {}).get("correct") is not True]
 
 
 def run(ctx, out: Path, scope: str) -> dict:

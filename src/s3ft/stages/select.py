@@ -14,24 +14,20 @@ import logging
 from pathlib import Path
 
 from s3ft.methods import choose_source
-from s3ft.rundir import Rows, read_jsonl, write_json_atomic, write_jsonl
+from s3ft.rundir import Rows, rows_by_id, write_json_atomic, write_jsonl
 from s3ft.stages.data import load_examples
 
 log = logging.getLogger("s3ft.select")
 SOURCES = ("self", "paraphrase", "gold")
 
 
-def _rows(path: Path) -> dict[str, dict]:
-    return {r["id"]: r for r in read_jsonl(path)} if path.exists() else {}
-
-
 def build_rows(ctx, method: str) -> list[dict]:
     """The training rows for `method`, with provenance; the target text is in `completion`."""
     task = ctx.task
-    preds = _rows(ctx.stage_dir("generate") / "rows.jsonl")
-    verdicts = _rows(ctx.stage_dir("judge") / "rows.jsonl")
-    paras = _rows(ctx.stage_dir("paraphrase") / "rows.jsonl")
-    para_verdicts = _rows(ctx.stage_dir("judge_paraphrase") / "rows.jsonl")
+    preds = rows_by_id(ctx.stage_dir("generate") / "rows.jsonl")
+    verdicts = rows_by_id(ctx.stage_dir("judge") / "rows.jsonl")
+    paras = rows_by_id(ctx.stage_dir("paraphrase") / "rows.jsonl")
+    para_verdicts = rows_by_id(ctx.stage_dir("judge_paraphrase") / "rows.jsonl")
     out = []
     for ex in load_examples(ctx.stage_dir("data"), "train"):
         v, pv = verdicts.get(ex.id), para_verdicts.get(ex.id)
