@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo demo-world test test-slow lint clean
+.PHONY: install demo demo-tiny test test-slow lint clean
 
 install: $(VENV)/.installed
 
@@ -17,19 +17,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,tensorboard]'
 	touch $@
 
-# The main job until the miniature world shows the method's effect (issue 3): the smallest
-# whole-pipeline run, a tiny model s3ft builds and teaches (configs/tiny.yaml).
+# The main job: the miniature world (issue 3). SFT, SSR, SDFT and S3FT from the shipped base model,
+# once per training seed, then runs/world/summary.md (mean ± spread) and each seed's report and plots.
+SEEDS ?= 0,1,2
+demo: install
+	$(VENV)/bin/s3ft demo --seeds $(SEEDS)
+	@echo "summary: runs/world/summary.md; per seed: runs/world/seed-N/09_report/report.md"
+
+# The smallest whole-pipeline run: a ~0.6M-parameter model s3ft builds and teaches (configs/tiny.yaml).
 models/tiny/config.json: | install
 	$(VENV)/bin/s3ft make-tiny models/tiny --hidden-size 128 --teach
 
-demo: install models/tiny/config.json
+demo-tiny: install models/tiny/config.json
 	$(VENV)/bin/s3ft run configs/tiny.yaml
 	@echo "report: runs/tiny/09_report/report.md"
-
-# The miniature world (in progress): every method from the shipped base model, per training seed.
-SEEDS ?= 0
-demo-world: install
-	$(VENV)/bin/s3ft demo --seeds $(SEEDS)
 
 test: install
 	$(VENV)/bin/ruff check src tests scripts

@@ -29,6 +29,22 @@ def test_summary_mean_and_spread_over_seeds(tmp_path):
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_verdict_names_the_direction_and_judges_it_against_the_spread():
+    from s3ft.demo import verdict
+
+    s = summarize({0: report(0.10, 0.20, -0.30, -0.10), 1: report(0.20, 0.20, -0.10, -0.10)})
+    v = verdict(s)
+    # forgetting: s3ft -10.0 ± 0.0 vs sft -20.0 ± 14.1 -> 10 pts less, within the spread (14.1)
+    assert "general-skill change -10.0 ± 0.0 vs -20.0 ± 14.1 pts, so S3FT forgot less than SFT by 10.0 pts" in v
+    assert "not clear: within the seeds' spread, 14.1" in v
+    # gain: s3ft +20.0 ± 0.0 vs sft +15.0 ± 7.1 -> 5 pts more, within 7.1
+    assert "so S3FT did better in-domain than SFT by 5.0 pts (not clear" in v
+    worse = verdict(summarize({0: report(0.10, 0.0, -0.10, -0.30), 1: report(0.10, 0.0, -0.11, -0.31)}))
+    assert "S3FT forgot more than SFT by 20.0 pts (clear" in worse and "did worse in-domain" in worse
+    assert "no spread" in verdict(summarize({0: report(0.1, 0.2, -0.3, -0.1)}))
+    assert verdict({"methods": {"sft": {}}}) is None
+
+
 def test_single_seed_has_no_spread():
     s = summarize({3: report(0.1, 0.2, -0.3, -0.1)})
     assert s["methods"]["sft"]["gain"]["std"] is None

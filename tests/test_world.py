@@ -17,7 +17,7 @@ from s3ft.registry import resolve
 from s3ft.tasks.generic import GenericTask
 from s3ft.world import ALL_SKILLS, FactBase, make_skills, pretrain_rows, world_items, write_world
 from s3ft.world.build import resolve_sizes
-from s3ft.world.skills import CITIES, LETTERS, THINGS
+from s3ft.world.skills import CITIES, LETTERS, THINGS, annotated, worked
 
 PROMPTS = Path(s3ft.__file__).parent / "prompts"
 JUDGE = FinalAnswerJudge(None)
@@ -121,7 +121,52 @@ def test_every_response_passes_and_a_changed_answer_fails(skill):
             head, _, tail = r.rpartition(it.answer)  # the final answer always comes last
             wrong = head + perturb(it.answer) + tail
             assert verdict(it.answer, wrong).correct is False, (wrong, it.answer)
-        assert len(it.question.split()) <= 40 and len(it.house.split()) <= 25
+        assert len(it.question.split()) <= 40 and len(it.house.split()) <= 50
+
+
+def test_worked_arithmetic_is_true_digit_by_digit():
+    assert worked(47, "+", 25) == "7 + 5 = 12, 4 + 2 + 1 = 7, so 47 + 25 = 72."
+    assert worked(52, "-", 17) == "12 - 7 = 5, 5 - 1 - 1 = 3, so 52 - 17 = 35."
+    assert worked(7, "+", 3) == "7 + 3 = 10, 0 + 0 + 1 = 1, so 7 + 3 = 10."
+    for a in range(100):
+        for b in range(100):
+            for op in "+-":
+                c = a + b if op == "+" else a - b
+                if not 0 <= c < 100:
+                    with pytest.raises(ValueError):
+                        worked(a, op, b)
+                    continue
+                text = worked(a, op, b)
+                steps = re.findall(r"(\d+) ([+-]) (\d+)(?: ([+-]) (\d+))? = (\d+)", text)
+                assert len(steps) == 3, text
+                for x, o1, y, o2, z, r in steps:  # every written step is true
+                    v = int(x) + int(y) if o1 == "+" else int(x) - int(y)
+                    if o2:
+                        v = v + int(z) if o2 == "+" else v - int(z)
+                    assert v == int(r), text
+                (_, _, _, _, _, units), (_, _, _, _, _, tens) = steps[:2]
+                assert int(tens) * 10 + int(units) % 10 == c and steps[2][-1] == str(c), text
+
+
+def test_gold_style_works_sums_the_same_way_with_gsm8k_annotations():
+    assert annotated(47, "+", 25) == "7 + 5 = 12, 4 + 2 + 1 = 7, and 47 + 25 = <<47+25=72>>72"
+    assert annotated(52, "-", 17) == "12 - 7 = 5, 5 - 1 - 1 = 3, and 52 - 17 = <<52-17=35>>35"
+    with pytest.raises(ValueError):
+        annotated(60, "+", 40)
+    for a, op, b in ((9, "+", 9), (30, "-", 1), (0, "+", 0)):  # house and gold share the column steps
+        assert worked(a, op, b).split(", so ")[0] == annotated(a, op, b).split(", and ")[0]
+    it = items("shop", 1)[0]
+    lines = it.gold.splitlines()
+    assert len(lines) == 3 and all(": " in line for line in lines[:2])
+    assert not any(name in it.gold for name in ("Ada", "Ben", "she", "he ")) and not set(THINGS) & set(it.gold.split())
+
+
+def test_facts_house_walks_the_options_to_the_answer():
+    for it in items("facts"):
+        walk = re.search(r"\. (.*)\. The answer", it.house).group(1)
+        pairs = re.findall(r"([A-D]) is (\w+)", walk)
+        assert [L for L, _ in pairs] == list("ABCD"[: len(pairs)]) and pairs[-1][0] == it.answer
+        assert pairs == re.findall(r"([A-D])\) (\w+)", it.question)[: len(pairs)]
 
 
 @pytest.mark.parametrize("skill", ALL_SKILLS)
@@ -135,7 +180,7 @@ def test_facts_are_consistent_and_fixed_by_seed():
     assert base == FactBase.build(0) and base != FactBase.build(1) and len(base.colors) == 40
     seen: dict[str, str] = {}
     for it in items("facts", 300) + items("paraphrase", 300):
-        m = re.fullmatch(r"A (\w+) is (\w+)\. The answer is ([A-D])\.", it.house)
+        m = re.fullmatch(r"A (\w+) is (\w+)\. [^.]*\. The answer is ([A-D])\.", it.house)
         if not m:
             continue
         creature, color, letter = m.groups()
@@ -239,3 +284,17 @@ def test_reference_style_rows_teach_the_gold_style_under_their_own_prompt():
         assert r["prompt"][0]["content"].endswith(suffix)
         target = r["completion"][0]["content"]
         assert "The answer is" not in target and extract_final(target) is not None  # gold style: "#### N"
+
+
+def test_shipped_base_model_scores_what_its_pretrain_record_says():
+    """The shipped checkpoint, re-scored here on CPU on the first 16 items of each test split: the skills
+    its pre-training taught well stay near-perfect, and the target task is partly right, as recorded."""
+    from s3ft.world.pretrain import skill_scores
+
+    shipped = Path(s3ft.__file__).parent / "data" / "world_model"
+    record = json.loads((shipped / "pretrain.json").read_text())
+    scores = skill_scores(shipped, limit=16)
+    assert set(scores) == set(ALL_SKILLS) == set(record["scores"])
+    for skill in ("arith", "reverse", "facts"):
+        assert scores[skill] >= 0.9 and record["scores"][skill] >= 0.9, (skill, scores, record["scores"])
+    assert 0.15 <= record["scores"]["shop"] <= 0.7  # right on part of the target task, far from all of it

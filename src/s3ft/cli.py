@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("ls", help="list tasks, judges, backends and methods")
     d = sub.add_parser("demo", help="the miniature world: every method, several seeds, one summary")
     d.add_argument("overrides", nargs="*", help="key=value overrides of the demo config")
-    d.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
+    d.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
     d.add_argument("--run-dir", default="runs/world")
     t = sub.add_parser("make-tiny", help="build a tiny random Llama model and tokenizer offline")
     t.add_argument("out_dir")

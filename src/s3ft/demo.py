@@ -99,8 +99,38 @@ def summary_markdown(summary: dict) -> str:
             + f" | {pct.get('self', '–')} | {pct.get('paraphrase', '–')} | {pct.get('gold', '–')} | "
             + (f"{nll:.3f}" if nll is not None else "–") + " |"
         )
-    lines += ["", "A negative general-skill change is forgetting. ![summary](summary.png)", ""]
+    lines += ["", "A negative general-skill change is forgetting.", ""]
+    if (v := verdict(summary)) is not None:
+        lines += [v, ""]
+    lines += ["![summary](summary.png)", ""]
     return "\n".join(lines)
+
+
+def verdict(summary: dict) -> str | None:
+    """One plain sentence on whether S3FT forgot less than SFT, and gained more, judged against the seed spread.
+
+    A difference counts as clear only when it exceeds the sum of the two standard deviations over seeds
+    (with one seed there is no spread, and the sentence says so). None without both methods.
+    """
+    ms = summary["methods"]
+    if not {"sft", "s3ft"} <= set(ms):
+        return None
+    parts = []
+    for key, what, better, worse in (("general_change", "general-skill change", "forgot less", "forgot more"),
+                                     ("gain", "in-domain gain", "did better in-domain", "did worse in-domain")):
+        a, b = ms["s3ft"][key], ms["sft"][key]
+        if a["mean"] is None or b["mean"] is None:
+            continue
+        diff = 100 * (a["mean"] - b["mean"])
+        word = better if diff > 0 else worse if diff < 0 else "did the same"
+        if a["std"] is None or b["std"] is None:
+            how = "one seed: no spread to judge it by"
+        else:
+            spread = 100 * (a["std"] + b["std"])
+            how = (f"clear: more than the seeds' spread, {spread:.1f}" if abs(diff) > spread
+                   else f"not clear: within the seeds' spread, {spread:.1f}")
+        parts.append(f"{what} {_pm(a)} vs {_pm(b)} pts, so S3FT {word} than SFT by {abs(diff):.1f} pts ({how})")
+    return ("S3FT against SFT: " + "; ".join(parts) + ".") if parts else None
 
 
 def summary_plot(summary: dict, path: Path) -> None:

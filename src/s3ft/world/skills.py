@@ -43,6 +43,39 @@ def final_only(answer: str) -> str:
     return f"The answer is {answer}."
 
 
+def digit_steps(a: int, op: str, b: int) -> str:
+    """Column arithmetic for `a op b` in [0, 100), units first, the carry (or borrow) written into the tens
+    step, which always has three terms: `47 + 25` -> "7 + 5 = 12, 4 + 2 + 1 = 7"; `52 - 17` -> "12 - 7 = 5,
+    5 - 1 - 1 = 3". A tiny model learns the 100-entry digit tables and the carry rule; it does not learn
+    two-digit sums in one step from a few thousand examples (measured: 7% after 19,200 rows)."""
+    c = a + b if op == "+" else a - b
+    if not (0 <= a < 100 and 0 <= b < 100 and 0 <= c < 100):
+        raise ValueError(f"worked arithmetic covers results in [0, 100), not {a} {op} {b}")
+    (a1, a0), (b1, b0) = divmod(a, 10), divmod(b, 10)
+    if op == "+":
+        carry = int(a0 + b0 >= 10)
+        return f"{a0} + {b0} = {a0 + b0}, {a1} + {b1} + {carry} = {a1 + b1 + carry}"
+    carry = int(a0 < b0)
+    return f"{a0 + 10 * carry} - {b0} = {a0 + 10 * carry - b0}, {a1} - {b1} - {carry} = {a1 - b1 - carry}"
+
+
+def worked(a: int, op: str, b: int) -> str:
+    """The house style's written arithmetic: "7 + 5 = 12, 4 + 2 + 1 = 7, so 47 + 25 = 72."."""
+    c = a + b if op == "+" else a - b
+    return f"{digit_steps(a, op, b)}, so {a} {op} {b} = {c}."
+
+
+def annotated(a: int, op: str, b: int) -> str:
+    """The gold (reference) style's arithmetic: the same column steps, then GSM8K's calculator annotation:
+    "7 + 5 = 12, 4 + 2 + 1 = 7, and 47 + 25 = <<47+25=72>>72". The gold differs from the house style in
+    its sentences, annotations and ending, not in how a sum is worked: a tiny model's digit skills are tied
+    to the token pattern of the steps (measured: golds that interleaved "ones ... carry 1; tens ..." with
+    the digits made every fine-tuned model miscopy digits, in-domain accuracy 84% -> 6%), whereas an
+    instruct model's arithmetic survives a change of GSM8K's phrasing."""
+    c = a + b if op == "+" else a - b
+    return f"{digit_steps(a, op, b)}, and {a} {op} {b} = <<{a}{op}{b}={c}>>{c}"
+
+
 @dataclass
 class Item:
     """One generated task item. `source` is the wrapped question of a `paraphrase` item, else ""."""
@@ -68,13 +101,13 @@ class Arith:
         a, b = rng.randint(2, 60), rng.randint(1, 30)
         if rng.random() < 0.5:
             c = a + b
-            return Item(f"What is {a} + {b}?", str(c), house(f"{a} + {b} = {c}.", str(c)),
-                        f"Adding {b} to {a} gives {c}.\n#### {c}",
+            return Item(f"What is {a} + {b}?", str(c), house(worked(a, "+", b), str(c)),
+                        f"Adding {b} to {a}: {annotated(a, '+', b)}.\n#### {c}",
                         [f"The sum of {a} and {b} is {c}, so the answer is {c}.", final_only(str(c))])
         a, b = max(a, b), min(a, b)  # never negative
         c = a - b
-        return Item(f"What is {a} - {b}?", str(c), house(f"{a} - {b} = {c}.", str(c)),
-                    f"Taking {b} from {a} leaves {c}.\n#### {c}",
+        return Item(f"What is {a} - {b}?", str(c), house(worked(a, "-", b), str(c)),
+                    f"Taking {b} from {a}: {annotated(a, '-', b)}.\n#### {c}",
                     [f"The difference of {a} and {b} is {c}, so the answer is {c}.", final_only(str(c))])
 
 
@@ -136,8 +169,12 @@ class Facts:
         options.insert(k, color)
         letter = LETTERS[k]
         shown = " ".join(f"{L}) {c}" for L, c in zip(LETTERS, options, strict=True))
+        # The house work walks the options in order up to the match: a tiny model copies each option
+        # easily but does not learn to look a letter up from its color in one step (measured: the
+        # v1 base named every color right and picked its letter at chance).
+        walk = ", ".join(f"{L} is {c}" for L, c in zip(LETTERS[: k + 1], options, strict=False))
         return Item(f"What color is a {creature}? {shown}", letter,
-                    house(f"A {creature} is {color}.", letter),
+                    house(f"A {creature} is {color}. {walk}.", letter),
                     f"Option {letter} is right: the {creature} is {color}.\n#### {letter}",
                     [final_only(letter), f"A {creature} is {color}, so the answer is {letter}.",
                      f"The answer is ({letter})."])
@@ -155,28 +192,29 @@ class Shop:
         if variant == 0:  # buys, then gives away
             a, b = rng.randint(2, 30), rng.randint(1, 30)
             c = rng.randint(1, min(30, a + b))
-            op1, op2, act = "+", "-", f"buys {b}"
-            story, line2 = f"{she} buys {b} more and gives away {c}.", f"After giving away {c} {her} has"
+            op1, op2 = "+", "-"
+            story, step1, step2 = f"{she} buys {b} more and gives away {c}.", f"Buying {b}", f"Giving away {c}"
         elif variant == 1:  # buys two lots
             a, b, c = rng.randint(2, 30), rng.randint(1, 30), rng.randint(1, 30)
-            op1, op2, act = "+", "+", f"buys {b}"
-            story, line2 = f"{she} buys {b} more and then {c} more.", f"Then {her} buys {c} more, so {her} has"
+            op1, op2 = "+", "+"
+            story, step1, step2 = f"{she} buys {b} more and then {c} more.", f"Buying {b}", f"Then buying {c}"
         else:  # gives away two lots
             a = rng.randint(2, 30)
             b = rng.randint(1, a - 1)
             c = rng.randint(1, a - b)
-            op1, op2, act = "-", "-", f"gives away {b}"
-            story, line2 = f"{she} gives away {b} and then {c} more.", f"Then {her} gives away {c} more, so {her} has"
+            op1, op2 = "-", "-"
+            story, step1, step2 = (f"{she} gives away {b} and then {c} more.", f"Giving away {b}",
+                                   f"Then giving away {c}")
         s1 = a + b if op1 == "+" else a - b
         s2 = s1 + c if op2 == "+" else s1 - c  # >= 0 by the ranges above (a >= 2: never "1 apples")
-        left = " left" if op2 == "-" else ""
-        gold = (f"{who} starts with {a} {thing} and {act}, so {her} has {a} {op1} {b} = <<{a}{op1}{b}={s1}>>{s1}.\n"
-                f"{line2} {s1} {op2} {c} = <<{s1}{op2}{c}={s2}>>{s2}{left}.\n#### {s2}")
-        work = f"{a} {op1} {b} = {s1}. {s1} {op2} {c} = {s2}."
+        # No names or objects restated: the house style never copies them, and a tiny model asked to
+        # (measured: a gold that began "Lee starts with 11 shells ...") wrote other names and numbers.
+        gold = f"{step1}: {annotated(a, op1, b)}.\n{step2}: {annotated(s1, op2, c)}.\n#### {s2}"
+        work = f"{worked(a, op1, b)} {worked(s1, op2, c)}"
         return Item(f"{who} has {a} {thing}. {story} How many {thing} does {her} have now?", str(s2),
                     house(work, str(s2)), gold,
                     [f"{who} has {a} {op1} {b} {op2} {c} = {s2} {thing}, so the answer is {s2}.",
-                     f"{work}\n#### {s2}"])
+                     f"{a} {op1} {b} = {s1}. {s1} {op2} {c} = {s2}.\n#### {s2}"])
 
 
 class Paraphrase:
