@@ -195,6 +195,41 @@ class GeneralSet(Section):
                           predict_template=self.predict_template)
 
 
+FORGETTING_TASKS = ["mmlu", "truthfulqa_mc2", "hellaswag", "winogrande", "arc_challenge"]
+
+
+class ForgettingConfig(Section):
+    """General benchmarks through lm-evaluation-harness, scored for the base model and each trained model
+    with identical settings; the change from the base is forgetting (the paper's Table 4)."""
+
+    tasks: list[str] = Field(default_factory=lambda: list(FORGETTING_TASKS), min_length=1)
+    """lm-eval task or group names (a tag gives no aggregate score: list its tasks). s3ft's own tasks (`s3ft_world_*`, the miniature world's skills) are
+    always on the task path; add directories of your own with `include_path`."""
+    num_fewshot: int | None = Field(default=None, ge=0)
+    """Few-shot examples for every task; None keeps each task's own default."""
+    limit: float | None = Field(default=None, gt=0)
+    """Examples per task (a fraction if < 1); None is the whole test set. Scores with a limit are not
+    comparable to published ones."""
+    batch_size: int | str = 8
+    """Harness batch size, or `auto`."""
+    backend: Literal["hf", "vllm"] = "hf"
+    """lm-eval's model type: `hf` (adapters through peft), or `vllm` (needs the vllm extra; LoRA adapters
+    through vLLM's LoRA support; not yet run on a GPU by s3ft's tests)."""
+    apply_chat_template: bool = False
+    """Wrap each prompt in the model's chat template (the world's model needs it; published leaderboard
+    numbers for MMLU etc. are mostly without)."""
+    fewshot_as_multiturn: bool = False
+    """With the chat template, give few-shot examples as earlier turns."""
+    include_path: list[str] = Field(default_factory=list)
+    """Directories of extra lm-eval task YAMLs, e.g. copies of the standard tasks pointed at local data
+    (README, "Offline")."""
+    metric: dict[str, str] = Field(default_factory=dict)
+    """The metric to report per task (e.g. `{hellaswag: acc_norm}`); otherwise acc_norm where the task has
+    it, else acc, else its first metric."""
+    bootstrap_iters: int = Field(default=1000, ge=0)
+    """Bootstrap resamples for the standard error of metrics that need it (0 skips them)."""
+
+
 class EvaluateConfig(Section):
     base: bool = True
     """Also score the base model (the reference for every delta)."""
@@ -204,8 +239,9 @@ class EvaluateConfig(Section):
     """Defaults to generate.max_new_tokens."""
     general: list[GeneralSet] = Field(default_factory=list)
     """General-skill test sets scored with s3ft's own generation and judges (the miniature world's skills)."""
-    forgetting: dict[str, Any] | None = None
-    """Reserved for general-benchmark (lm-evaluation-harness) settings; not used yet."""
+    forgetting: ForgettingConfig | None = None
+    """General benchmarks through lm-evaluation-harness (off when absent: the standard benchmarks need
+    their data from the hub or a local copy)."""
 
 
 class ReportConfig(Section):

@@ -3,8 +3,9 @@
 Reads `01_data/test.jsonl` and (for a method) its trained model from `07_train/<method>/`; writes
 `<model>/predictions.jsonl` and `<model>/verdicts.jsonl` (same judge as the judge stage), the same
 for each general-skill set under `<model>/general/<name>/`, and `<model>/metrics.json`. The drop of
-a general skill from the base model's score is forgetting. General benchmarks through
-lm-evaluation-harness are a separate evaluation; `evaluate.forgetting` is reserved for them.
+a general skill from the base model's score is forgetting. With `evaluate.forgetting`, the model is
+also scored on general benchmarks through lm-evaluation-harness (`s3ft.harness`), saved under
+`forgetting` in `metrics.json` with every harness setting.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def run(ctx, out: Path, model_name: str) -> dict:
         accs = [v["accuracy"] for v in general.values() if v["accuracy"] is not None]
         metrics["general"] = general
         metrics["general_mean"] = round(sum(accs) / len(accs), 4) if accs else None
+    if ecfg.forgetting is not None:
+        from s3ft import harness
+
+        metrics["forgetting"] = harness.score(ctx, model_name)
+        log.info("%s: %s", model_name, ", ".join(f"{t} {v['metric']} {v['value']:.4f}"
+                                                 for t, v in metrics["forgetting"].get("scores", {}).items()))
     write_json_atomic(out / "metrics.json", metrics)
     return {k: metrics[k] for k in ("n", "correct", "accuracy")} | (
         {"general_mean": metrics["general_mean"]} if general else {})

@@ -29,6 +29,7 @@ def collect(ctx) -> dict:
             "train": {k: train.get(k) for k in ("train_loss", "steps", "runtime_s", "mode") if k in train},
             "accuracy": ev and ev["accuracy"],
             "general": _general(ev),
+            "benchmarks": _benchmarks(ev),
         }
     base = read_json(ctx.stage_dir("evaluate") / "base" / "metrics.json")
     base_acc = base and base["accuracy"]
@@ -39,8 +40,30 @@ def collect(ctx) -> dict:
             v["general_delta_vs_base"] = {k: _delta(a, base_general.get(k)) for k, a in v["general"].items()}
             deltas = [d for d in v["general_delta_vs_base"].values() if d is not None]
             v["general_mean_delta_vs_base"] = round(sum(deltas) / len(deltas), 4) if deltas else None
-    return {"task": ctx.task.name, "model": ctx.cfg.model.path,
-            "base": {"accuracy": base_acc, "general": base_general}, "methods": methods}
+    base_bench = _benchmarks(base)
+    for v in methods.values():
+        v["benchmarks_delta_vs_base"], v["benchmarks_mean_delta_vs_base"] = _deltas(v["benchmarks"], base_bench)
+    out = {"task": ctx.task.name, "model": ctx.cfg.model.path,
+           "base": {"accuracy": base_acc, "general": base_general, "benchmarks": base_bench}, "methods": methods}
+    if base and base.get("forgetting"):
+        f = base["forgetting"]
+        out["harness"] = {"settings": f.get("settings"), "versions": f.get("versions"),
+                          "metrics": {t: s["metric"] for t, s in f.get("scores", {}).items()}}
+    return out
+
+
+def _benchmarks(ev: dict | None) -> dict[str, float]:
+    """{task: score} of the lm-evaluation-harness benchmarks in an evaluate stage's metrics."""
+    return {t: s["value"] for t, s in (((ev or {}).get("forgetting") or {}).get("scores") or {}).items()}
+
+
+def _deltas(scores: dict[str, float], base: dict[str, float]) -> tuple[dict[str, float | None], float | None]:
+    """Each benchmark's change from the base model, and their unweighted mean (the paper's "average")."""
+    if not scores or not base:
+        return {}, None
+    d = {t: _delta(v, base.get(t)) for t, v in scores.items()}
+    vals = [x for x in d.values() if x is not None]
+    return d, (round(sum(vals) / len(vals), 4) if vals else None)
 
 
 def _general(ev: dict | None) -> dict[str, float | None]:
@@ -74,6 +97,7 @@ def markdown(metrics: dict) -> str:
             f"{_fmt(v['target_nll_per_token'])} | {_fmt(v['train'].get('train_loss'))} |"
         )
     lines += general_markdown(metrics)
+    lines += benchmarks_markdown(metrics)
     lines += [
         "",
         "Composition is the share of training targets taken from the model's own correct answer (self), "
@@ -82,7 +106,8 @@ def markdown(metrics: dict) -> str:
         "are closer to what the model would say.",
         "",
         "![composition](composition.png)\n![accuracy](accuracy.png)\n![nll](target_nll.png)"
-        + ("\n![gain vs forgetting](gain_vs_forgetting.png)" if metrics["base"].get("general") else ""),
+        + ("\n![gain vs forgetting](gain_vs_forgetting.png)" if metrics["base"].get("general") else "")
+        + ("\n![benchmarks](benchmarks.png)" if metrics["base"].get("benchmarks") else ""),
     ]
     return "\n".join(lines) + "\n"
 
@@ -101,6 +126,30 @@ def general_markdown(metrics: dict) -> list[str]:
         d = v.get("general_delta_vs_base") or {}
         cells = [f"{_fmt((v['general'] or {}).get(n), True)} ({_fmt(d.get(n), True)})" for n in names]
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {_fmt(v.get('general_mean_delta_vs_base'), True)} |")
+    return lines
+
+
+def benchmarks_markdown(metrics: dict) -> list[str]:
+    """The lm-evaluation-harness table: each benchmark's score, its change from the base, and the mean
+    change per model (the paper's Table 4), with the harness settings beneath."""
+    names = list(metrics["base"].get("benchmarks") or {})
+    if not names:
+        return []
+    h = metrics.get("harness") or {}
+    used = h.get("metrics") or {}
+    lines = ["", "## General benchmarks (lm-evaluation-harness)", "",
+             "| model | " + " | ".join(f"{n} ({used.get(n, 'score')}) %" for n in names) + " | mean Δ vs base |",
+             "|---|" + "---|" * (len(names) + 1),
+             "| base | " + " | ".join(_fmt(metrics["base"]["benchmarks"][n], True) for n in names) + " | |"]
+    for m, v in metrics["methods"].items():
+        d = v.get("benchmarks_delta_vs_base") or {}
+        cells = [f"{_fmt((v['benchmarks'] or {}).get(n), True)} ({_fmt(d.get(n), True)})" for n in names]
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {_fmt(v.get('benchmarks_mean_delta_vs_base'), True)} |")
+    s = h.get("settings") or {}
+    lines += ["", f"lm-eval {s.get('lm_eval', '?')}, backend {s.get('backend', '?')}, few-shot "
+              f"{s.get('num_fewshot') if s.get('num_fewshot') is not None else 'task default'}, limit "
+              f"{s.get('limit') or 'none'}, chat template {'on' if s.get('apply_chat_template') else 'off'}; "
+              "every setting and task version is in metrics.json under `harness`."]
     return lines
 
 
@@ -152,6 +201,21 @@ def plots(metrics: dict, out: Path) -> list[str]:
         ax.set_ylabel("in-domain gain (points)")
         ax.set_title("In-domain gain vs forgetting")
         written.append(_save(fig, out / "gain_vs_forgetting.png"))
+
+    bench = list(metrics["base"].get("benchmarks") or {})
+    if bench:
+        fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(bench) + 2), 3.4))
+        width = 0.8 / max(1, len(ms))
+        for i, m in enumerate(ms):
+            d = metrics["methods"][m].get("benchmarks_delta_vs_base") or {}
+            xs = [j + i * width for j in range(len(bench))]
+            ax.bar(xs, [100 * (d.get(b) or 0) for b in bench], width=width, label=m)
+        ax.set_xticks([j + width * (len(ms) - 1) / 2 for j in range(len(bench))], bench, fontsize=8)
+        ax.axhline(0, color="gray", lw=0.6)
+        ax.set_ylabel("change vs base (points)")
+        ax.set_title("General benchmarks: change from the base model")
+        ax.legend(fontsize=8)
+        written.append(_save(fig, out / "benchmarks.png"))
     return written
 
 

@@ -1,0 +1,128 @@
+"""General benchmarks through lm-evaluation-harness: how much a fine-tuned model forgot, measured the way
+the field measures it (MMLU, TruthfulQA, HellaSwag, Winogrande, ARC; the paper's Table 4).
+
+`score(ctx, model_name)` runs `lm_eval.simple_evaluate` on the base model or on a method's trained
+model (its LoRA adapter through peft, or its full fine-tuned weights) with the settings of
+`evaluate.forgetting`, and returns per-task scores plus every setting and the harness and task versions.
+Results are cached as JSON under `<cache dir>/lm_eval/`, keyed by the model's files, the settings and
+the harness version, so the base model is scored once however many runs or seeds share the cache.
+s3ft's own task definitions (`s3ft/lm_eval_tasks/`: the miniature world's skills) are always on the
+harness's task path. Reads the model files and the tasks' data; writes only the cache file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from s3ft.config import ForgettingConfig, ModelConfig, section_dict
+from s3ft.rundir import fingerprint, write_json_atomic
+
+log = logging.getLogger("s3ft.harness")
+TASKS_DIR = Path(__file__).resolve().parent / "lm_eval_tasks"
+PREFERRED = ("acc_norm", "acc", "exact_match", "mc2")
+
+
+def model_args(backend: str, model: ModelConfig, adapter: str | None = None) -> dict[str, Any]:
+    """The harness's model arguments for the base model, or for it with a LoRA adapter."""
+    import torch
+
+    device = model.device if model.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    args: dict[str, Any] = {"pretrained": model.path, "dtype": model.dtype,
+                            "trust_remote_code": model.trust_remote_code}
+    if model.revision:
+        args["revision"] = model.revision
+    if backend == "hf":
+        args["device"] = device
+        if adapter:
+            args["peft"] = adapter
+    elif adapter:  # vllm
+        args.update(enable_lora=True, lora_local_path=adapter)
+    return args
+
+
+def primary_metric(task: str, metrics: dict[str, Any], wanted: str | None = None) -> tuple[str, float, float | None]:
+    """(name, value, stderr) of the metric to report from one task's harness results ("acc,none" keys)."""
+    values = {k.split(",")[0]: v for k, v in metrics.items()
+              if isinstance(v, int | float) and "_stderr" not in k and k != "alias"}
+    if wanted is not None:
+        if wanted not in values:
+            raise ValueError(f"evaluate.forgetting.metric: task {task!r} has no metric {wanted!r} "
+                             f"(it has {', '.join(sorted(values)) or 'none'})")
+        name = wanted
+    else:
+        name = next((m for m in PREFERRED if m in values), None) or next(iter(sorted(values)), None)
+        if name is None:
+            raise ValueError(f"lm-eval returned no numeric metric for task {task!r}: {sorted(metrics)}")
+    stderr = next((v for k, v in metrics.items() if k.split(",")[0] == f"{name}_stderr"
+                   and isinstance(v, int | float)), None)
+    return name, float(values[name]), (float(stderr) if stderr is not None else None)
+
+
+def settings(fcfg: ForgettingConfig) -> dict[str, Any]:
+    import lm_eval
+
+    return {"lm_eval": getattr(lm_eval, "__version__", "unknown"), **section_dict(fcfg)}
+
+
+def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
+        cache_dir: Path | None = None) -> dict[str, Any]:
+    """Score one model on `fcfg.tasks`; returns {"settings", "model", "scores": {task: {...}}, "versions"}."""
+    from s3ft.backends.hf import dir_hash, weights_id
+
+    setup = settings(fcfg)
+    ident = {"model": weights_id(model.path, model.revision), "dtype": model.dtype,
+             "adapter": adapter and f"{Path(adapter).resolve()}#{dir_hash(adapter)}"}
+    key = fingerprint({**ident, **setup})
+    cached = cache_dir / "lm_eval" / f"{key}.json" if cache_dir else None
+    if cached is not None and cached.is_file():
+        log.info("lm-eval scores from cache %s", cached)
+        return json.loads(cached.read_text())
+
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    tm = TaskManager(include_path=[str(TASKS_DIR), *fcfg.include_path])
+    log.info("lm-eval %s on %s%s: %s", setup["lm_eval"], model.path, f" + {adapter}" if adapter else "",
+             ", ".join(fcfg.tasks))
+    res = lm_eval.simple_evaluate(
+        model=fcfg.backend, model_args=model_args(fcfg.backend, model, adapter), tasks=list(fcfg.tasks),
+        num_fewshot=fcfg.num_fewshot, limit=fcfg.limit, batch_size=fcfg.batch_size,
+        apply_chat_template=fcfg.apply_chat_template, fewshot_as_multiturn=fcfg.fewshot_as_multiturn,
+        task_manager=tm, bootstrap_iters=fcfg.bootstrap_iters, log_samples=False,
+    )
+    if res is None:  # only on non-zero ranks of a distributed run
+        return {}
+    found = {**res.get("results", {}), **res.get("groups", {})}
+    scores = {}
+    for task in fcfg.tasks:
+        if task not in found:
+            raise ValueError(f"lm-eval returned no results for task {task!r} (got {', '.join(sorted(found))})")
+        name, value, stderr = primary_metric(task, found[task], fcfg.metric.get(task))
+        n = res.get("n-samples", {}).get(task, {})
+        scores[task] = {"metric": name, "value": round(value, 6), "stderr": stderr and round(stderr, 6),
+                        "n": n.get("effective") if isinstance(n, dict) else None}
+    out = {"settings": setup, "model": ident, "scores": scores,
+           "versions": {k: v for k, v in res.get("versions", {}).items() if k in fcfg.tasks or k in found}}
+    if cached is not None:
+        write_json_atomic(cached, out)
+    return out
+
+
+def score(ctx, model_name: str) -> dict[str, Any]:
+    """`run` for the base model ("base") or a method's trained model, with the run's settings and cache."""
+    fcfg = ctx.cfg.evaluate.forgetting
+    ctx.release()  # the harness loads its own copy: never two on one GPU
+    ctx.release_trained()
+    model, adapter = ctx.cfg.model, None
+    if model_name != "base":
+        tdir = ctx.stage_dir("train") / model_name
+        if ctx.cfg.train.mode == "lora":
+            adapter = str(tdir / "adapter")
+        else:
+            model = model.model_copy(update={"path": str(tdir / "model")})
+    c = ctx.cfg.cache
+    cache_dir = Path(c.path).parent if c.enabled and c.path else (ctx.run_dir if c.enabled else None)
+    return run(fcfg, model, adapter, cache_dir)

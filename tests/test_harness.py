@@ -1,0 +1,113 @@
+"""Forgetting through lm-evaluation-harness: metric choice, deltas by hand, and the harness path end to end
+on CPU with the shipped world model on s3ft's own (local) harness tasks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import s3ft
+from s3ft.harness import primary_metric
+from s3ft.stages.report import _deltas, benchmarks_markdown
+
+WORLD_MODEL = Path(s3ft.__file__).parent / "data" / "world_model"
+
+
+def test_primary_metric_prefers_acc_norm_then_acc_and_honours_an_override():
+    hellaswag = {"alias": "hellaswag", "acc,none": 0.5, "acc_stderr,none": 0.01, "acc_norm,none": 0.62,
+                 "acc_norm_stderr,none": 0.02}
+    assert primary_metric("hellaswag", hellaswag) == ("acc_norm", 0.62, 0.02)
+    assert primary_metric("hellaswag", hellaswag, "acc") == ("acc", 0.5, 0.01)
+    assert primary_metric("mmlu", {"acc,none": 0.6, "acc_stderr,none": "N/A"}) == ("acc", 0.6, None)
+    with pytest.raises(ValueError, match="has no metric 'mc2'"):
+        primary_metric("winogrande", {"acc,none": 0.7}, "mc2")
+
+
+def test_benchmark_deltas_and_average_worked_out_by_hand():
+    base = {"mmlu": 0.600, "truthfulqa_mc2": 0.450, "hellaswag": 0.800, "winogrande": 0.700}
+    sft = {"mmlu": 0.580, "truthfulqa_mc2": 0.400, "hellaswag": 0.790, "winogrande": 0.690}
+    d, mean = _deltas(sft, base)
+    # -0.020, -0.050, -0.010, -0.010 -> mean -0.0225
+    assert d == {"mmlu": -0.02, "truthfulqa_mc2": -0.05, "hellaswag": -0.01, "winogrande": -0.01}
+    assert mean == -0.0225
+    assert _deltas({}, base) == ({}, None)
+    metrics = {"base": {"benchmarks": base}, "harness": {"settings": {"lm_eval": "0.4.13", "backend": "hf"},
+                                                          "metrics": {"hellaswag": "acc_norm"}},
+               "methods": {"sft": {"benchmarks": sft, "benchmarks_delta_vs_base": d,
+                                   "benchmarks_mean_delta_vs_base": mean}}}
+    table = "\n".join(benchmarks_markdown(metrics))
+    assert "| sft | 58.0 (-2.0) | 40.0 (-5.0) | 79.0 (-1.0) | 69.0 (-1.0) | -2.2 |" in table
+    assert "hellaswag (acc_norm) %" in table and "lm-eval 0.4.13, backend hf" in table
+
+
+def test_harness_path_end_to_end_through_the_cli(tmp_path):
+    """The world demo config, shortened, with `evaluate.forgetting` on two of s3ft's own harness tasks:
+    every model is scored through lm-eval, the report has the benchmarks table, the base is scored once
+    (a second run with the same cache reads it back), and the harness agrees with s3ft's own judge."""
+    limit = 8
+    args = ["data.train.limit=32", "data.test.limit=8", "train.epochs=1", "method=[sft,s3ft]",
+            "evaluate.forgetting.tasks=[s3ft_world_arith,s3ft_world_facts]", f"evaluate.forgetting.limit={limit}",
+            "evaluate.forgetting.apply_chat_template=true", "evaluate.forgetting.batch_size=8",
+            *[f"evaluate.general.{i}.source.limit={limit}" for i in range(4)]]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-m", "s3ft", "demo", "--seeds", "0", "--run-dir", str(tmp_path / "w"),
+                        *args], capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = tmp_path / "w" / "seed-0"
+    report = json.loads((run / "09_report" / "metrics.json").read_text())
+    assert report["harness"]["settings"]["lm_eval"] == "0.4.13"
+    assert report["harness"]["settings"]["limit"] == limit
+    assert set(report["harness"]["versions"]) >= {"s3ft_world_arith", "s3ft_world_facts"}
+    base = report["base"]["benchmarks"]
+    assert set(base) == {"s3ft_world_arith", "s3ft_world_facts"}
+    # the same items, prompt and greedy decoding through the harness and through s3ft's own evaluate
+    assert base["s3ft_world_arith"] == report["base"]["general"]["arith"]
+    assert base["s3ft_world_facts"] == report["base"]["general"]["facts"]
+    for m in ("sft", "s3ft"):
+        v = report["methods"][m]
+        for t, score in v["benchmarks"].items():
+            assert v["benchmarks_delta_vs_base"][t] == round(score - base[t], 4)
+        assert v["benchmarks"]["s3ft_world_arith"] == v["general"]["arith"]
+    md = (run / "09_report" / "report.md").read_text()
+    assert "## General benchmarks (lm-evaluation-harness)" in md
+    assert (run / "09_report" / "benchmarks.png").read_bytes()[:4] == b"\x89PNG"
+    cached = list((tmp_path / "w" / "lm_eval").glob("*.json"))
+    assert len(cached) == 3  # base, sft, s3ft
+
+    # a second seed reuses the base model's harness scores from the shared cache
+    r = subprocess.run([sys.executable, "-m", "s3ft", "demo", "--seeds", "1", "--run-dir", str(tmp_path / "w"),
+                        *args], capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "lm-eval scores from cache" in r.stderr
+    assert len(list((tmp_path / "w" / "lm_eval").glob("*.json"))) == 5
+
+
+def test_offline_recipe_a_local_copy_of_a_task_through_include_path(tmp_path):
+    """README "Offline": a YAML of one's own that includes a harness task and points it at local files,
+    found through `include_path`. Here the included task is s3ft's world arithmetic, re-pointed at a
+    local JSONL copy of its data: the score must equal the original task's on the same items."""
+    from s3ft.config import ForgettingConfig, ModelConfig
+    from s3ft.harness import TASKS_DIR, run
+
+    data = tmp_path / "data"
+    data.mkdir()
+    src = Path(s3ft.__file__).parent / "data" / "world" / "arith_test.jsonl"
+    (data / "test.jsonl").write_text(src.read_text())
+    tasks = tmp_path / "my_tasks"
+    tasks.mkdir()
+    (tasks / "arith_local.yaml").write_text(
+        f"include: {TASKS_DIR / 's3ft_world_arith.yaml'}\n"
+        "task: arith_local\ntag: []\ncustom_dataset: null\ndataset_path: json\n"
+        f"dataset_kwargs:\n  cache_dir: {tmp_path / 'cache'}\n  data_files:\n    test: {data / 'test.jsonl'}\n")
+    model = ModelConfig(path=str(WORLD_MODEL), dtype="float32")
+    common = {"limit": 6, "apply_chat_template": True, "batch_size": 6, "include_path": [str(tasks)]}
+    local = run(ForgettingConfig(tasks=["arith_local"], **common), model)
+    shipped = run(ForgettingConfig(tasks=["s3ft_world_arith"], **common), model)
+    assert local["scores"]["arith_local"]["n"] == 6
+    assert local["scores"]["arith_local"]["value"] == shipped["scores"]["s3ft_world_arith"]["value"]
+    assert local["settings"]["include_path"] == [str(tasks)]
