@@ -111,3 +111,13 @@ def test_offline_recipe_a_local_copy_of_a_task_through_include_path(tmp_path):
     assert local["scores"]["arith_local"]["n"] == 6
     assert local["scores"]["arith_local"]["value"] == shipped["scores"]["s3ft_world_arith"]["value"]
     assert local["settings"]["include_path"] == [str(tasks)]
+
+
+def test_a_tag_stands_for_its_tasks():
+    from s3ft.config import ForgettingConfig, ModelConfig
+    from s3ft.harness import run
+
+    out = run(ForgettingConfig(tasks=["s3ft_world"], limit=2, apply_chat_template=True, batch_size=8),
+              ModelConfig(path=str(WORLD_MODEL), dtype="float32"))
+    assert set(out["scores"]) == {f"s3ft_world_{s}" for s in ("arith", "facts", "passage", "reverse")}
+    assert all(s["n"] == 2 and s["metric"] == "acc" for s in out["scores"].values())

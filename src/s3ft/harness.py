@@ -61,6 +61,17 @@ def primary_metric(task: str, metrics: dict[str, Any], wanted: str | None = None
     return name, float(values[name]), (float(stderr) if stderr is not None else None)
 
 
+def expand_tags(task_manager, names: list[str]) -> list[str]:
+    """Task names with every tag replaced by its tasks (a tag, unlike a group, has no aggregate score)."""
+    index = task_manager.task_index
+    out: list[str] = []
+    for name in names:
+        entry = index.get(name)
+        members = sorted(entry.tags) if entry is not None and entry.kind.name == "TAG" else [name]
+        out += [m for m in members if m not in out]
+    return out
+
+
 def settings(fcfg: ForgettingConfig) -> dict[str, Any]:
     import lm_eval
 
@@ -85,10 +96,11 @@ def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
     from lm_eval.tasks import TaskManager
 
     tm = TaskManager(include_path=[str(TASKS_DIR), *fcfg.include_path])
+    tasks = expand_tags(tm, list(fcfg.tasks))
     log.info("lm-eval %s on %s%s: %s", setup["lm_eval"], model.path, f" + {adapter}" if adapter else "",
-             ", ".join(fcfg.tasks))
+             ", ".join(tasks))
     res = lm_eval.simple_evaluate(
-        model=fcfg.backend, model_args=model_args(fcfg.backend, model, adapter), tasks=list(fcfg.tasks),
+        model=fcfg.backend, model_args=model_args(fcfg.backend, model, adapter), tasks=tasks,
         num_fewshot=fcfg.num_fewshot, limit=fcfg.limit, batch_size=fcfg.batch_size,
         apply_chat_template=fcfg.apply_chat_template, fewshot_as_multiturn=fcfg.fewshot_as_multiturn,
         task_manager=tm, bootstrap_iters=fcfg.bootstrap_iters, log_samples=False,
@@ -97,7 +109,7 @@ def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
         return {}
     found = {**res.get("results", {}), **res.get("groups", {})}
     scores = {}
-    for task in fcfg.tasks:
+    for task in tasks:
         if task not in found:
             raise ValueError(f"lm-eval returned no results for task {task!r} (got {', '.join(sorted(found))})")
         name, value, stderr = primary_metric(task, found[task], fcfg.metric.get(task))
@@ -105,7 +117,7 @@ def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
         scores[task] = {"metric": name, "value": round(value, 6), "stderr": stderr and round(stderr, 6),
                         "n": n.get("effective") if isinstance(n, dict) else None}
     out = {"settings": setup, "model": ident, "scores": scores,
-           "versions": {k: v for k, v in res.get("versions", {}).items() if k in fcfg.tasks or k in found}}
+           "versions": {k: v for k, v in res.get("versions", {}).items() if k in tasks or k in found}}
     if cached is not None:
         write_json_atomic(cached, out)
     return out
