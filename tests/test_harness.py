@@ -121,3 +121,15 @@ def test_a_tag_stands_for_its_tasks():
               ModelConfig(path=str(WORLD_MODEL), dtype="float32"))
     assert set(out["scores"]) == {f"s3ft_world_{s}" for s in ("arith", "facts", "passage", "reverse")}
     assert all(s["n"] == 2 and s["metric"] == "acc" for s in out["scores"].values())
+
+
+def test_model_args_for_the_base_and_an_adapter():
+    from s3ft.config import ModelConfig
+    from s3ft.harness import model_args
+
+    m = ModelConfig(path="org/model", revision="abc", dtype="bfloat16", device="cpu")
+    assert model_args("hf", m) == {"pretrained": "org/model", "dtype": "bfloat16", "trust_remote_code": False,
+                                   "revision": "abc", "device": "cpu"}
+    assert model_args("hf", m, "/runs/x/07_train/sft/adapter")["peft"] == "/runs/x/07_train/sft/adapter"
+    v = model_args("vllm", m, "/a", lora_rank=64)
+    assert v["lora_local_path"] == "/a" and v["max_lora_rank"] == 64 and "peft" not in v and "device" not in v

@@ -25,7 +25,7 @@ TASKS_DIR = Path(__file__).resolve().parent / "lm_eval_tasks"
 PREFERRED = ("acc_norm", "acc", "exact_match", "mc2")
 
 
-def model_args(backend: str, model: ModelConfig, adapter: str | None = None) -> dict[str, Any]:
+def model_args(backend: str, model: ModelConfig, adapter: str | None = None, lora_rank: int = 16) -> dict[str, Any]:
     """The harness's model arguments for the base model, or for it with a LoRA adapter."""
     import torch
 
@@ -38,8 +38,8 @@ def model_args(backend: str, model: ModelConfig, adapter: str | None = None) -> 
         args["device"] = device
         if adapter:
             args["peft"] = adapter
-    elif adapter:  # vllm
-        args.update(enable_lora=True, lora_local_path=adapter)
+    elif adapter:  # vllm: lm-eval turns LoRA on itself when given a path
+        args.update(lora_local_path=adapter, max_lora_rank=lora_rank)
     return args
 
 
@@ -79,7 +79,7 @@ def settings(fcfg: ForgettingConfig) -> dict[str, Any]:
 
 
 def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
-        cache_dir: Path | None = None) -> dict[str, Any]:
+        cache_dir: Path | None = None, lora_rank: int = 16) -> dict[str, Any]:
     """Score one model on `fcfg.tasks`; returns {"settings", "model", "scores": {task: {...}}, "versions"}."""
     from s3ft.backends.hf import dir_hash, weights_id
 
@@ -100,7 +100,7 @@ def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
     log.info("lm-eval %s on %s%s: %s", setup["lm_eval"], model.path, f" + {adapter}" if adapter else "",
              ", ".join(tasks))
     res = lm_eval.simple_evaluate(
-        model=fcfg.backend, model_args=model_args(fcfg.backend, model, adapter), tasks=tasks,
+        model=fcfg.backend, model_args=model_args(fcfg.backend, model, adapter, lora_rank), tasks=tasks,
         num_fewshot=fcfg.num_fewshot, limit=fcfg.limit, batch_size=fcfg.batch_size,
         apply_chat_template=fcfg.apply_chat_template, fewshot_as_multiturn=fcfg.fewshot_as_multiturn,
         task_manager=tm, bootstrap_iters=fcfg.bootstrap_iters, log_samples=False,
@@ -137,4 +137,4 @@ def score(ctx, model_name: str) -> dict[str, Any]:
             model = model.model_copy(update={"path": str(tdir / "model")})
     c = ctx.cfg.cache
     cache_dir = Path(c.path).parent if c.enabled and c.path else (ctx.run_dir if c.enabled else None)
-    return run(fcfg, model, adapter, cache_dir)
+    return run(fcfg, model, adapter, cache_dir, ctx.cfg.train.lora_r)
