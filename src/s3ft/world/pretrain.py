@@ -82,9 +82,12 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
     return out
 
 
-def skill_scores(model_dir: str | Path, limit: int | None = None, batch_size: int = 64) -> dict[str, float]:
+def skill_scores(model_dir: str | Path, limit: int | None = None, batch_size: int = 64,
+                 reference_style: bool = False, skills: tuple[str, ...] | None = None) -> dict[str, float]:
     """Greedy accuracy of the model in `model_dir` on every shipped test split (`s3ft/data/world/`), in the
-    house prompt and judged by the world's final-answer judge: the numbers two builds are compared by."""
+    house prompt and judged by the world's final-answer judge: the numbers two builds are compared by.
+    With `reference_style`, each question asks for the gold style (`REFERENCE_STYLE`): how well the model
+    works a problem in the style fine-tuning on gold moves it to."""
     from s3ft.backends.base import GenParams
     from s3ft.backends.hf import HFBackend
     from s3ft.config import PACKAGE_DIR, ModelConfig
@@ -96,12 +99,13 @@ def skill_scores(model_dir: str | Path, limit: int | None = None, batch_size: in
     judge = FinalAnswerJudge(None)
     scores = {}
     try:
-        for skill in ALL_SKILLS:
+        for skill in skills or ALL_SKILLS:
             path = Path(PACKAGE_DIR) / "data" / "world" / f"{skill}_test.jsonl"
             rows = [json.loads(line) for line in path.read_text().splitlines()][:limit]
             examples = [Example(r["id"], r["question"], r["gold"], {"answer": r["answer"]}) for r in rows]
-            preds = backend.generate([[{"role": "user", "content": ex.question}] for ex in examples],
-                                     GenParams(max_new_tokens=160))
+            asked = [REFERENCE_STYLE.format(question=ex.question) if reference_style else ex.question
+                     for ex in examples]
+            preds = backend.generate([[{"role": "user", "content": q}] for q in asked], GenParams(max_new_tokens=160))
             verdicts = judge(examples, preds)
             scores[skill] = round(sum(bool(v.correct) for v in verdicts) / len(verdicts), 4)
             log.info("%s: %s accuracy %.3f", model_dir, skill, scores[skill])
@@ -128,6 +132,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out_dir")
     p.add_argument("--score-only", action="store_true", help="score the model in OUT_DIR; train nothing")
+    p.add_argument("--reference-style", action="store_true",
+                   help="with --score-only: ask for the gold (reference) style instead of the house style")
     for f, default in asdict(PretrainConfig()).items():
         if not isinstance(default, dict):  # per_skill: edit PretrainConfig
             p.add_argument(f"--{f.replace('_', '-')}", type=type(default), default=default)
@@ -136,9 +142,9 @@ def main() -> None:
 
     setup_logging()
     if args.score_only:
-        print(json.dumps(skill_scores(args.out_dir)))
+        print(json.dumps(skill_scores(args.out_dir, reference_style=args.reference_style)))
         return
-    kwargs = {k: v for k, v in vars(args).items() if k not in ("out_dir", "score_only")}
+    kwargs = {k: v for k, v in vars(args).items() if k not in ("out_dir", "score_only", "reference_style")}
     print(f"wrote {pretrain(args.out_dir, PretrainConfig(**kwargs))}")
 
 
