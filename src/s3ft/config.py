@@ -203,8 +203,9 @@ class ForgettingConfig(Section):
     with identical settings; the change from the base is forgetting (the paper's Table 4)."""
 
     tasks: list[str] = Field(default_factory=lambda: list(FORGETTING_TASKS), min_length=1)
-    """lm-eval task, group or tag names (a tag stands for its tasks, each scored apart). s3ft's own tasks (`s3ft_world_*`, the miniature world's skills) are
-    always on the task path; add directories of your own with `include_path`."""
+    """lm-eval task, group or tag names (a tag stands for its tasks, each scored apart). s3ft's own tasks
+    (`s3ft_world_*`, the miniature world's skills) are always on the task path; add directories of your
+    own with `include_path`."""
     num_fewshot: int | None = Field(default=None, ge=0)
     """Few-shot examples for every task; None keeps each task's own default."""
     limit: float | None = Field(default=None, gt=0)

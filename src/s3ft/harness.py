@@ -135,6 +135,6 @@ def score(ctx, model_name: str) -> dict[str, Any]:
             adapter = str(tdir / "adapter")
         else:
             model = model.model_copy(update={"path": str(tdir / "model")})
-    c = ctx.cfg.cache
-    cache_dir = Path(c.path).parent if c.enabled and c.path else (ctx.run_dir if c.enabled else None)
+    c = ctx.cfg.cache  # beside the run's model-call cache, as the pipeline places it
+    cache_dir = Path(c.path or ctx.run_dir / "cache.sqlite").parent if c.enabled else None
     return run(fcfg, model, adapter, cache_dir, ctx.cfg.train.lora_r)

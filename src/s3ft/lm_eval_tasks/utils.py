@@ -13,29 +13,14 @@ from pathlib import Path
 WORLD = Path(__file__).resolve().parent.parent / "data" / "world"
 
 
-def _load(skill: str):
+def load(skill: str, **_):
+    """One world skill's shipped test split, in memory (no cache files)."""
     import json
 
     import datasets
 
     rows = [json.loads(line) for line in (WORLD / f"{skill}_test.jsonl").read_text().splitlines() if line.strip()]
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})  # in memory: no cache files
-
-
-def arith(**_):
-    return _load("arith")
-
-
-def reverse(**_):
-    return _load("reverse")
-
-
-def passage(**_):
-    return _load("passage")
-
-
-def facts(**_):
-    return _load("facts")
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 
 def process_results(doc: dict, results: list[str]) -> dict[str, float]:
