@@ -45,33 +45,51 @@ def test_verdict_names_the_direction_and_judges_it_against_the_spread():
     assert verdict({"methods": {"sft": {}}}) is None
 
 
+def test_summary_reads_forgetting_from_the_harness_when_it_scored_the_base():
+    r = report(0.1, 0.2, -0.3, -0.1)  # own general sets say -30 / -10 points
+    r["base"]["benchmarks"] = {"s3ft_world_arith": 1.0, "s3ft_world_facts": 0.5}
+    for m, d in (("sft", {"s3ft_world_arith": -0.4, "s3ft_world_facts": -0.2}), ("s3ft", {"s3ft_world_arith": 0.0,
+                                                                                          "s3ft_world_facts": -0.1})):
+        r["methods"][m].update(benchmarks_delta_vs_base=d, benchmarks_mean_delta_vs_base=sum(d.values()) / 2)
+    s = summarize({0: r})
+    assert s["general_from"] == "lm-evaluation-harness" and s["base_general"] == r["base"]["benchmarks"]
+    assert round(s["methods"]["sft"]["general_change"]["mean"], 4) == -0.3
+    assert s["methods"]["s3ft"]["general_change_by_skill"]["s3ft_world_facts"]["mean"] == -0.1
+    assert "| sft | +10.0 | -30.0 | -40.0 | -20.0 |" in summary_markdown(s)
+    assert summarize({0: report(0.1, 0.2, -0.3, -0.1)})["general_from"] == "evaluate.general"
+
+
 def test_single_seed_has_no_spread():
     s = summarize({3: report(0.1, 0.2, -0.3, -0.1)})
     assert s["methods"]["sft"]["gain"]["std"] is None
     assert "| sft | +10.0 | -30.0 |" in summary_markdown(s)
 
 
+WORLD_TASKS = [f"s3ft_world_{s}" for s in ("arith", "reverse", "passage", "facts")]
+
+
 def test_world_config_resolves_package_paths():
     cfg = load_config(DEMO_CONFIG)
     assert cfg.model.path == f"{PACKAGE_DIR}/data/world_model"
-    assert [g.name for g in cfg.evaluate.general] == ["arith", "reverse", "passage", "facts"]
-    assert all(g.source.path.startswith(PACKAGE_DIR) and g.judge == "final" for g in cfg.evaluate.general)
+    assert cfg.evaluate.general == [] and cfg.evaluate.forgetting.tasks == ["s3ft_world"]
+    assert cfg.evaluate.forgetting.apply_chat_template  # the world's model answers in its chat template
     assert cfg.data.test.split == "test" and cfg.method == ["sft", "ssr", "sdft", "s3ft"]
 
 
 def test_override_indexes_lists():
-    cfg = load_config(DEMO_CONFIG, ["evaluate.general.1.source.limit=7", "evaluate.general.0.name=sums"])
-    assert cfg.evaluate.general[1].source.limit == 7 and cfg.evaluate.general[0].name == "sums"
+    cfg = load_config(DEMO_CONFIG, ["method.3=sdft", "evaluate.forgetting.tasks.0=s3ft_world_arith"])
+    assert cfg.method == ["sft", "ssr", "sdft"] and cfg.evaluate.forgetting.tasks == ["s3ft_world_arith"]
     import pytest
 
     from s3ft.errors import ConfigError
 
     with pytest.raises(ConfigError, match="not an index"):
-        load_config(DEMO_CONFIG, ["evaluate.general.9.source.limit=7"])
+        load_config(DEMO_CONFIG, ["method.9=sft"])
 
 
 def test_shortened_demo_through_the_cli(tmp_path):
-    """`s3ft demo` on the shipped base model, shortened (few rows, one epoch), two seeds."""
+    """`s3ft demo` on the shipped base model, shortened (few rows, one epoch), two seeds; general skills
+    through lm-evaluation-harness, as the shipped config scores them."""
     import json
     import os
     import subprocess
@@ -80,7 +98,7 @@ def test_shortened_demo_through_the_cli(tmp_path):
     from s3ft.rundir import stage_root
 
     short = ["data.train.limit=48", "data.test.limit=24", "train.epochs=1", "train.batch_size=16",
-             *[f"evaluate.general.{i}.source.limit=16" for i in range(4)]]
+             "evaluate.forgetting.limit=16"]
     r = subprocess.run([sys.executable, "-m", "s3ft", "demo", "--seeds", "0,1", "--run-dir", str(tmp_path / "w"),
                         *short], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                        timeout=900)
@@ -89,11 +107,12 @@ def test_shortened_demo_through_the_cli(tmp_path):
     assert summary["seeds"] == [0, 1] and set(summary["methods"]) == {"sft", "ssr", "sdft", "s3ft"}
     for m in summary["methods"].values():
         assert m["gain"]["n"] == 2 and m["general_change"]["n"] == 2
-        assert set(m["general_change_by_skill"]) == {"arith", "reverse", "passage", "facts"}
-    base = summary["base"]
-    assert set(base["general"]) == {"arith", "reverse", "passage", "facts"}
-    assert all(0 <= acc <= 1 for acc in base["general"].values()), base
-    assert base["general"]["reverse"] >= 0.8, base  # the skill the shipped base model has learned best
+        assert set(m["general_change_by_skill"]) == set(WORLD_TASKS)
+    base = summary["base_general"]
+    assert summary["general_from"] == "lm-evaluation-harness" and set(base) == set(WORLD_TASKS)
+    assert all(0 <= acc <= 1 for acc in base.values()), base
+    assert base["s3ft_world_reverse"] >= 0.8, base  # the skill the shipped base model has learned best
+    assert "scored through lm-evaluation-harness" in (tmp_path / "w" / "summary.md").read_text()
     assert (tmp_path / "w" / "summary.png").read_bytes()[:4] == b"\x89PNG"
     s3ft = json.loads((stage_root(tmp_path / "w" / "seed-0", "select") / "s3ft" / "stats.json").read_text())
     assert s3ft["composition"]["counts"]["self"] > 0  # the base model solves some target problems itself

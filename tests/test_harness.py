@@ -45,15 +45,25 @@ def test_benchmark_deltas_and_average_worked_out_by_hand():
     assert "hellaswag (acc_norm) %" in table and "lm-eval 0.4.13, backend hf" in table
 
 
+def general_set(skill: str, limit: int) -> str:
+    """One world skill as an `evaluate.general` entry (YAML flow): s3ft's own evaluation of it."""
+    d = Path(s3ft.__file__).parent
+    return (f"{{name: {skill}, source: {{path: '{d / 'data' / 'world' / f'{skill}_test.jsonl'}', split: test, "
+            f"limit: {limit}}}, judge: final, fields: {{id: id, question: question, gold: gold, "
+            f"meta: {{answer: answer}}}}, predict_template: '{d / 'prompts' / 'world_predict.txt'}', "
+            "max_new_tokens: 64}")
+
+
 def test_harness_path_end_to_end_through_the_cli(tmp_path):
     """The world demo config, shortened, with `evaluate.forgetting` on two of s3ft's own harness tasks:
     every model is scored through lm-eval, the report has the benchmarks table, the base is scored once
-    (a second run with the same cache reads it back), and the harness agrees with s3ft's own judge."""
+    (a second run with the same cache reads it back), and the harness agrees with s3ft's own evaluation
+    (`evaluate.general` on the same skills, added here) for the base model and for each LoRA adapter."""
     limit = 8
     args = ["data.train.limit=32", "data.test.limit=8", "train.epochs=1", "method=[sft,s3ft]",
             "evaluate.forgetting.tasks=[s3ft_world_arith,s3ft_world_facts]", f"evaluate.forgetting.limit={limit}",
             "evaluate.forgetting.apply_chat_template=true", "evaluate.forgetting.batch_size=8",
-            *[f"evaluate.general.{i}.source.limit={limit}" for i in range(4)]]
+            f"evaluate.general=[{general_set('arith', limit)}, {general_set('facts', limit)}]"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     r = subprocess.run([sys.executable, "-m", "s3ft", "demo", "--seeds", "0", "--run-dir", str(tmp_path / "w"),
                         *args], capture_output=True, text=True, env=env, timeout=900)
@@ -133,3 +143,13 @@ def test_model_args_for_the_base_and_an_adapter():
     assert model_args("hf", m, "/runs/x/07_train/sft/adapter")["peft"] == "/runs/x/07_train/sft/adapter"
     v = model_args("vllm", m, "/a", lora_rank=64)
     assert v["lora_local_path"] == "/a" and v["max_lora_rank"] == 64 and "peft" not in v and "device" not in v
+
+
+def test_the_harness_own_task_index_is_built_only_when_a_task_needs_it():
+    from s3ft.harness import task_manager
+
+    local = task_manager(["s3ft_world", "s3ft_world_arith"])
+    assert "s3ft_world_facts" in local.task_index and "hellaswag" not in local.task_index
+    assert task_manager(["s3ft_world_reverse"]) is local  # indexed once per process
+    full = task_manager(["s3ft_world_arith", "hellaswag"])
+    assert "hellaswag" in full.task_index and "s3ft_world_arith" in full.task_index

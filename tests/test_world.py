@@ -286,6 +286,14 @@ def test_reference_style_rows_teach_the_gold_style_under_their_own_prompt():
         assert "The answer is" not in target and extract_final(target) is not None  # gold style: "#### N"
 
 
+def test_only_the_shipped_world_seed_is_comparable_with_the_shipped_test_sets():
+    from s3ft.world.pretrain import PretrainConfig, world_seed_mismatch
+
+    assert world_seed_mismatch(0) is None
+    assert "--train-seed" in world_seed_mismatch(1)
+    assert PretrainConfig().seed == 0 and PretrainConfig().train_seed == 0  # the shipped build's seeds
+
+
 def test_shipped_base_model_scores_what_its_pretrain_record_says():
     """The shipped checkpoint, re-scored here on CPU on the first 16 items of each test split: the skills
     its pre-training taught well stay near-perfect, and the target task is partly right, as recorded."""

@@ -4,6 +4,9 @@ Runs the shipped config `s3ft/configs/world.yaml` (the demo is a config: same pi
 once per seed into `<run_dir>/seed-<n>/`, sharing one model-call cache so that the seeds share the
 generation pass, then writes `<run_dir>/summary.md`, `summary.json` and `summary.png`: per method the
 mean and standard deviation over seeds of in-domain accuracy gain and of the change on general skills.
+The general skills are read as the report reads them (`report.forgetting_view`): from lm-evaluation-harness
+when the config has `evaluate.forgetting` (the shipped demo does: the world's skills are harness tasks),
+else from `evaluate.general`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from s3ft.config import PACKAGE_DIR, load_config
 from s3ft.rundir import read_json, stage_root, write_json_atomic
+from s3ft.stages.report import forgetting_view
 
 log = logging.getLogger("s3ft.demo")
 DEMO_CONFIG = Path(PACKAGE_DIR) / "configs" / "world.yaml"
@@ -49,22 +53,24 @@ def _stats(values: list[float | None]) -> dict:
 def summarize(reports: dict[int, dict]) -> dict:
     """Mean and spread over seeds of each method's in-domain accuracy, gain, and general-skill change."""
     first = next(iter(reports.values()))
+    view = forgetting_view(first["base"]) or "general"
     methods = {}
     for m in first["methods"]:
         per = [r["methods"][m] for r in reports.values()]
         methods[m] = {
             "accuracy": _stats([p["accuracy"] for p in per]),
             "gain": _stats([p["accuracy_delta_vs_base"] for p in per]),
-            "general_change": _stats([p.get("general_mean_delta_vs_base") for p in per]),
+            "general_change": _stats([p.get(f"{view}_mean_delta_vs_base") for p in per]),
             "general_change_by_skill": {
-                k: _stats([(p.get("general_delta_vs_base") or {}).get(k) for p in per])
-                for k in (first["base"].get("general") or {})
+                k: _stats([(p.get(f"{view}_delta_vs_base") or {}).get(k) for p in per])
+                for k in (first["base"].get(view) or {})
             },
             "composition": per[0]["composition"],
             "target_nll_per_token": per[0]["target_nll_per_token"],
         }
     return {"seeds": list(reports), "task": first["task"], "model": first["model"], "base": first["base"],
-            "methods": methods}
+            "general_from": {"benchmarks": "lm-evaluation-harness", "general": "evaluate.general"}[view],
+            "base_general": first["base"].get(view) or {}, "methods": methods}
 
 
 def _pm(s: dict, pct: bool = True) -> str:
@@ -75,8 +81,8 @@ def _pm(s: dict, pct: bool = True) -> str:
 
 
 def summary_markdown(summary: dict) -> str:
-    skills = list(summary["base"].get("general") or {})
-    base_gen = summary["base"].get("general") or {}
+    base_gen = summary["base_general"]
+    skills = list(base_gen)
     lines = [
         f"# s3ft demo: {summary['task']} on {summary['model']}",
         "",
@@ -99,7 +105,7 @@ def summary_markdown(summary: dict) -> str:
             + f" | {pct.get('self', '–')} | {pct.get('paraphrase', '–')} | {pct.get('gold', '–')} | "
             + (f"{nll:.3f}" if nll is not None else "–") + " |"
         )
-    lines += ["", "A negative general-skill change is forgetting.", ""]
+    lines += ["", f"A negative general-skill change is forgetting (scored through {summary['general_from']}).", ""]
     if (v := verdict(summary)) is not None:
         lines += [v, ""]
     lines += ["![summary](summary.png)", ""]

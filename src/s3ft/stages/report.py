@@ -66,6 +66,13 @@ def _deltas(scores: dict[str, float], base: dict[str, float]) -> tuple[dict[str,
     return d, (round(sum(vals) / len(vals), 4) if vals else None)
 
 
+def forgetting_view(base: dict) -> str | None:
+    """Which scores a run's forgetting is read from: "benchmarks" (lm-evaluation-harness) when they scored
+    the base model, else "general" (s3ft's own general-skill sets), else None. Each has, per method,
+    `<view>_delta_vs_base` and `<view>_mean_delta_vs_base`."""
+    return next((k for k in ("benchmarks", "general") if base.get(k)), None)
+
+
 def _general(ev: dict | None) -> dict[str, float | None]:
     return {k: v["accuracy"] for k, v in ((ev or {}).get("general") or {}).items()}
 
@@ -106,7 +113,7 @@ def markdown(metrics: dict) -> str:
         "are closer to what the model would say.",
         "",
         "![composition](composition.png)\n![accuracy](accuracy.png)\n![nll](target_nll.png)"
-        + ("\n![gain vs forgetting](gain_vs_forgetting.png)" if metrics["base"].get("general") else "")
+        + ("\n![gain vs forgetting](gain_vs_forgetting.png)" if forgetting_view(metrics["base"]) else "")
         + ("\n![benchmarks](benchmarks.png)" if metrics["base"].get("benchmarks") else ""),
     ]
     return "\n".join(lines) + "\n"
@@ -187,8 +194,9 @@ def plots(metrics: dict, out: Path) -> list[str]:
     ax.set_title("Distance of training targets from the base model")
     written.append(_save(fig, out / "target_nll.png"))
 
-    points = [(m, v["general_mean_delta_vs_base"], v["accuracy_delta_vs_base"])
-              for m, v in metrics["methods"].items() if v.get("general_mean_delta_vs_base") is not None
+    view = forgetting_view(metrics["base"])
+    points = [(m, v[f"{view}_mean_delta_vs_base"], v["accuracy_delta_vs_base"])
+              for m, v in metrics["methods"].items() if v.get(f"{view}_mean_delta_vs_base") is not None
               and v["accuracy_delta_vs_base"] is not None]
     if points:
         fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -197,7 +205,7 @@ def plots(metrics: dict, out: Path) -> list[str]:
             ax.annotate(m, (100 * forget, 100 * gain), textcoords="offset points", xytext=(5, 4), fontsize=9)
         ax.axhline(0, color="gray", lw=0.6)
         ax.axvline(0, color="gray", lw=0.6)
-        ax.set_xlabel("mean change on general skills (points)")
+        ax.set_xlabel("mean change on general " + ("benchmarks" if view == "benchmarks" else "skills") + " (points)")
         ax.set_ylabel("in-domain gain (points)")
         ax.set_title("In-domain gain vs forgetting")
         written.append(_save(fig, out / "gain_vs_forgetting.png"))
