@@ -153,3 +153,35 @@ def test_the_harness_own_task_index_is_built_only_when_a_task_needs_it():
     assert task_manager(["s3ft_world_reverse"]) is local  # indexed once per process
     full = task_manager(["s3ft_world_arith", "hellaswag"])
     assert "hellaswag" in full.task_index and "s3ft_world_arith" in full.task_index
+
+
+def test_few_shot_per_task_groups_tasks_and_rejects_unknown_names():
+    from s3ft.harness import shot_groups, task_manager
+
+    tm = task_manager(["s3ft_world"])
+    world = [f"s3ft_world_{s}" for s in ("arith", "facts", "passage", "reverse")]
+    assert shot_groups(tm, ["s3ft_world"], None) == {None: world}
+    assert shot_groups(tm, ["s3ft_world"], 3) == {3: world}
+    assert shot_groups(tm, ["s3ft_world"], {"s3ft_world": 1, "s3ft_world_facts": 2}) == {
+        1: ["s3ft_world_arith", "s3ft_world_passage", "s3ft_world_reverse"], 2: ["s3ft_world_facts"]}
+    assert shot_groups(tm, ["s3ft_world_arith", "s3ft_world_facts"], {"s3ft_world_facts": 2}) == {
+        None: ["s3ft_world_arith"], 2: ["s3ft_world_facts"]}
+    with pytest.raises(ValueError, match="'mmlu' is not among evaluate.forgetting.tasks"):
+        shot_groups(tm, ["s3ft_world_arith"], {"mmlu": 5})
+
+
+def test_few_shot_per_task_reaches_the_harness():
+    """Two tasks at different shot counts in one run: each is scored at its own count (the harness's
+    n-shot record), and the zero-shot task's score equals a zero-shot run of it alone."""
+    from s3ft.config import ForgettingConfig, ModelConfig
+    from s3ft.harness import run
+
+    model = ModelConfig(path=str(WORLD_MODEL), dtype="float32")
+    common = {"limit": 4, "apply_chat_template": True, "batch_size": 8}
+    out = run(ForgettingConfig(tasks=["s3ft_world_arith", "s3ft_world_reverse"],
+                               num_fewshot={"s3ft_world_arith": 2}, **common), model)
+    assert out["scores"]["s3ft_world_arith"]["num_fewshot"] == 2
+    assert out["scores"]["s3ft_world_reverse"]["num_fewshot"] == 0
+    alone = run(ForgettingConfig(tasks=["s3ft_world_reverse"], **common), model)
+    assert out["scores"]["s3ft_world_reverse"]["value"] == alone["scores"]["s3ft_world_reverse"]["value"]
+    assert out["settings"]["num_fewshot"] == {"s3ft_world_arith": 2}

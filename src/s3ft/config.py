@@ -206,8 +206,10 @@ class ForgettingConfig(Section):
     """lm-eval task, group or tag names (a tag stands for its tasks, each scored apart). s3ft's own tasks
     (`s3ft_world_*`, the miniature world's skills) are always on the task path; add directories of your
     own with `include_path`."""
-    num_fewshot: int | None = Field(default=None, ge=0)
-    """Few-shot examples for every task; None keeps each task's own default."""
+    num_fewshot: int | dict[str, int] | None = None
+    """Few-shot examples: one number for every task, or per task (`{mmlu: 5, hellaswag: 10}`: a key names a
+    task as listed in `tasks`, which covers its members, or one member; the rest keep their default).
+    None keeps each task's own default (0 where the task sets none)."""
     limit: float | None = Field(default=None, gt=0)
     """Examples per task (a fraction if < 1); None is the whole test set. Scores with a limit are not
     comparable to published ones."""
@@ -229,6 +231,14 @@ class ForgettingConfig(Section):
     it, else acc, else its first metric."""
     bootstrap_iters: int = Field(default=1000, ge=0)
     """Bootstrap resamples for the standard error of metrics that need it (0 skips them)."""
+
+    @field_validator("num_fewshot")
+    @classmethod
+    def _shots_not_negative(cls, v):
+        counts = v.values() if isinstance(v, dict) else [v]
+        if any(n is not None and n < 0 for n in counts):
+            raise ValueError("few-shot counts must be 0 or more")
+        return v
 
 
 class EvaluateConfig(Section):

@@ -73,6 +73,23 @@ def expand_tags(task_manager, names: list[str]) -> list[str]:
     return out
 
 
+def shot_groups(tm, names: list[str], shots: int | dict[str, int] | None) -> dict[int | None, list[str]]:
+    """The tasks to score (tags expanded), grouped by the few-shot count `evaluate.forgetting.num_fewshot`
+    gives them (None: the task's default). A per-task key may name a listed task or tag (all its members)
+    or one member; any other key is a config error, not silently ignored."""
+    origin = {t: name for name in names for t in expand_tags(tm, [name])}
+    if not isinstance(shots, dict):
+        return {shots: list(origin)}
+    unknown = sorted(set(shots) - set(origin) - set(names))
+    if unknown:
+        raise ValueError(f"evaluate.forgetting.num_fewshot: {', '.join(map(repr, unknown))} is not among "
+                         f"evaluate.forgetting.tasks or their members ({', '.join(origin)})")
+    groups: dict[int | None, list[str]] = {}
+    for t, name in origin.items():
+        groups.setdefault(shots.get(t, shots.get(name)), []).append(t)
+    return groups
+
+
 def task_manager(names: list[str], include_path: tuple[str, ...] = ()):
     """A harness TaskManager that knows `names`. Indexing the harness's own ~27,000 task files takes ~15 s
     on a small CPU, once per TaskManager: so only s3ft's and `include_path`'s directories are indexed when
@@ -116,16 +133,23 @@ def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
 
     tm = task_manager(list(fcfg.tasks), tuple(fcfg.include_path))
     tasks = expand_tags(tm, list(fcfg.tasks))
+    groups = shot_groups(tm, list(fcfg.tasks), fcfg.num_fewshot)
     log.info("lm-eval %s on %s%s: %s", setup["lm_eval"], model.path, f" + {adapter}" if adapter else "",
              ", ".join(tasks))
-    res = lm_eval.simple_evaluate(
-        model=fcfg.backend, model_args=model_args(fcfg.backend, model, adapter, lora_rank), tasks=tasks,
-        num_fewshot=fcfg.num_fewshot, limit=fcfg.limit, batch_size=fcfg.batch_size,
-        apply_chat_template=fcfg.apply_chat_template, fewshot_as_multiturn=fcfg.fewshot_as_multiturn,
-        task_manager=tm, bootstrap_iters=fcfg.bootstrap_iters, log_samples=False,
-    )
-    if res is None:  # only on non-zero ranks of a distributed run
-        return {}
+    lm = lm_eval.api.registry.get_model(fcfg.backend).create_from_arg_obj(
+        model_args(fcfg.backend, model, adapter, lora_rank), {"batch_size": fcfg.batch_size})
+    res: dict[str, Any] = {}
+    for shots, members in groups.items():  # one harness call per few-shot setting, the model loaded once
+        part = lm_eval.simple_evaluate(
+            model=lm, tasks=members, num_fewshot=shots, limit=fcfg.limit,
+            apply_chat_template=fcfg.apply_chat_template, fewshot_as_multiturn=fcfg.fewshot_as_multiturn,
+            task_manager=tm, bootstrap_iters=fcfg.bootstrap_iters, log_samples=False,
+        )
+        if part is None:  # only on non-zero ranks of a distributed run
+            return {}
+        for k in ("results", "groups", "versions", "n-samples", "n-shot"):
+            res.setdefault(k, {}).update(part.get(k) or {})
+    del lm
     found = {**res.get("results", {}), **res.get("groups", {})}
     scores = {}
     for task in tasks:
@@ -134,7 +158,8 @@ def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
         name, value, stderr = primary_metric(task, found[task], fcfg.metric.get(task))
         n = res.get("n-samples", {}).get(task, {})
         scores[task] = {"metric": name, "value": round(value, 6), "stderr": stderr and round(stderr, 6),
-                        "n": n.get("effective") if isinstance(n, dict) else None}
+                        "n": n.get("effective") if isinstance(n, dict) else None,
+                        "num_fewshot": res.get("n-shot", {}).get(task)}
     out = {"settings": setup, "model": ident, "scores": scores,
            "versions": {k: v for k, v in res.get("versions", {}).items() if k in tasks or k in found}}
     if cached is not None:
