@@ -90,6 +90,45 @@ def shot_groups(tm, names: list[str], shots: int | dict[str, int] | None) -> dic
     return groups
 
 
+def task_identity(tm, name: str, _seen: frozenset = frozenset()) -> Any:
+    """What a task's cached score depends on besides the model and the settings: its resolved harness config
+    (includes merged, version in its metadata), a group's members in turn, and the contents of the local files
+    the config names (Python helpers, local data files; for s3ft's own tasks, their shipped data), so that
+    an edited task or dataset misses the cache even when nobody bumped its version."""
+    entry = tm.task_index.get(name)
+    if entry is None or name in _seen:
+        return name
+    cfg = entry.cfg or {}
+    members = [m for m in (cfg.get("task") or []) if isinstance(m, str)] if entry.kind.name == "GROUP" else []
+    if entry.kind.name == "TAG":
+        members = sorted(entry.tags)
+    files = {str(f): _file_hash(f) for f in _local_files(cfg)}
+    if entry.yaml_path is not None and Path(entry.yaml_path).parent == TASKS_DIR and "dataset_kwargs" in cfg:
+        from s3ft.lm_eval_tasks.utils import data_file
+
+        f = data_file(**cfg["dataset_kwargs"])
+        files[str(f)] = _file_hash(f)
+    return {"cfg": cfg, "files": files, "members": {m: task_identity(tm, m, _seen | {name}) for m in members}}
+
+
+def _local_files(obj: Any) -> set[Path]:
+    """Existing local files named by strings in a task config: paths, and `path/module.function` references."""
+    if isinstance(obj, dict):
+        return set().union(*(_local_files(v) for v in obj.values()))
+    if isinstance(obj, list | tuple):
+        return set().union(*(_local_files(v) for v in obj))
+    if not isinstance(obj, str) or "/" not in obj or "\n" in obj or len(obj) > 4096:
+        return set()
+    candidates = [Path(obj), Path(obj.rsplit(".", 1)[0] + ".py")]
+    return {c for c in candidates if c.is_absolute() and c.is_file()}
+
+
+def _file_hash(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def task_manager(names: list[str], include_path: tuple[str, ...] = ()):
     """A harness TaskManager that knows `names`. Indexing the harness's own ~27,000 task files takes ~15 s
     on a small CPU, once per TaskManager: so only s3ft's and `include_path`'s directories are indexed when
@@ -123,7 +162,9 @@ def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
     setup = settings(fcfg)
     ident = {"model": weights_id(model.path, model.revision), "dtype": model.dtype,
              "adapter": adapter and f"{Path(adapter).resolve()}#{dir_hash(adapter)}"}
-    key = fingerprint({**ident, **setup})
+    tm = task_manager(list(fcfg.tasks), tuple(fcfg.include_path))
+    tasks = expand_tags(tm, list(fcfg.tasks))
+    key = fingerprint({**ident, **setup, "tasks": {t: task_identity(tm, t) for t in tasks}})
     cached = cache_dir / "lm_eval" / f"{key}.json" if cache_dir else None
     if cached is not None and cached.is_file():
         log.info("lm-eval scores from cache %s", cached)
@@ -131,8 +172,6 @@ def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
 
     import lm_eval
 
-    tm = task_manager(list(fcfg.tasks), tuple(fcfg.include_path))
-    tasks = expand_tags(tm, list(fcfg.tasks))
     groups = shot_groups(tm, list(fcfg.tasks), fcfg.num_fewshot)
     log.info("lm-eval %s on %s%s: %s", setup["lm_eval"], model.path, f" + {adapter}" if adapter else "",
              ", ".join(tasks))

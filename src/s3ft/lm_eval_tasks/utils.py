@@ -13,13 +13,18 @@ from pathlib import Path
 WORLD = Path(__file__).resolve().parent.parent / "data" / "world"
 
 
+def data_file(skill: str, **_) -> Path:
+    """The shipped test split of one world skill (its harness score's cache key hashes this file)."""
+    return WORLD / f"{skill}_test.jsonl"
+
+
 def load(skill: str, **_):
     """One world skill's shipped test split, in memory (no cache files)."""
     import json
 
     import datasets
 
-    rows = [json.loads(line) for line in (WORLD / f"{skill}_test.jsonl").read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in data_file(skill).read_text().splitlines() if line.strip()]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 
