@@ -294,6 +294,36 @@ def test_only_the_shipped_world_seed_is_comparable_with_the_shipped_test_sets():
     assert PretrainConfig().seed == 0 and PretrainConfig().train_seed == 0  # the shipped build's seeds
 
 
+def test_every_target_problem_is_of_exactly_one_shop_kind_and_kinds_can_be_left_out():
+    from s3ft.world.pretrain import SHOP_KINDS, keep_shop_kinds
+
+    shipped = Path(s3ft.__file__).parent / "data" / "world"
+    for split in ("train", "test"):
+        for line in (shipped / f"shop_{split}.jsonl").read_text().splitlines():
+            q = json.loads(line)["question"]
+            assert sum(bool(p.search(q)) for p in SHOP_KINDS.values()) == 1, q
+    rows = pretrain_rows(0, n_per_skill=30)
+    shop = [r for r in rows if "How many" in r["prompt"][0]["content"]]
+    assert keep_shop_kinds(rows, list(SHOP_KINDS)) == rows
+    kept = keep_shop_kinds(rows, ["buy-buy"])
+    assert len(rows) - len(kept) == sum(not SHOP_KINDS["buy-buy"].search(r["prompt"][0]["content"]) for r in shop) > 0
+    assert all(" more and then " in r["prompt"][0]["content"] for r in kept if "How many" in r["prompt"][0]["content"])
+    with pytest.raises(ValueError, match="unknown kind.*buy-sell"):
+        keep_shop_kinds(rows, ["buy-sell"])
+
+
+def test_per_skill_rows_from_the_command_line():
+    import argparse
+
+    from s3ft.world.pretrain import per_skill_arg
+
+    assert per_skill_arg("shop=4500,passage=30000") == {"shop": 4500, "passage": 30000}
+    assert per_skill_arg("") == {}
+    for bad in ("shopping=3", "shop=many", "shop"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected SKILL=ROWS"):
+            per_skill_arg(bad)
+
+
 def test_shipped_base_model_scores_what_its_pretrain_record_says():
     """The shipped checkpoint, re-scored here on CPU on the first 16 items of each test split: the skills
     its pre-training taught well stay near-perfect, and the target task is partly right, as recorded."""

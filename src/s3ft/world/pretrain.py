@@ -48,6 +48,11 @@ class PretrainConfig:
     and LoRA fine-tuning on gold made every model write fragments."""
     arith_repeat: int = 6
     """Arithmetic rows are shown this many times: its range has only ~3,300 distinct questions."""
+    shop_kinds: str = "buy-give,buy-buy,give-give"
+    """The kinds of target-task problem the base model practises in its own style (comma-separated, of
+    `SHOP_KINDS`); the target task has all three. With one kind (`buy-buy`, and `per_skill["shop"]` tripled
+    to keep the row count) the base solves that kind and little else, and its target score varied far less
+    over training seeds (README, "The miniature world")."""
 
 
 ARITH = re.compile(r"What is \d+ [+-] \d+\?$")
@@ -68,7 +73,8 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
         log.warning(warning)
     out = Path(out_dir)
     start = time.time()
-    rows = pretrain_rows(cfg.seed, sizes={k: {"pretrain": n} for k, n in cfg.per_skill.items()})
+    rows = keep_shop_kinds(pretrain_rows(cfg.seed, sizes={k: {"pretrain": n} for k, n in cfg.per_skill.items()}),
+                           cfg.shop_kinds.split(","))
     rows += [r for r in rows if ARITH.match(r["prompt"][0]["content"]) for _ in range(cfg.arith_repeat - 1)]
     if cfg.reference_style_share > 0:
         rows += reference_style_rows(cfg.seed, cfg.per_skill, int(cfg.reference_style_share * len(rows)))
@@ -87,6 +93,21 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
     info["scores"] = skill_scores(out)
     (out / "pretrain.json").write_text(json.dumps(info, indent=2))
     return out
+
+
+SHOP_KINDS = {"buy-give": re.compile(r" buys \d+ more and gives away "),
+              "buy-buy": re.compile(r" buys \d+ more and then "),
+              "give-give": re.compile(r" gives away \d+ and then ")}
+"""The target task's three kinds of problem, told apart by their question (`s3ft.world.skills.Shop`)."""
+
+
+def keep_shop_kinds(rows: list[dict], kinds: list[str]) -> list[dict]:
+    """`rows` without the target-task rows of kinds not in `kinds` (other skills' rows are kept)."""
+    unknown = sorted(set(kinds) - set(SHOP_KINDS))
+    if unknown:
+        raise ValueError(f"--shop-kinds: unknown kind(s) {', '.join(unknown)} (known: {', '.join(SHOP_KINDS)})")
+    drop = [pat for k, pat in SHOP_KINDS.items() if k not in kinds]
+    return [r for r in rows if not any(pat.search(r["prompt"][0]["content"]) for pat in drop)]
 
 
 def world_seed_mismatch(seed: int) -> str | None:
@@ -146,6 +167,17 @@ def reference_style_rows(seed: int, per_skill: dict[str, int], n: int) -> list[d
              "completion": [{"role": "assistant", "content": it.gold}]} for it in picked]
 
 
+def per_skill_arg(text: str) -> dict[str, int]:
+    """`shop=4500,passage=30000` -> {"shop": 4500, "passage": 30000}, skills checked against `PER_SKILL`."""
+    out = {}
+    for part in filter(None, text.split(",")):
+        name, _, n = part.partition("=")
+        if name not in PER_SKILL or not n.isdigit():
+            raise argparse.ArgumentTypeError(f"{part!r}: expected SKILL=ROWS with SKILL one of {', '.join(PER_SKILL)}")
+        out[name] = int(n)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out_dir")
@@ -153,8 +185,10 @@ def main() -> None:
     p.add_argument("--reference-style", action="store_true",
                    help="with --score-only: ask for the gold (reference) style instead of the house style")
     for f, default in asdict(PretrainConfig()).items():
-        if not isinstance(default, dict):  # per_skill: edit PretrainConfig
+        if not isinstance(default, dict):
             p.add_argument(f"--{f.replace('_', '-')}", type=type(default), default=default)
+    p.add_argument("--per-skill", type=per_skill_arg, default={},
+                   help=f"pre-training rows of some skills, e.g. shop=4500 (defaults: {PER_SKILL})")
     args = p.parse_args()
     from s3ft.cli import setup_logging
 
@@ -163,6 +197,7 @@ def main() -> None:
         print(json.dumps(skill_scores(args.out_dir, reference_style=args.reference_style)))
         return
     kwargs = {k: v for k, v in vars(args).items() if k not in ("out_dir", "score_only", "reference_style")}
+    kwargs["per_skill"] = {**PER_SKILL, **kwargs["per_skill"]}
     print(f"wrote {pretrain(args.out_dir, PretrainConfig(**kwargs))}")
 
 
