@@ -214,3 +214,12 @@ def test_an_edited_task_or_its_data_misses_the_cache(tmp_path):
     edited = run(cfg, model, cache_dir=tmp_path / "c")
     assert len(list((tmp_path / "c" / "lm_eval").glob("*.json"))) == 2
     assert edited["scores"]["rev_local"]["value"] == first["scores"]["rev_local"]["value"] - 0.25
+
+
+def test_local_files_of_a_task_config():
+    from s3ft.harness import TASKS_DIR, _local_files
+
+    cfg = {"process_results": f"{TASKS_DIR / 'utils'}.process_results", "doc_to_text": "Q: {{q}}/A:",
+           "long": "/" + "x" * 400, "nested": [{"data_files": {"test": str(TASKS_DIR / "_s3ft_world.yaml")}}],
+           "missing": "/no/such/file.jsonl", "relative": "utils.load"}
+    assert _local_files(cfg) == {TASKS_DIR / "utils.py", TASKS_DIR / "_s3ft_world.yaml"}

@@ -120,7 +120,14 @@ def _local_files(obj: Any) -> set[Path]:
     if not isinstance(obj, str) or "/" not in obj or "\n" in obj or len(obj) > 4096:
         return set()
     candidates = [Path(obj), Path(obj.rsplit(".", 1)[0] + ".py")]
-    return {c for c in candidates if c.is_absolute() and c.is_file()}
+    return {c for c in candidates if c.is_absolute() and _is_file(c)}
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a prompt template with a slash, longer than a file name may be
+        return False
 
 
 def _file_hash(path: Path) -> str:
