@@ -190,15 +190,13 @@ def test_few_shot_per_task_reaches_the_harness():
 def test_an_edited_task_or_its_data_misses_the_cache(tmp_path):
     """The cache key covers each task's resolved config and the local files it names: a changed answer in
     a task's data file is scored afresh (and counted), not read back from the cache."""
-    import json as _json
-
     from s3ft.config import ForgettingConfig, ModelConfig
     from s3ft.harness import TASKS_DIR, run
 
-    rows = [_json.loads(line) for line in (Path(s3ft.__file__).parent / "data" / "world" / "reverse_test.jsonl")
+    rows = [json.loads(line) for line in (Path(s3ft.__file__).parent / "data" / "world" / "reverse_test.jsonl")
             .read_text().splitlines()[:4]]
     data = tmp_path / "test.jsonl"
-    data.write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     (tasks / "rev_local.yaml").write_text(
@@ -210,7 +208,7 @@ def test_an_edited_task_or_its_data_misses_the_cache(tmp_path):
     assert run(cfg, model, cache_dir=tmp_path / "c") == first
     assert len(list((tmp_path / "c" / "lm_eval").glob("*.json"))) == 1
     rows[0]["answer"] = "not what the model says"
-    data.write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     edited = run(cfg, model, cache_dir=tmp_path / "c")
     assert len(list((tmp_path / "c" / "lm_eval").glob("*.json"))) == 2
     assert edited["scores"]["rev_local"]["value"] == first["scores"]["rev_local"]["value"] - 0.25

@@ -295,7 +295,8 @@ def test_only_the_shipped_world_seed_is_comparable_with_the_shipped_test_sets():
 
 
 def test_every_target_problem_is_of_exactly_one_shop_kind_and_kinds_can_be_left_out():
-    from s3ft.world.pretrain import SHOP_KINDS, keep_shop_kinds
+    from s3ft.world.pretrain import keep_shop_kinds
+    from s3ft.world.skills import SHOP_KINDS
 
     shipped = Path(s3ft.__file__).parent / "data" / "world"
     for split in ("train", "test"):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WORLD = Path(__file__).resolve().parent.parent / "data" / "world"
-
 
 def data_file(skill: str, **_) -> Path:
     """The shipped test split of one world skill (its harness score's cache key hashes this file)."""
-    return WORLD / f"{skill}_test.jsonl"
+    from s3ft.world.build import shipped_split
+
+    return shipped_split(skill)
 
 
 def load(skill: str, **_):

@@ -154,8 +154,10 @@ def benchmarks_markdown(metrics: dict) -> list[str]:
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {_fmt(v.get('benchmarks_mean_delta_vs_base'), True)} |")
     s = h.get("settings") or {}
     shots = s.get("num_fewshot")
-    shots = ("task default" if shots is None else ", ".join(f"{t} {k}" for t, k in shots.items()) + ", others "
-             "task default" if isinstance(shots, dict) else shots)
+    if shots is None:
+        shots = "task default"
+    elif isinstance(shots, dict):
+        shots = ", ".join(f"{t} {k}" for t, k in shots.items()) + ", others task default"
     lines += ["", f"lm-eval {s.get('lm_eval', '?')}, backend {s.get('backend', '?')}, few-shot {shots}, limit "
               f"{s.get('limit') or 'none'}, chat template {'on' if s.get('apply_chat_template') else 'off'}; "
               "every setting and task version is in metrics.json under `harness`."]

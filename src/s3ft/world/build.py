@@ -26,6 +26,13 @@ DEFAULT_SIZES: dict[str, dict[str, int]] = {
     "shop": {"pretrain": 300, "train": 600, "test": 200},
 }
 HELD_OUT = ("test", "train")  # generated first, in this order; only these are shipped
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "world"
+"""Where the package ships `write_world`'s output (`python -m s3ft.world.build src/s3ft/data/world`)."""
+
+
+def shipped_split(skill: str, split: str = "test") -> Path:
+    """The shipped JSONL of one skill's held-out split."""
+    return SHIPPED_DIR / f"{skill}_{split}.jsonl"
 
 
 def resolve_sizes(sizes: dict[str, dict[str, int]] | None = None) -> dict[str, dict[str, int]]:

@@ -95,14 +95,10 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
     return out
 
 
-SHOP_KINDS = {"buy-give": re.compile(r" buys \d+ more and gives away "),
-              "buy-buy": re.compile(r" buys \d+ more and then "),
-              "give-give": re.compile(r" gives away \d+ and then ")}
-"""The target task's three kinds of problem, told apart by their question (`s3ft.world.skills.Shop`)."""
-
-
 def keep_shop_kinds(rows: list[dict], kinds: list[str]) -> list[dict]:
     """`rows` without the target-task rows of kinds not in `kinds` (other skills' rows are kept)."""
+    from s3ft.world.skills import SHOP_KINDS
+
     unknown = sorted(set(kinds) - set(SHOP_KINDS))
     if unknown:
         raise ValueError(f"--shop-kinds: unknown kind(s) {', '.join(unknown)} (known: {', '.join(SHOP_KINDS)})")
@@ -112,9 +108,9 @@ def keep_shop_kinds(rows: list[dict], kinds: list[str]) -> list[dict]:
 
 def world_seed_mismatch(seed: int) -> str | None:
     """Why scores of a model built on world `seed` would not compare with the shipped test sets, or None."""
-    from s3ft.config import PACKAGE_DIR
+    from s3ft.world.build import SHIPPED_DIR
 
-    shipped = json.loads((Path(PACKAGE_DIR) / "data" / "world" / "world.json").read_text())["seed"]
+    shipped = json.loads((SHIPPED_DIR / "world.json").read_text())["seed"]
     if seed == shipped:
         return None
     return (f"world seed {seed} differs from the shipped test sets' ({shipped}): their facts and names are not "
@@ -129,9 +125,10 @@ def skill_scores(model_dir: str | Path, limit: int | None = None, batch_size: in
     works a problem in the style fine-tuning on gold moves it to."""
     from s3ft.backends.base import GenParams
     from s3ft.backends.hf import HFBackend
-    from s3ft.config import PACKAGE_DIR, ModelConfig
+    from s3ft.config import ModelConfig
     from s3ft.judges.final import FinalAnswerJudge
     from s3ft.records import Example
+    from s3ft.world.build import shipped_split
     from s3ft.world.skills import ALL_SKILLS
 
     backend = HFBackend(ModelConfig(path=str(model_dir), dtype="float32"), batch_size=batch_size)
@@ -139,8 +136,7 @@ def skill_scores(model_dir: str | Path, limit: int | None = None, batch_size: in
     scores = {}
     try:
         for skill in skills or ALL_SKILLS:
-            path = Path(PACKAGE_DIR) / "data" / "world" / f"{skill}_test.jsonl"
-            rows = [json.loads(line) for line in path.read_text().splitlines()][:limit]
+            rows = [json.loads(line) for line in shipped_split(skill).read_text().splitlines()][:limit]
             examples = [Example(r["id"], r["question"], r["gold"], {"answer": r["answer"]}) for r in rows]
             asked = [REFERENCE_STYLE.format(question=ex.question) if reference_style else ex.question
                      for ex in examples]

@@ -10,6 +10,7 @@ style with "The answer is X.", the gold style with a last "#### X" line.
 from __future__ import annotations
 
 import random
+import re
 import string
 from dataclasses import dataclass, field
 
@@ -178,6 +179,12 @@ class Facts:
                     f"Option {letter} is right: the {creature} is {color}.\n#### {letter}",
                     [final_only(letter), f"A {creature} is {color}, so the answer is {letter}.",
                      f"The answer is ({letter})."])
+
+
+SHOP_KINDS = {"buy-give": re.compile(r" buys \d+ more and gives away "),
+              "buy-buy": re.compile(r" buys \d+ more and then "),
+              "give-give": re.compile(r" gives away \d+ and then ")}
+"""The target task's three kinds of problem (`Shop.sample`'s variants 0, 1, 2), told apart by question."""
 
 
 class Shop:
