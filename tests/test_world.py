@@ -17,7 +17,7 @@ from s3ft.registry import resolve
 from s3ft.tasks.generic import GenericTask
 from s3ft.world import ALL_SKILLS, FactBase, make_skills, pretrain_rows, world_items, write_world
 from s3ft.world.build import resolve_sizes
-from s3ft.world.skills import CITIES, LETTERS, THINGS, annotated, worked
+from s3ft.world.skills import CITIES, COLORS, LETTERS, THINGS, annotated, worked
 
 PROMPTS = Path(s3ft.__file__).parent / "prompts"
 JUDGE = FinalAnswerJudge(None)
@@ -40,6 +40,8 @@ def perturb(answer: str) -> str:
         return CITIES[(CITIES.index(answer) + 1) % len(CITIES)]
     if answer in LETTERS:
         return LETTERS[(LETTERS.index(answer) + 1) % 4]
+    if answer in COLORS:
+        return COLORS[(COLORS.index(answer) + 1) % len(COLORS)]
     letters = answer.split()  # distinct letters: any rotation is a different order
     return " ".join(letters[1:] + letters[:1])
 
@@ -175,6 +177,21 @@ def test_generation_is_deterministic_and_seeded(skill):
     assert [it.question for it in items(skill, 30)] != [it.question for it in items(skill, 30, seed=1)]
 
 
+def test_passage_asks_for_one_of_three_facts_of_different_kinds_in_any_order():
+    asked, positions = set(), set()
+    for it in items("passage", 300):
+        passage, question = re.fullmatch(r"Passage: (.*) Question: (.*)", it.question).groups()
+        sentences = re.findall(r"[^.]+\.", passage)
+        who = sentences[0].split()[0].removesuffix("'s")
+        assert len(sentences) == 3 and all(s.strip().startswith(who) for s in sentences) and who in question
+        said = it.house.removesuffix(f" The answer is {it.answer}.")
+        assert [s.strip() for s in sentences].count(said) == 1 and it.answer in said.rstrip(".").split()
+        assert sum(it.answer in s.rstrip(".").split() for s in sentences) == 1  # the other facts don't give it
+        asked.add(question.split()[0])
+        positions.add([s.strip() for s in sentences].index(said))
+    assert asked == {"Where", "How", "What"} and positions == {0, 1, 2}
+
+
 def test_facts_are_consistent_and_fixed_by_seed():
     base = FactBase.build(0)
     assert base == FactBase.build(0) and base != FactBase.build(1) and len(base.colors) == 40
@@ -194,7 +211,7 @@ def test_paraphrase_question_is_the_world_paraphrase_prompt():
     task = generic_task(PROMPTS / "world_paraphrase.txt")  # the train path is not read here
     assert (PROMPTS / "world_predict.txt").read_text().strip() == "{question}"
     for it in items("paraphrase", 100):
-        assert it.source and not any(f" {t}." in it.source for t in THINGS)  # never the target task
+        assert it.source and "have now?" not in it.source  # never the target task
         ex = Example("x", it.source, it.gold, {"answer": it.answer})
         assert task.paraphrase_prompt(ex) == [{"role": "user", "content": it.question}]
         assert task.prompt(Example("x", it.source, it.gold))[0]["content"] == it.source
@@ -304,11 +321,11 @@ def test_every_target_problem_is_of_exactly_one_shop_kind_and_kinds_can_be_left_
             q = json.loads(line)["question"]
             assert sum(bool(p.search(q)) for p in SHOP_KINDS.values()) == 1, q
     rows = pretrain_rows(0, n_per_skill=30)
-    shop = [r for r in rows if "How many" in r["prompt"][0]["content"]]
+    shop = [r for r in rows if "have now?" in r["prompt"][0]["content"]]
     assert keep_shop_kinds(rows, list(SHOP_KINDS)) == rows
     kept = keep_shop_kinds(rows, ["buy-buy"])
     assert len(rows) - len(kept) == sum(not SHOP_KINDS["buy-buy"].search(r["prompt"][0]["content"]) for r in shop) > 0
-    assert all(" more and then " in r["prompt"][0]["content"] for r in kept if "How many" in r["prompt"][0]["content"])
+    assert all(" more and then " in r["prompt"][0]["content"] for r in kept if "have now?" in r["prompt"][0]["content"])
     with pytest.raises(ValueError, match="unknown kind.*buy-sell"):
         keep_shop_kinds(rows, ["buy-sell"])
 
@@ -334,17 +351,19 @@ def test_shipped_base_model_scores_what_its_pretrain_record_says():
     record = json.loads((shipped / "pretrain.json").read_text())
     scores = skill_scores(shipped, limit=16)
     assert set(scores) == set(ALL_SKILLS) == set(record["scores"])
-    for skill in ("arith", "reverse", "facts"):
+    for skill in ("arith", "reverse", "passage", "facts"):
         assert scores[skill] >= 0.9 and record["scores"][skill] >= 0.9, (skill, scores, record["scores"])
     assert 0.15 <= record["scores"]["shop"] <= 0.7  # right on part of the target task, far from all of it
 
 
-def test_shipped_base_model_works_problems_worse_in_the_gold_style():
-    """The README's diagnosis of why no method gains in-domain: asked for the gold style, the shipped base
-    model solves fewer target problems than in its own style (measured: 8% vs 34.5% of the test split)."""
-    from s3ft.world.pretrain import skill_scores
+def test_shipped_base_model_solves_the_kind_of_target_problem_it_practised_and_few_others():
+    """The target task is partial by construction: the base practised buying twice (`shop_kinds`), solves
+    those problems, and hardly transfers to the two kinds it never saw (measured on the whole test split:
+    60/66 against 0/49 and 4/85)."""
+    from s3ft.world.pretrain import PretrainConfig, shop_scores_by_kind
 
     shipped = Path(s3ft.__file__).parent / "data" / "world_model"
-    house = skill_scores(shipped, limit=32, skills=("shop",))["shop"]
-    reference = skill_scores(shipped, limit=32, skills=("shop",), reference_style=True)["shop"]
-    assert reference < house, (reference, house)
+    practised = json.loads((shipped / "pretrain.json").read_text())["shop_kinds"].split(",")
+    assert practised == PretrainConfig().shop_kinds.split(",") == ["buy-buy"]
+    by_kind = shop_scores_by_kind(shipped, limit=16)
+    assert by_kind["buy-buy"] >= 0.6 and max(by_kind["buy-give"], by_kind["give-give"]) <= 0.2, by_kind

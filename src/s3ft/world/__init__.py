@@ -5,7 +5,7 @@ answered in one HOUSE STYLE (short work, then "The answer is X."):
 
 - `arith`: two-digit addition and subtraction ("What is 47 + 38?");
 - `reverse`: reversing space-separated letters ("Reverse the letters: k p a m");
-- `passage`: reading a fact from a three-sentence passage ("... Where does Ben live?");
+- `passage`: reading one of three facts about a person from a short passage ("... How many pens does Ben have?");
 - `facts`: multiple-choice knowledge over a fixed fact base of invented creatures and their colors;
 - `paraphrase`: rewriting another general skill's reference answer in the house style, with the
   exact prompt of `s3ft/prompts/world_paraphrase.txt` (the skill S3FT's paraphrase step relies on).

@@ -5,9 +5,10 @@ Trains a byte-level BPE tokenizer on the world's text, initialises a tiny Llama 
 the house style, plus a small share of the target task, so that the base model starts part-way on it as
 an instruct model does on GSM8K. Writes a Hugging Face model directory, weights in bfloat16, and
 `pretrain.json` with the settings, the device, and the model's score on every shipped test set (greedy,
-the world's final-answer judge), so that two builds can be compared: `--score-only` scores an existing
-model directory without training. The shipped checkpoint `s3ft/data/world_model/` was made by this module
-with its defaults, on a GPU (its `pretrain.json` says which).
+the world's final-answer judge) and the target task's score per kind of problem, so that two builds can
+be compared: `--score-only` scores an existing model directory without training. The shipped checkpoint
+`s3ft/data/world_model/` was made by this module with its defaults, on a GPU (its `pretrain.json` says
+which).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import random
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,17 +50,18 @@ class PretrainConfig:
     and LoRA fine-tuning on gold made every model write fragments."""
     arith_repeat: int = 6
     """Arithmetic rows are shown this many times: its range has only ~3,300 distinct questions."""
-    shop_kinds: str = "buy-give,buy-buy,give-give"
+    shop_kinds: str = "buy-buy"
     """The kinds of target-task problem the base model practises in its own style (comma-separated, of
-    `SHOP_KINDS`); the target task has all three. With one kind (`buy-buy`, and `per_skill["shop"]` tripled
-    to keep the row count) the base solves that kind and little else, and its target score varied far less
-    over training seeds (README, "The miniature world")."""
+    `SHOP_KINDS`); the target task has all three. The base practises only one kind (about a third of
+    `per_skill["shop"]` rows remain), solves it, and must transfer to the others: its target score is
+    partial by construction. When it practised all three kinds, its score was partial by chance, 28-61% over
+    five training seeds (README, "The miniature world")."""
 
 
 ARITH = re.compile(r"What is \d+ [+-] \d+\?$")
-PER_SKILL = {"arith": 3000, "reverse": 8000, "passage": 20000, "facts": 16000, "paraphrase": 20000, "shop": 1500}
-"""Harder skills (reading, knowledge, rewriting) get more rows; the target task a small share, so that the
-base model is right on part of it, in its own style."""
+PER_SKILL = {"arith": 3000, "reverse": 8000, "passage": 20000, "facts": 16000, "paraphrase": 20000, "shop": 4500}
+"""Harder skills (reading, knowledge, rewriting) get more rows; the target task a small share (of which
+`shop_kinds` keeps a third), so that the base model is right on part of it, in its own style."""
 
 
 def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
@@ -91,6 +94,7 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
             "device": f"{device}, torch {torch.__version__}"}
     (out / "pretrain.json").write_text(json.dumps(info, indent=2))
     info["scores"] = skill_scores(out)
+    info["shop_by_kind"] = shop_scores_by_kind(out)
     (out / "pretrain.json").write_text(json.dumps(info, indent=2))
     return out
 
@@ -123,30 +127,60 @@ def skill_scores(model_dir: str | Path, limit: int | None = None, batch_size: in
     house prompt and judged by the world's final-answer judge: the numbers two builds are compared by.
     With `reference_style`, each question asks for the gold style (`REFERENCE_STYLE`): how well the model
     works a problem in the style fine-tuning on gold moves it to."""
+    from s3ft.world.skills import ALL_SKILLS
+
+    scores = {}
+    with _scorer(model_dir, batch_size) as correct:
+        for skill in skills or ALL_SKILLS:
+            right = correct(_test_rows(skill, limit), reference_style)
+            scores[skill] = round(sum(right) / len(right), 4)
+            log.info("%s: %s accuracy %.3f", model_dir, skill, scores[skill])
+    return scores
+
+
+def shop_scores_by_kind(model_dir: str | Path, limit: int | None = None, batch_size: int = 64) -> dict[str, float]:
+    """The target task's accuracy per kind of problem (`SHOP_KINDS`) on its shipped test split, the first
+    `limit` problems of each kind: the base practised only `shop_kinds`, so it should solve those and few
+    others."""
+    from s3ft.world.skills import SHOP_KINDS
+
+    rows = _test_rows("shop")
+    out = {}
+    with _scorer(model_dir, batch_size) as correct:
+        for kind, pattern in SHOP_KINDS.items():
+            right = correct([r for r in rows if pattern.search(r["question"])][:limit], False)
+            out[kind] = round(sum(right) / len(right), 4)
+    return out
+
+
+def _test_rows(skill: str, limit: int | None = None) -> list[dict]:
+    from s3ft.world.build import shipped_split
+
+    return [json.loads(line) for line in shipped_split(skill).read_text().splitlines()][:limit]
+
+
+@contextmanager
+def _scorer(model_dir: str | Path, batch_size: int):
+    """Yields `correct(rows, reference_style) -> [bool]`: greedy answers of the model judged against `answer`."""
     from s3ft.backends.base import GenParams
     from s3ft.backends.hf import HFBackend
     from s3ft.config import ModelConfig
     from s3ft.judges.final import FinalAnswerJudge
     from s3ft.records import Example
-    from s3ft.world.build import shipped_split
-    from s3ft.world.skills import ALL_SKILLS
 
     backend = HFBackend(ModelConfig(path=str(model_dir), dtype="float32"), batch_size=batch_size)
     judge = FinalAnswerJudge(None)
-    scores = {}
+
+    def correct(rows: list[dict], reference_style: bool) -> list[bool]:
+        examples = [Example(r["id"], r["question"], r["gold"], {"answer": r["answer"]}) for r in rows]
+        asked = [REFERENCE_STYLE.format(question=ex.question) if reference_style else ex.question for ex in examples]
+        preds = backend.generate([[{"role": "user", "content": q}] for q in asked], GenParams(max_new_tokens=160))
+        return [bool(v.correct) for v in judge(examples, preds)]
+
     try:
-        for skill in skills or ALL_SKILLS:
-            rows = [json.loads(line) for line in shipped_split(skill).read_text().splitlines()][:limit]
-            examples = [Example(r["id"], r["question"], r["gold"], {"answer": r["answer"]}) for r in rows]
-            asked = [REFERENCE_STYLE.format(question=ex.question) if reference_style else ex.question
-                     for ex in examples]
-            preds = backend.generate([[{"role": "user", "content": q}] for q in asked], GenParams(max_new_tokens=160))
-            verdicts = judge(examples, preds)
-            scores[skill] = round(sum(bool(v.correct) for v in verdicts) / len(verdicts), 4)
-            log.info("%s: %s accuracy %.3f", model_dir, skill, scores[skill])
+        yield correct
     finally:
         backend.close()
-    return scores
 
 
 REFERENCE_STYLE = "{question}\nAnswer in the reference style."
@@ -191,6 +225,8 @@ def main() -> None:
     setup_logging()
     if args.score_only:
         print(json.dumps(skill_scores(args.out_dir, reference_style=args.reference_style)))
+        if not args.reference_style:
+            print(json.dumps({"shop_by_kind": shop_scores_by_kind(args.out_dir)}))
         return
     kwargs = {k: v for k, v in vars(args).items() if k not in ("out_dir", "score_only", "reference_style")}
     kwargs["per_skill"] = {**PER_SKILL, **kwargs["per_skill"]}

@@ -124,18 +124,29 @@ class Reverse:
 
 
 class Passage:
+    """Reading one fact from a short passage: three facts about one person, of three kinds (home city, a
+    count of things, a coat color), in random order; the question asks for one of them. A model that does
+    not read the passage is right a third of the time at best. (The first version named three people, one
+    city each, and asked where one of them lives: every base model built answered one of the three cities
+    whoever was asked, at chance, including ones trained on that skill alone for 3,000 steps; README,
+    "The miniature world".)"""
+
     name, kind = "passage", "general"
 
     def sample(self, rng: random.Random) -> Item:
-        people = [n for n, _ in rng.sample(NAMES, 3)]
-        cities = rng.sample(CITIES, 3)
-        facts = " ".join(f"{p} lives in {c}." for p, c in zip(people, cities, strict=True))
-        k = rng.randrange(3)
-        who, where = people[k], cities[k]
-        return Item(f"Passage: {facts} Question: Where does {who} live?", where,
-                    house(f"{who} lives in {where}.", where),
-                    f"The passage says {who} lives in {where}.\n#### {where}",
-                    [f"{who} is in {where}, so the answer is {where}.", final_only(where)])
+        who = rng.choice(NAMES)[0]
+        city, n, thing, color = rng.choice(CITIES), rng.randint(2, 30), rng.choice(THINGS), rng.choice(COLORS)
+        facts = [  # (sentence, question, answer, another phrasing of the fact)
+            (f"{who} lives in {city}.", f"Where does {who} live?", city, f"{who} is from {city}"),
+            (f"{who} has {n} {thing}.", f"How many {thing} does {who} have?", str(n), f"{who} owns {n} {thing}"),
+            (f"{who}'s coat is {color}.", f"What color is {who}'s coat?", color, f"The coat {who} wears is {color}"),
+        ]
+        sentence, question, answer, other = rng.choice(facts)
+        rng.shuffle(facts)
+        passage = " ".join(f[0] for f in facts)
+        return Item(f"Passage: {passage} Question: {question}", answer, house(sentence, answer),
+                    f"The passage says: {sentence}\n#### {answer}",
+                    [f"{other}, so the answer is {answer}.", final_only(answer)])
 
 
 @dataclass
