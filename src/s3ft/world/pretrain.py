@@ -93,8 +93,7 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
     info = {**asdict(cfg), "rows": len(rows), "seconds": round(time.time() - start, 1),
             "device": f"{device}, torch {torch.__version__}"}
     (out / "pretrain.json").write_text(json.dumps(info, indent=2))
-    info["scores"] = skill_scores(out)
-    info["shop_by_kind"] = shop_scores_by_kind(out)
+    info.update(record_scores(out))
     (out / "pretrain.json").write_text(json.dumps(info, indent=2))
     return out
 
@@ -132,8 +131,7 @@ def skill_scores(model_dir: str | Path, limit: int | None = None, batch_size: in
     scores = {}
     with _scorer(model_dir, batch_size) as correct:
         for skill in skills or ALL_SKILLS:
-            right = correct(_test_rows(skill, limit), reference_style)
-            scores[skill] = round(sum(right) / len(right), 4)
+            scores[skill] = _rate(correct(_test_rows(skill, limit), reference_style))
             log.info("%s: %s accuracy %.3f", model_dir, skill, scores[skill])
     return scores
 
@@ -142,15 +140,36 @@ def shop_scores_by_kind(model_dir: str | Path, limit: int | None = None, batch_s
     """The target task's accuracy per kind of problem (`SHOP_KINDS`) on its shipped test split, the first
     `limit` problems of each kind: the base practised only `shop_kinds`, so it should solve those and few
     others."""
+    rows = [r for kind_rows in _by_kind(_test_rows("shop")).values() for r in kind_rows[:limit]]
+    with _scorer(model_dir, batch_size) as correct:
+        return _kind_rates(rows, correct(rows, False))
+
+
+def record_scores(model_dir: str | Path, batch_size: int = 64) -> dict[str, dict[str, float]]:
+    """What `pretrain.json` records, from one pass of generations: `scores` (`skill_scores` on every skill)
+    and `shop_by_kind` (`shop_scores_by_kind`, read off the same shop answers)."""
+    from s3ft.world.skills import ALL_SKILLS
+
+    with _scorer(model_dir, batch_size) as correct:
+        right = {skill: correct(_test_rows(skill), False) for skill in ALL_SKILLS}
+    return {"scores": {skill: _rate(r) for skill, r in right.items()},
+            "shop_by_kind": _kind_rates(_test_rows("shop"), right["shop"])}
+
+
+def _rate(right: list[bool]) -> float:
+    return round(sum(right) / len(right), 4)
+
+
+def _by_kind(rows: list[dict]) -> dict[str, list[dict]]:
+    """Shop test rows grouped by kind of problem (`SHOP_KINDS`), in file order."""
     from s3ft.world.skills import SHOP_KINDS
 
-    rows = _test_rows("shop")
-    out = {}
-    with _scorer(model_dir, batch_size) as correct:
-        for kind, pattern in SHOP_KINDS.items():
-            right = correct([r for r in rows if pattern.search(r["question"])][:limit], False)
-            out[kind] = round(sum(right) / len(right), 4)
-    return out
+    return {kind: [r for r in rows if pattern.search(r["question"])] for kind, pattern in SHOP_KINDS.items()}
+
+
+def _kind_rates(rows: list[dict], right: list[bool]) -> dict[str, float]:
+    ok = {r["id"]: r_ok for r, r_ok in zip(rows, right, strict=True)}
+    return {kind: _rate([ok[r["id"]] for r in kind_rows]) for kind, kind_rows in _by_kind(rows).items()}
 
 
 def _test_rows(skill: str, limit: int | None = None) -> list[dict]:
@@ -224,9 +243,8 @@ def main() -> None:
 
     setup_logging()
     if args.score_only:
-        print(json.dumps(skill_scores(args.out_dir, reference_style=args.reference_style)))
-        if not args.reference_style:
-            print(json.dumps({"shop_by_kind": shop_scores_by_kind(args.out_dir)}))
+        scores = skill_scores(args.out_dir, reference_style=True) if args.reference_style else record_scores(args.out_dir)
+        print(json.dumps(scores))
         return
     kwargs = {k: v for k, v in vars(args).items() if k not in ("out_dir", "score_only", "reference_style")}
     kwargs["per_skill"] = {**PER_SKILL, **kwargs["per_skill"]}
