@@ -11,6 +11,10 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--hostile-dir", default=None, help="directory of hostile programs (tests/test_sandbox_hostile.py)")
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny random Llama model + tokenizer with a chat template, built once per session (~5 s)."""

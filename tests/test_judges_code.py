@@ -1,12 +1,10 @@
 """Code judge on a real MBPP problem (task 2): passing, failing, crashing and misbehaving programs,
-each run in its own process group with limits; nothing it prints or does can fake a pass."""
+each run in the sandbox with its tests in another; nothing it prints or does can fake a pass.
+Deliberately hostile programs are in tests/hostile/ (test_sandbox_hostile.py)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
@@ -84,9 +82,9 @@ def test_passing_programs(verdicts: dict) -> None:
         ("loops", "timeout after 3.0s"),
         ("bytearray", "memory limit exceeded (MemoryError) in the code"),
         ("growing_list", "memory limit exceeded (MemoryError) in the code"),
-        ("os_exit", "exited with code 0 before reporting test results"),
+        ("os_exit", "the program exited with code 0 before answering the tests"),
         ("sys_exit", "the code raised SystemExit: 0 before the tests"),
-        ("spoof", "exited with code 0 before reporting test results"),
+        ("spoof", "the program sent a malformed message"),
         ("reads_stdin", "the code raised EOFError: EOF when reading a line before the tests"),
         ("no_code", "no code found"),
     ],
@@ -116,49 +114,28 @@ def test_extract_code(text: str, code: str | None) -> None:
     assert extract_code(text) == code
 
 
-def test_environment_and_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_and_working_directory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("S3FT_TEST_SECRET", "hunter2")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    report = tmp_path / "report.txt"
     ex = Example(
         id="env",
         question="q",
         gold="",
         meta={
-            "test_setup": "import os, sys",
             "tests": [
-                "assert 'S3FT_TEST_SECRET' not in os.environ",
-                "assert sys.flags.hash_randomization == 0",  # PYTHONHASHSEED=0: set order is reproducible
-                "assert os.listdir('.') == []",
+                "assert 'S3FT_TEST_SECRET' not in environment()",
+                "assert hash_randomization() == 0",  # PYTHONHASHSEED=0: set order is reproducible
+                "assert where() == ('/sandbox', [])",
             ],
         },
     )
-    code = f"import os\nopen({str(report)!r}, 'w').write(os.getcwd())"
+    code = (
+        "import os, sys\n"
+        "def environment():\n    return sorted(os.environ)\n"
+        "def hash_randomization():\n    return sys.flags.hash_randomization\n"
+        "def where():\n    return os.getcwd(), os.listdir('.')\n"
+    )
     (v,) = CodeJudge(JudgeConfig())([ex], [code])
     assert v.correct is True, v.reason
-    cwd = Path(report.read_text())
-    assert cwd.is_relative_to(tmp_path) and cwd != Path.cwd()
-    assert not cwd.exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["report.txt"]  # its temporary directory is gone
-
-
-def test_child_processes_are_killed_with_the_group(tmp_path: Path) -> None:
-    started, survived = tmp_path / "started", tmp_path / "survived"
-    code = (
-        "import os, time\n"
-        "def similar_elements(a, b):\n    return tuple(sorted(set(a) & set(b)))\n"
-        "if os.fork() == 0:\n"
-        f"    open({str(started)!r}, 'w').close()\n"
-        "    time.sleep(0.5)\n"
-        f"    open({str(survived)!r}, 'w').close()\n"
-        "    os._exit(0)\n"
-        f"while not os.path.exists({str(started)!r}):\n    time.sleep(0.01)\n"
-    )
-    (v,) = CodeJudge(JudgeConfig(timeout_s=5.0))([MBPP_2], [code])
-    assert v.correct is True, v.reason
-    assert started.exists()
-    time.sleep(1.0)
-    assert not survived.exists()
 
 
 def test_no_tests_is_undecided() -> None:
@@ -166,8 +143,7 @@ def test_no_tests_is_undecided() -> None:
     assert v.correct is None and v.reason == "no tests to run"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores RLIMIT_NPROC")
-def test_process_limit_when_not_root() -> None:
+def test_process_limit_holds_for_root_too() -> None:
     code = "import os\npids = []\nfor _ in range(500):\n    pid = os.fork()\n    if pid == 0:\n        os._exit(0)\n"
     code += "    pids.append(pid)\n"
     ex = Example(id="x", question="q", gold="", meta={"tests": ["assert True"]})

@@ -39,16 +39,18 @@ class Verdict:
 
     `correct` is True, False, or None when the judge could not decide (an LLM judge that replied
     with neither yes nor no, a math expression that timed out). `reason` always says why, and
-    `extracted` is the answer the judge read out of the prediction, when it reads one.
+    `extracted` is the answer the judge read out of the prediction, when it reads one, and `sandbox`
+    the sandbox a judge that runs code ran it in (docs/sandbox.md).
     """
 
     correct: bool | None
     reason: str
     extracted: str | None = None
+    sandbox: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Verdict:
-        return cls(correct=d["correct"], reason=d["reason"], extracted=d.get("extracted"))
+        return cls(correct=d["correct"], reason=d["reason"], extracted=d.get("extracted"), sandbox=d.get("sandbox"))

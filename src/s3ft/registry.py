@@ -15,6 +15,7 @@ from s3ft.errors import S3FTError
 TASKS = {
     "gsm8k": "s3ft.tasks.gsm8k:GSM8K",
     "mbpp": "s3ft.tasks.mbpp:MBPP",
+    "humaneval": "s3ft.tasks.humaneval:HumanEval",
     "nq": "s3ft.tasks.nq:NaturalQuestions",
     "generic": "s3ft.tasks.generic:GenericTask",
 }

@@ -1,0 +1,122 @@
+"""The sandbox's parts: the wire codec (only plain values cross), the refusal where no sandbox can be
+set up, the `none` opt-out, tests that cannot be split, and the seccomp filter."""
+
+from __future__ import annotations
+
+import errno
+import math
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from s3ft.config import JudgeConfig
+from s3ft.judges import sandbox as sandbox_mod
+from s3ft.judges import seccomp
+from s3ft.judges.code import CodeJudge
+from s3ft.judges.sandbox import Sandbox, SandboxUnavailable
+from s3ft.judges.wire import Iterator, Opaque, WireError, decode, encode
+from s3ft.records import Example, Verdict
+
+ADD = Example(id="add", question="q", gold="", meta={"tests": ["assert add(2, 3) == 5", "assert add(1, 1) == 2"]})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, True, 0, -7, 2**200, -(2**64), 1.5, -0.0, math.inf, "text\ud800", b"\x00\xff", bytearray(b"ab"),
+     3 + 4j, range(1, 9, 2), Fraction(1, 3), Decimal("1.10"), [1, (2, 3)], (1,), {1, 2}, frozenset({(1, 2)}),
+     {(1, 2): [3], "k": {"n": None}}, [[[[]]]]],
+)  # fmt: skip
+def test_plain_values_round_trip_with_their_types(value) -> None:
+    out = decode(encode(value))
+    assert type(out) is type(value) and out == value and repr(out) == repr(value)
+
+
+def test_what_is_not_plain_arrives_as_something_that_equals_nothing() -> None:
+    class Anything:
+        def __eq__(self, other):
+            return True
+
+    class Liar(int):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = int.__hash__
+
+    assert decode(encode(Anything())) != 5 and isinstance(decode(encode(Anything())), Opaque)
+    assert decode(encode(Liar(6))) == 6 and type(decode(encode(Liar(6)))) is int and decode(encode(Liar(6))) != 5
+    assert math.isnan(decode(encode(math.nan)))
+    it = decode(encode(x for x in (1, 2)))
+    assert isinstance(it, Iterator) and it != [1, 2] and list(it) == [1, 2]
+    with pytest.raises(WireError):
+        encode(Anything(), strict=True)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [1.5, [1], {"float": 1.5}, {"int": "12"}, {"int": "0x" + "f" * 10, "x": 1}, {"pickle": "gASVAg=="},
+     {"fn": "exec"}, {"dict": [[1]]}, {"dict": [[[1], 2]]}, {"set": [{"list": []}]}, {"range": [0, 1, 0]},
+     {"complex": [1, 2]}, {"bytes": "zz"}, {"opaque": 5}],
+)  # fmt: skip
+def test_the_decoder_accepts_nothing_else(message) -> None:
+    with pytest.raises(WireError):
+        decode(message)
+
+
+def test_no_sandbox_is_a_refusal_that_names_the_cause_and_the_opt_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing() -> str:
+        raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
+
+    monkeypatch.setattr(sandbox_mod, "bwrap_binary", missing)
+    with pytest.raises(SandboxUnavailable, match="bwrap.*not installed"):
+        CodeJudge(JudgeConfig())
+    monkeypatch.setattr(sandbox_mod.sys, "platform", "darwin")
+    with pytest.raises(SandboxUnavailable, match="needs Linux namespaces; this is darwin"):
+        CodeJudge(JudgeConfig())
+
+
+def test_a_sandbox_that_fails_to_start_is_a_refusal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sandbox_mod, "bwrap_binary", lambda: str(fake))
+    with pytest.raises(SandboxUnavailable) as e:
+        CodeJudge(JudgeConfig())
+    assert "setting up uid map: Permission denied" in str(e.value)
+    assert "set judge.sandbox: none" in str(e.value)
+
+
+def test_the_opt_out_runs_unsandboxed_and_says_so() -> None:
+    judge = CodeJudge(JudgeConfig(sandbox="none"))
+    good, liar = judge([ADD, ADD], ["def add(a, b):\n    return a + b", "class A:\n    def __eq__(s, o):\n"
+                                    "        return True\ndef add(a, b):\n    return A()"])  # fmt: skip
+    assert good == Verdict(True, "passed 2/2 tests", "def add(a, b):\n    return a + b", sandbox="none")
+    assert liar.correct is False and liar.sandbox == "none"  # the verdict still comes from the referee
+
+
+def test_verdicts_record_their_sandbox() -> None:
+    (v,) = CodeJudge(JudgeConfig())([ADD], ["def add(a, b):\n    return a + b"])
+    assert v.correct is True and v.sandbox == Sandbox("bwrap").name and v.sandbox.startswith("bwrap/")
+    assert Verdict.from_dict(v.to_dict()) == v
+
+
+def test_a_test_that_cannot_be_split_is_undecided() -> None:
+    ex = Example(id="node", question="q", gold="", meta={
+        "test_setup": "class Node:\n    def __init__(self, v):\n        self.v = v",
+        "tests": ["assert value(Node(3)) == 3"]})  # fmt: skip
+    (v,) = CodeJudge(JudgeConfig())([ex], ["def value(node):\n    return node.v"])
+    assert v.correct is None
+    assert v.reason.startswith("cannot judge test 1 across the sandbox boundary: a value of type")
+
+
+def test_seccomp_refuses_new_namespaces() -> None:
+    assert len(seccomp.program("x86_64")) % 8 == 0 and seccomp.program("sparc") is None
+    ex = Example(id="ns", question="q", gold="", meta={"tests": [f"assert attempt() == {errno.EPERM}"]})
+    code = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "def attempt():\n    return ctypes.get_errno() if libc.unshare(0x10000000) else 0\n")  # fmt: skip
+    judge = CodeJudge(JudgeConfig())
+    if judge.sandbox.seccomp is None:
+        pytest.skip("no seccomp filter for this architecture")
+    (v,) = judge([ex], [code])
+    assert v.correct is True, v.reason
