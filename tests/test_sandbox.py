@@ -120,3 +120,18 @@ def test_seccomp_refuses_new_namespaces() -> None:
         pytest.skip("no seccomp filter for this architecture")
     (v,) = judge([ex], [code])
     assert v.correct is True, v.reason
+
+
+def test_the_judge_stage_and_the_report_count_verdicts_by_sandbox(tmp_path: Path) -> None:
+    from s3ft.rundir import Rows
+    from s3ft.stages import judge, report
+
+    rows = Rows(tmp_path / "rows.jsonl")
+    rows.append({"id": i, **v.to_dict()} for i, v in (("a", Verdict(True, "ok", "x", "bwrap/userns")),
+                                                       ("b", Verdict(False, "no", None, "bwrap/userns")),
+                                                       ("c", Verdict(None, "?"))))  # fmt: skip
+    counts = judge.summarize(rows)
+    assert counts["sandbox"] == {"bwrap/userns": 2}
+    md = report.markdown({"task": "mbpp", "model": "m", "base": {"accuracy": None}, "methods": {},
+                          "sandbox": {"judge": counts["sandbox"]}})  # fmt: skip
+    assert "Model-written code judged in judge ran in: `bwrap/userns` (2 verdicts)" in md

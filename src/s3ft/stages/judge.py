@@ -1,13 +1,15 @@
 """Stages 3 and 5, judge and judge_paraphrase: verdicts on the model's answers and paraphrases.
 
 Reads the examples and the upstream stage's rows (`prediction` or `paraphrase`); appends
-`{id, correct, reason, extracted}` rows. A paraphrase rejected before judging (it talks about the
-reference answer) gets a `False` verdict carrying the rejection as its reason, without a judge call.
+`{id, correct, reason, extracted, sandbox}` rows (the counts say how many verdicts ran code in each
+sandbox). A paraphrase rejected before judging (it talks about the reference answer) gets a `False`
+verdict carrying the rejection as its reason, without a judge call.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -38,6 +40,7 @@ def summarize(rows: Rows) -> dict:
         "correct": sum(v is True for v in vals),
         "wrong": sum(v is False for v in vals),
         "undecided": sum(v is None for v in vals),
+        "sandbox": dict(Counter(r["sandbox"] for r in rows.rows.values() if r.get("sandbox"))),
     }
 
 

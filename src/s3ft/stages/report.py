@@ -43,7 +43,9 @@ def collect(ctx) -> dict:
     base_bench = _benchmarks(base)
     for v in methods.values():
         v["benchmarks_delta_vs_base"], v["benchmarks_mean_delta_vs_base"] = _deltas(v["benchmarks"], base_bench)
-    out = {"task": ctx.task.name, "model": ctx.cfg.model.path,
+    sandbox = {s: (read_json(ctx.stage_dir(s) / "manifest.json") or {}).get("counts", {}).get("sandbox")
+               for s in ("judge", "judge_paraphrase")}  # fmt: skip
+    out = {"task": ctx.task.name, "model": ctx.cfg.model.path, "sandbox": {s: c for s, c in sandbox.items() if c},
            "base": {"accuracy": base_acc, "general": base_general, "benchmarks": base_bench}, "methods": methods}
     if base and base.get("forgetting"):
         f = base["forgetting"]
@@ -103,6 +105,9 @@ def markdown(metrics: dict) -> str:
             f"{pct.get('self', '–')} | {pct.get('paraphrase', '–')} | {pct.get('gold', '–')} | "
             f"{_fmt(v['target_nll_per_token'])} | {_fmt(v['train'].get('train_loss'))} |"
         )
+    for stage, counts in (metrics.get("sandbox") or {}).items():
+        ran = ", ".join(f"`{name}` ({n} verdicts)" for name, n in counts.items())
+        lines += ["", f"Model-written code judged in {stage} ran in: {ran} (docs/sandbox.md)."]
     lines += general_markdown(metrics)
     lines += benchmarks_markdown(metrics)
     lines += [
