@@ -135,3 +135,11 @@ def test_the_judge_stage_and_the_report_count_verdicts_by_sandbox(tmp_path: Path
     md = report.markdown({"task": "mbpp", "model": "m", "base": {"accuracy": None}, "methods": {},
                           "sandbox": {"judge": counts["sandbox"]}})  # fmt: skip
     assert "Model-written code judged in judge ran in: `bwrap/userns` (2 verdicts)" in md
+
+
+def test_tests_may_use_a_module_the_program_imported() -> None:
+    ex = Example(id="area", question="q", gold="", meta={"tests": ["assert math.isclose(area(2), 12.566, rel_tol=1e-3)"]})
+    good, liar = CodeJudge(JudgeConfig())([ex, ex], ["import math\ndef area(r):\n    return math.pi * r * r",
+                                                     "import os as math\ndef area(r):\n    return 0"])  # fmt: skip
+    assert good.correct is True, good.reason
+    assert liar.correct is False and "isclose" in liar.reason

@@ -28,6 +28,8 @@ def reply(ns: dict, req: dict) -> dict:
         for name in req.get("names", []):
             if name not in ns:
                 out[name] = "missing"
+            elif type(ns[name]) is type(sys):  # a module the program imported and the tests use
+                out[name] = {"module": str(getattr(ns[name], "__name__", ""))}
             elif callable(ns[name]):
                 out[name] = "fn"
             else:

@@ -10,8 +10,10 @@ frame cannot reach this process.
 
 import ast
 import builtins
+import importlib
 import json
 import os
+import sys
 import traceback
 
 from s3ft.judges.wire import Channel, Remote, WireError, confine, decode, encode, read_job  # sandbox: inline
@@ -103,6 +105,11 @@ def bind(program: Program, ns: dict, names: set[str], entry: str | None) -> None
             ns[name] = RemoteFunction(program, name)
         elif type(kind) is dict and set(kind) == {"value"}:
             ns[name] = decode(kind["value"])
+        elif type(kind) is dict and set(kind) == {"module"} and type(kind["module"]) is str:
+            # as in one shared namespace, the tests may use a module the program imported: the
+            # referee imports its own copy, of the standard library only
+            if kind["module"].split(".")[0] in sys.stdlib_module_names:
+                ns[name] = importlib.import_module(kind["module"])
         elif kind != "missing":
             raise WireError("malformed reply")
         elif name == entry:
