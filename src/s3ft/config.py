@@ -127,18 +127,6 @@ class JudgeConfig(Section):
     """Where the code judge runs model-written code: `bwrap` (namespaces, its own user, limits; see
     docs/sandbox.md), or `none`: plain child processes with rlimits only, which protect nothing from
     hostile code. Where bwrap cannot start, the code judge refuses to run rather than fall back."""
-    sandbox: Literal["bwrap", "none"] = "bwrap"
-    """Where the code judge runs model-written code: `bwrap` (namespaces, its own user, limits; see
-    docs/sandbox.md), or `none`: plain child processes with rlimits only, which protect nothing from
-    hostile code. Where bwrap cannot start, the code judge refuses to run rather than fall back."""
-    sandbox: Literal["bwrap", "none"] = "bwrap"
-    """Where the code judge runs model-written code: `bwrap` (namespaces, its own user, limits; see
-    docs/sandbox.md), or `none`: plain child processes with rlimits only, which protect nothing from
-    hostile code. Where bwrap cannot start, the code judge refuses to run rather than fall back."""
-    sandbox: Literal["bwrap", "none"] = "bwrap"
-    """Where the code judge runs model-written code: `bwrap` (namespaces, its own user, limits; see
-    docs/sandbox.md), or `none`: plain child processes with rlimits only, which protect nothing from
-    hostile code. Where bwrap cannot start, the code judge refuses to run rather than fall back."""
     qa_match: Literal["em", "recall"] = "recall"
     """QA judge: normalised exact match, or token recall of any gold alias >= the threshold."""
     qa_recall_threshold: float = Field(default=1.0, gt=0.0, le=1.0)
