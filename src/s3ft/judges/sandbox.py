@@ -184,9 +184,13 @@ class Sandbox:
         if kind == "none":
             self.name = "none"
             return
+        self.name = "bwrap"
         if not sys.platform.startswith("linux"):
-            raise SandboxUnavailable(f"the code sandbox needs Linux namespaces; this is {sys.platform}")
-        self.bwrap = bwrap_binary()
+            raise self.unavailable(f"the code sandbox needs Linux namespaces; this is {sys.platform}")
+        try:
+            self.bwrap = bwrap_binary()
+        except SandboxUnavailable as e:
+            raise self.unavailable(str(e)) from None
         self.python, self.python_dirs = interpreter()
         self.seccomp = seccomp.program()
         self.name = "bwrap/" + ("root" if self.root else "userns") + "+cgroup" * self.cgroups
