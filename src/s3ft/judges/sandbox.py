@@ -132,6 +132,7 @@ class Job:
                 self.pidfd = os.pidfd_open(pid1)
         self.oom = False
         self.work = None
+        self.tail = ""
 
     def wait(self, timeout: float) -> int | None:
         """The job's exit status (negative: killed by that signal) if it ends within `timeout`."""
@@ -167,8 +168,14 @@ class Job:
         if self.uid is not None:
             with _lock:
                 _uids_in_use.discard(self.uid)
+        if not self.out.closed:
+            self.tail = self.output_tail()
+            self.out.close()
 
     def output_tail(self, n: int = 2000) -> str:
+        """The end of what the job wrote on standard output and error."""
+        if self.out.closed:
+            return self.tail
         self.out.seek(0, os.SEEK_END)
         self.out.seek(max(0, self.out.tell() - n))
         return self.out.read().decode(errors="replace").strip()
