@@ -21,7 +21,8 @@ from s3ft.world.skills import CITIES, COLORS, LETTERS, THINGS, annotated, worked
 
 PROMPTS = Path(s3ft.__file__).parent / "prompts"
 JUDGE = FinalAnswerJudge(None)
-SMALL = {name: {"test": 20} for name in ALL_SKILLS if name != "shop"} | {"shop": {"train": 30, "test": 10}}
+SMALL = ({name: {"val": 10, "test": 20} for name in ALL_SKILLS if name != "shop"}
+         | {"shop": {"train": 30, "val": 12, "test": 10}})
 
 
 def items(skill: str, n: int = 150, seed: int = 0) -> list:
@@ -123,7 +124,7 @@ def test_every_response_passes_and_a_changed_answer_fails(skill):
             head, _, tail = r.rpartition(it.answer)  # the final answer always comes last
             wrong = head + perturb(it.answer) + tail
             assert verdict(it.answer, wrong).correct is False, (wrong, it.answer)
-        assert len(it.question.split()) <= 40 and len(it.house.split()) <= 50
+        assert len(it.question.split()) <= (80 if skill == "paraphrase" else 40) and len(it.house.split()) <= 50
 
 
 def test_worked_arithmetic_is_true_digit_by_digit():
@@ -180,7 +181,7 @@ def test_generation_is_deterministic_and_seeded(skill):
 def test_passage_asks_for_one_of_three_facts_of_different_kinds_in_any_order():
     asked, positions = set(), set()
     for it in items("passage", 300):
-        passage, question = re.fullmatch(r"Passage: (.*) Question: (.*)", it.question).groups()
+        passage, question = re.fullmatch(r"(?:Passage|Read this): (.*) (?:Question|Now answer): (.*)", it.question).groups()
         sentences = re.findall(r"[^.]+\.", passage)
         who = sentences[0].split()[0].removesuffix("'s")
         assert len(sentences) == 3 and all(s.strip().startswith(who) for s in sentences) and who in question
@@ -244,7 +245,7 @@ def test_splits_are_disjoint_and_pretrain_avoids_held_out_questions():
         questions = [{it.question for it in v} for v in splits.values()]
         assert sum(map(len, questions)) == sum(map(len, splits.values()))  # distinct within splits...
         assert len(set().union(*questions)) == sum(map(len, questions))  # ...and across them
-        held_out |= {k for s in ("test", "train") for it in splits.get(s, []) for k in it.keys}
+        held_out |= {k for s in ("test", "val", "train") for it in splits.get(s, []) for k in it.keys}
     assert all(not (it.keys & held_out) for splits in world.values() for it in splits["pretrain"])
     assert world_items(0, SMALL, pretrain=False)["arith"]["test"] == world["arith"]["test"][:20]
 
@@ -258,13 +259,13 @@ def test_sizes_are_checked():
 
 def test_write_world_files_load_in_the_generic_task(tmp_path):
     info = write_world(tmp_path, seed=3, sizes=SMALL)
-    expected = {f"{n}_test.jsonl" for n in ALL_SKILLS} | {"shop_train.jsonl"}
+    expected = {f"{n}_{split}.jsonl" for n in ALL_SKILLS for split in ("val", "test")} | {"shop_train.jsonl"}
     assert {p.name for p in tmp_path.iterdir()} == expected | {"world.json"}
     assert json.loads((tmp_path / "world.json").read_text()) == info
     assert info["facts"] == FactBase.build(3).colors and info["seed"] == 3
-    assert info["files"] == {f: (30 if f == "shop_train.jsonl" else 10 if f == "shop_test.jsonl" else 20)
-                             for f in expected}
-    assert [s["kind"] for s in info["skills"]] == ["general"] * 5 + ["target"]
+    sizes = {"shop_train.jsonl": 30, "shop_val.jsonl": 12, "shop_test.jsonl": 10}
+    assert info["files"] == {f: sizes.get(f, 10 if f.endswith("_val.jsonl") else 20) for f in expected}
+    assert [s["kind"] for s in info["skills"]] == ["general"] * 6 + ["target"]
     task = generic_task(tmp_path / "shop_train.jsonl")
     for name in expected:
         exs = list(task.load(SplitSource(path=str(tmp_path / name))))
@@ -281,7 +282,7 @@ def test_write_world_files_load_in_the_generic_task(tmp_path):
 
 def test_pretrain_rows_are_prompt_completion_pairs_without_held_out_questions():
     rows = pretrain_rows(0, n_per_skill=40)
-    assert len(rows) == 40 * 5 + 300
+    assert len(rows) == 40 * 6 + 300
     assert all(r["prompt"][0]["role"] == "user" and r["completion"][0]["role"] == "assistant" for r in rows)
     assert all(r["completion"][0]["content"].endswith(".") for r in rows)
     held_out = {it.question for splits in world_items(0, pretrain=False).values() for v in splits.values()
@@ -290,17 +291,57 @@ def test_pretrain_rows_are_prompt_completion_pairs_without_held_out_questions():
     assert rows == pretrain_rows(0, n_per_skill=40) and rows != pretrain_rows(1, n_per_skill=40)
 
 
-def test_reference_style_rows_teach_the_gold_style_under_their_own_prompt():
+def test_some_general_rows_are_answered_in_the_gold_style_under_the_plain_prompt_never_the_target():
     from s3ft.judges.final import extract_final
-    from s3ft.world.pretrain import REFERENCE_STYLE, reference_style_rows
+    from s3ft.world.build import GOLD_STYLE_SKILLS
 
-    rows = reference_style_rows(0, {"arith": 50, "shop": 50, "facts": 50}, 40)
-    assert len(rows) == 40
-    suffix = REFERENCE_STYLE.format(question="")
-    for r in rows:
-        assert r["prompt"][0]["content"].endswith(suffix)
-        target = r["completion"][0]["content"]
-        assert "The answer is" not in target and extract_final(target) is not None  # gold style: "#### N"
+    house = {r["prompt"][0]["content"]: r for r in pretrain_rows(0, n_per_skill=300)}
+    rows = pretrain_rows(0, n_per_skill=300, gold_style_share=0.25)
+    assert {r["prompt"][0]["content"] for r in rows} == set(house)  # same questions, same plain prompts
+    gold = [r for r in rows if "The answer is" not in r["completion"][0]["content"]]
+    assert 0.15 < len(gold) / (300 * len(GOLD_STYLE_SKILLS)) < 0.35
+    for r in gold:
+        q, a = r["prompt"][0]["content"], r["completion"][0]["content"]
+        assert "have now?" not in q and "Reference answer" not in q  # never the target, never paraphrase
+        assert extract_final(a) == extract_final(house[q]["completion"][0]["content"])  # the same answer
+        assert a.splitlines()[-1].startswith("#### ")
+
+
+def test_chain_covers_every_order_of_plus_and_minus_in_the_target_ranges_without_its_words():
+    orders = set()
+    for it in items("chain", 400):
+        steps = re.findall(r"<<(\d+)([+-])(\d+)=(\d+)>>", it.gold)
+        orders.add("".join(op for _, op, _, _ in steps))
+        assert len(steps) == 2 and steps[0][3] == steps[1][0] and steps[1][3] == it.answer
+        assert 2 <= int(steps[0][0]) <= 30 and all(1 <= int(b) <= 30 for _, _, b, _ in steps)
+        assert not re.search(r"buy|give|have now", it.question + it.gold + it.house)
+        assert it.house.count(", so ") == 2
+    assert orders == {"++", "+-", "-+", "--"}
+
+
+def test_every_general_skill_is_asked_in_two_or_more_phrasings():
+    from s3ft.world.skills import GENERAL
+
+    for skill in GENERAL:
+        if skill == "paraphrase":
+            continue
+        starts = {it.question.split()[0] for it in items(skill, 200)}
+        assert len(starts) >= 2, (skill, starts)
+
+
+def test_paraphrase_practises_multi_step_references_most():
+    refs = [it.question.split("Reference answer: ", 1)[1] for it in items("paraphrase", 400)]
+    two_step = sum(r.count("<<") == 2 for r in refs)
+    assert 0.3 < two_step / len(refs) < 0.6
+
+
+def test_target_held_out_splits_have_equal_numbers_of_each_kind():
+    from s3ft.world.build import shop_kind
+
+    world = world_items(0, pretrain=False)
+    for split, n in (("val", 900), ("test", 300)):
+        kinds = [shop_kind(it) for it in world["shop"][split]]
+        assert len(kinds) == n and {k: kinds.count(k) for k in set(kinds)} == {k: n // 3 for k in set(kinds)}
 
 
 def test_only_the_shipped_world_seed_is_comparable_with_the_shipped_test_sets():

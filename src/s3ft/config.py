@@ -144,6 +144,10 @@ class ParaphraseConfig(DecodeConfig):
 class SelectConfig(Section):
     nll: bool = True
     """Compute the mean per-token NLL of each method's targets under the base model (hf backend)."""
+    near_copy: float | None = Field(default=0.9, gt=0.0, le=1.0)
+    """An accepted paraphrase whose word-level normalised edit similarity to the gold target is at least this
+    is a near-copy of the gold (`s3ft.nearcopy`): the row trains on the gold (source `gold`, flagged
+    `near_copy`) and `stats.json` counts it. None keeps near-copies as paraphrases."""
 
 
 class TrainConfig(Section):
@@ -168,6 +172,11 @@ class TrainConfig(Section):
     bf16: bool | None = None
     """Mixed precision in bfloat16; None picks it where the hardware supports it."""
     gradient_checkpointing: bool = False
+    shuffle: bool = True
+    """Draw rows in random order each epoch; False keeps the file's order (for data already batched)."""
+    packing: bool = False
+    """Pack rows into sequences of `max_length` tokens (TRL's best-fit packing, padding-free): no compute
+    spent on padding, each row attending only to itself; `batch_size` then counts packed sequences."""
     logging_steps: int = Field(default=10, ge=1)
     save_steps: int = Field(default=200, ge=1)
     """Checkpoint interval; an interrupted train stage resumes from the last checkpoint."""
@@ -197,6 +206,21 @@ class GeneralSet(Section):
     def data_config(self) -> DataConfig:
         return DataConfig(task=self.task, train=self.source, fields=self.fields, judge=self.judge,
                           predict_template=self.predict_template)
+
+
+class CurveConfig(Section):
+    """Learning curves: each trained model is saved at `points` evenly spaced steps of its training, and each
+    snapshot (and the base model, as step 0) is scored on small validation samples: in-domain accuracy and
+    the general skills' mean. The report plots them per method."""
+
+    points: int = Field(default=4, ge=2)
+    """Snapshots per training run; the last is the end of training."""
+    in_domain: SplitSource
+    """A validation split of the task, read like `data.train` (keep it small: `limit`)."""
+    general: list[GeneralSet] = Field(default_factory=list)
+    """General-skill validation sets (small ones: `source.limit`)."""
+    seeds: list[int] | None = None
+    """Record curves only in runs with one of these seeds (a multi-seed demo: [0]); None: every run."""
 
 
 FORGETTING_TASKS = ["mmlu", "truthfulqa_mc2", "hellaswag", "winogrande", "arc_challenge"]
@@ -257,6 +281,8 @@ class EvaluateConfig(Section):
     forgetting: ForgettingConfig | None = None
     """General benchmarks through lm-evaluation-harness (off when absent: the standard benchmarks need
     their data from the hub or a local copy)."""
+    curve: CurveConfig | None = None
+    """Learning curves on validation samples during training (off when absent)."""
 
 
 class ReportConfig(Section):
@@ -286,6 +312,11 @@ class Config(Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+
+    def curve_points(self) -> int:
+        """Snapshots each training run saves for learning curves (0: this run records none)."""
+        c = self.evaluate.curve
+        return c.points if c is not None and (c.seeds is None or self.seed in c.seeds) else 0
 
     @field_validator("method", mode="before")
     @classmethod

@@ -35,6 +35,10 @@ def demo(seeds: list[int], run_dir: str = "runs/world", overrides: list[str] = (
         reports[seed] = read_json(stage_root(Path(cfg.run_dir), "report") / "metrics.json")
     summary = summarize(reports)
     out = Path(run_dir)
+    curve_seed = next((seed for seed, r in reports.items() if any(v.get("curve") for v in r["methods"].values())),
+                      None)
+    if curve_seed is not None:
+        summary["curves"] = {"seed": curve_seed, "plot": f"seed-{curve_seed}/09_report/curves.png"}
     write_json_atomic(out / "summary.json", summary)
     (out / "summary.md").write_text(summary_markdown(summary))
     summary_plot(summary, out / "summary.png")
@@ -67,6 +71,8 @@ def summarize(reports: dict[int, dict]) -> dict:
             },
             "composition": per[0]["composition"],
             "target_nll_per_token": per[0]["target_nll_per_token"],
+            "paraphrase_vs_gold_nll_per_token": per[0].get("paraphrase_vs_gold_nll_per_token"),
+            "trainable_share_non_embedding": (per[0].get("train") or {}).get("trainable_share_non_embedding"),
         }
     return {"seeds": list(reports), "task": first["task"], "model": first["model"], "base": first["base"],
             "general_from": {"benchmarks": "lm-evaluation-harness", "general": "evaluate.general"}[view],
@@ -106,10 +112,44 @@ def summary_markdown(summary: dict) -> str:
             + (f"{nll:.3f}" if nll is not None else "–") + " |"
         )
     lines += ["", f"A negative general-skill change is forgetting (scored through {summary['general_from']}).", ""]
+    lines += [x for x in (training_line(summary), paraphrase_line(summary)) if x]
     if (v := verdict(summary)) is not None:
         lines += [v, ""]
     lines += ["![summary](summary.png)", ""]
+    if summary.get("curves"):
+        lines += [f"Learning curves (seed {summary['curves']['seed']}; validation samples; step 0 is the base model):",
+                  "", f"![learning curves]({summary['curves']['plot']})", ""]
     return "\n".join(lines)
+
+
+def training_line(summary: dict) -> str | None:
+    shares = {m: v.get("trainable_share_non_embedding") for m, v in summary["methods"].items()}
+    share = next((s for s in shares.values() if s is not None), None)
+    if share is None:
+        return None
+    return (f"Training updates {100 * share:.2f}% of the base model's non-embedding weights "
+            "(LoRA r 16 on Mistral-7B: about 0.6%).\n")
+
+
+def paraphrase_line(summary: dict) -> str | None:
+    """The paraphrase step in S3FT's training set: of the rows the base got wrong, how many trained on an
+    accepted paraphrase (not a near-copy of the gold), and how close those paraphrases sit to the model."""
+    v = summary["methods"].get("s3ft")
+    comp = v and v["composition"]
+    if not comp:
+        return None
+    counts = comp["counts"]
+    wrong = comp["n"] - counts["self"]
+    line = (f"Paraphrase step (S3FT): of the {wrong} training rows the base model got wrong, {counts['paraphrase']} "
+            f"({100 * counts['paraphrase'] / wrong:.1f}%) train on an accepted paraphrase of the gold"
+            if wrong else "Paraphrase step (S3FT): the base model got every training row right")
+    if wrong and comp.get("near_copies") is not None:
+        line += f"; {comp['near_copies']} accepted paraphrases nearly copied the gold and train as the gold"
+    nll = v.get("paraphrase_vs_gold_nll_per_token")
+    if nll:
+        line += (f". Under the base model, those paraphrases cost {nll['paraphrase']:.3f} nats/token against "
+                 f"{nll['gold']:.3f} for the same rows' gold")
+    return line + ".\n"
 
 
 def verdict(summary: dict) -> str | None:

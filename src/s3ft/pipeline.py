@@ -118,17 +118,20 @@ class Context:
             self._scorer = self._make_backend(self.cfg.model, "hf")
         return self._scorer
 
-    def trained_backend(self, method: str):
-        """The model trained by `method` (its LoRA adapter on the base, or the full fine-tuned model)."""
-        if self._trained is None or self._trained[0] != method:
+    def trained_backend(self, method: str, snapshot: Path | None = None):
+        """The model trained by `method` (its LoRA adapter on the base, or the full fine-tuned model), or one
+        of its learning-curve `snapshot` folders (`07_train/<method>/curve/step-N`)."""
+        key = (method, snapshot)
+        if self._trained is None or self._trained[0] != key:
             self.release_trained()
             tdir = self.stage_dir("train") / method
+            weights = snapshot or tdir / ("adapter" if self.cfg.train.mode == "lora" else "model")
             if self.cfg.train.mode == "lora":
-                b = self._make_backend(self.cfg.model, self.cfg.generate.backend, adapter=str(tdir / "adapter"))
+                b = self._make_backend(self.cfg.model, self.cfg.generate.backend, adapter=str(weights))
             else:
-                b = self._make_backend(self.cfg.model.model_copy(update={"path": str(tdir / "model")}),
+                b = self._make_backend(self.cfg.model.model_copy(update={"path": str(weights)}),
                                        self.cfg.generate.backend)
-            self._trained = (method, b)
+            self._trained = (key, b)
         return self._trained[1]
 
     def judge(self, name: str | None = None):
@@ -151,6 +154,12 @@ class Context:
     def general_sets(self) -> list[tuple]:
         """(config, task) of each general-skill test set, built once."""
         return [(g, resolve("task", g.task)(g.data_config())) for g in self.cfg.evaluate.general]
+
+    @cached_property
+    def curve_sets(self) -> list[tuple]:
+        """(config, task) of each general-skill validation set of the learning curves, built once."""
+        c = self.cfg.evaluate.curve
+        return [(g, resolve("task", g.task)(g.data_config())) for g in (c.general if c else [])]
 
     def release_trained(self) -> None:
         if self._trained is not None:
@@ -205,7 +214,10 @@ def plan(ctx: Context) -> list[Unit]:
                        lambda out: judge.run_paraphrase(ctx, out), complete=jpara_complete)
     general = [{"templates": t.templates(), "version": t.version, "files": _files_ref(g.source.path),
                 "judge": getattr(resolve("judge", g.judge or t.default_judge), "version", "0")}
-               for g, t in ctx.general_sets]
+               for g, t in ctx.general_sets + ctx.curve_sets]
+    if cfg.evaluate.curve is not None:
+        general.append({"curve_in_domain": _files_ref(cfg.evaluate.curve.in_domain.path),
+                        "curve_points": cfg.curve_points()})
     eval_inputs = {"data": fp_data, "model": ctx.model_ref, "decode": decode, "judge": ctx.judge_ref,
                    "evaluate": section_dict(cfg.evaluate), "general": general}
     has_test = cfg.data.test is not None
@@ -218,7 +230,8 @@ def plan(ctx: Context) -> list[Unit]:
                                 "model": ctx.model_ref if cfg.select.nll else None},
                      lambda out, m=m: select.run(ctx, out, m), sub=m)
         fp_train = add("train", {"select": fp_sel, "model": ctx.model_ref, "train": section_dict(cfg.train),
-                                 "seed": cfg.seed}, lambda out, m=m: _train(ctx, out, m), sub=m)
+                                 "seed": cfg.seed, **({"snapshots": n} if (n := cfg.curve_points()) else {})},
+                       lambda out, m=m: _train(ctx, out, m), sub=m)
         if has_test:
             add("evaluate", {**eval_inputs, "train": fp_train}, lambda out, m=m: evaluate.run(ctx, out, m), sub=m)
     upstream = [u.dir.fp for u in units if u.stage in ("select", "train", "evaluate")]
@@ -231,7 +244,8 @@ def _train(ctx: Context, out: Path, method: str) -> dict:
     from s3ft.stages.train import train_model
 
     ctx.release()  # free the base model and any evaluated model before training
-    return train_model(ctx.stage_dir("select") / method / "train.jsonl", out, ctx.cfg.model, ctx.cfg.train, ctx.cfg.seed)
+    return train_model(ctx.stage_dir("select") / method / "train.jsonl", out, ctx.cfg.model, ctx.cfg.train, ctx.cfg.seed,
+                       snapshots=ctx.cfg.curve_points())
 
 
 def save_config(cfg: Config) -> None:

@@ -22,13 +22,15 @@ from s3ft.stages.judge import judge_into, summarize
 log = logging.getLogger("s3ft.evaluate")
 
 
-def score(ctx, out: Path, model_name: str, examples: list[Example], task, judge, max_new_tokens, label: str) -> dict:
-    """Generate (resumably) and judge `examples` under `task`'s prompt; returns accuracy and counts."""
+def score(ctx, out: Path, model_name: str, examples: list[Example], task, judge, max_new_tokens, label: str,
+          snapshot: Path | None = None) -> dict:
+    """Generate (resumably) and judge `examples` under `task`'s prompt; returns accuracy and counts. The
+    model is the base, a method's trained model, or one of its learning-curve `snapshot`s."""
     params = gen_params(ctx.cfg.generate, getattr(task, "stop", ()), max_new_tokens)
     preds = Rows(out / "predictions.jsonl")
     todo = [(ex.id, task.prompt(ex)) for ex in examples if ex.id not in preds]
     if todo:
-        backend = ctx.backend() if model_name == "base" else ctx.trained_backend(model_name)
+        backend = ctx.backend() if model_name == "base" else ctx.trained_backend(model_name, snapshot)
         generate_into(preds, backend, todo, params, ctx.chunk, "prediction", f"evaluate {label}")
     verdicts = Rows(out / "verdicts.jsonl")
     judge_into(verdicts, judge, [(ex, preds.rows[ex.id]["prediction"]) for ex in examples], ctx.chunk,
@@ -56,6 +58,8 @@ def run(ctx, out: Path, model_name: str) -> dict:
         accs = [v["accuracy"] for v in general.values() if v["accuracy"] is not None]
         metrics["general"] = general
         metrics["general_mean"] = round(sum(accs) / len(accs), 4) if accs else None
+    if ctx.cfg.curve_points():
+        metrics["curve"] = curve(ctx, out / "curve", model_name)
     if ecfg.forgetting is not None:
         from s3ft import harness
 
@@ -65,3 +69,28 @@ def run(ctx, out: Path, model_name: str) -> dict:
     write_json_atomic(out / "metrics.json", metrics)
     return {k: metrics[k] for k in ("n", "correct", "accuracy")} | (
         {"general_mean": metrics["general_mean"]} if general else {})
+
+
+def curve(ctx, out: Path, model_name: str) -> list[dict]:
+    """The learning curve of one model on `evaluate.curve`'s validation samples: for the base model one
+    point, step 0; for a method, one point per snapshot its training saved (`07_train/<m>/curve/step-N`)."""
+    c = ctx.cfg.evaluate.curve
+    max_new = ctx.cfg.evaluate.max_new_tokens
+    snaps = [(0, None)] if model_name == "base" else sorted(
+        (int(p.name.split("-")[1]), p) for p in (ctx.stage_dir("train") / model_name / "curve").glob("step-*"))
+    examples = list(ctx.task.load(c.in_domain))
+    points = []
+    for step, snap in snaps:
+        where = out / f"step-{step}"
+        label = f"{model_name} step {step}"
+        point = {"step": step, "in_domain": score(ctx, where / "in_domain", model_name, examples, ctx.task,
+                                                  ctx.judge(), max_new, label, snap)["accuracy"], "general": {}}
+        for g, task in ctx.curve_sets:
+            point["general"][g.name] = score(ctx, where / "general" / g.name, model_name, list(task.load(g.source)),
+                                             task, ctx.judge(g.judge or task.default_judge),
+                                             g.max_new_tokens or max_new, f"{label} {g.name}", snap)["accuracy"]
+        accs = [a for a in point["general"].values() if a is not None]
+        point["general_mean"] = round(sum(accs) / len(accs), 4) if accs else None
+        log.info("%s: validation in-domain %s, general mean %s", label, point["in_domain"], point["general_mean"])
+        points.append(point)
+    return points

@@ -26,10 +26,13 @@ def collect(ctx) -> dict:
             "composition": stats.get("composition"),
             "target_nll_per_token": stats.get("target_nll_per_token"),
             "target_nll_per_token_by_source": stats.get("target_nll_per_token_by_source"),
-            "train": {k: train.get(k) for k in ("train_loss", "steps", "runtime_s", "mode") if k in train},
+            "paraphrase_vs_gold_nll_per_token": stats.get("paraphrase_vs_gold_nll_per_token"),
+            "train": {k: train.get(k) for k in ("train_loss", "steps", "runtime_s", "mode",
+                                                "trainable_share_non_embedding") if k in train},
             "accuracy": ev and ev["accuracy"],
             "general": _general(ev),
             "benchmarks": _benchmarks(ev),
+            "curve": (ev or {}).get("curve"),
         }
     base = read_json(ctx.stage_dir("evaluate") / "base" / "metrics.json")
     base_acc = base and base["accuracy"]
@@ -46,7 +49,8 @@ def collect(ctx) -> dict:
     sandbox = {s: (read_json(ctx.stage_dir(s) / "manifest.json") or {}).get("counts", {}).get("sandbox")
                for s in ("judge", "judge_paraphrase")}  # fmt: skip
     out = {"task": ctx.task.name, "model": ctx.cfg.model.path, "sandbox": {s: c for s, c in sandbox.items() if c},
-           "base": {"accuracy": base_acc, "general": base_general, "benchmarks": base_bench}, "methods": methods}
+           "base": {"accuracy": base_acc, "general": base_general, "benchmarks": base_bench,
+                    "curve": (base or {}).get("curve")}, "methods": methods}
     if base and base.get("forgetting"):
         f = base["forgetting"]
         out["harness"] = {"settings": f.get("settings"), "versions": f.get("versions"),
@@ -119,7 +123,8 @@ def markdown(metrics: dict) -> str:
         "",
         "![composition](composition.png)\n![accuracy](accuracy.png)\n![nll](target_nll.png)"
         + ("\n![gain vs forgetting](gain_vs_forgetting.png)" if forgetting_view(metrics["base"]) else "")
-        + ("\n![benchmarks](benchmarks.png)" if metrics["base"].get("benchmarks") else ""),
+        + ("\n![benchmarks](benchmarks.png)" if metrics["base"].get("benchmarks") else "")
+        + ("\n![learning curves](curves.png)" if has_curves(metrics) else ""),
     ]
     return "\n".join(lines) + "\n"
 
@@ -233,7 +238,34 @@ def plots(metrics: dict, out: Path) -> list[str]:
         ax.set_title("General benchmarks: change from the base model")
         ax.legend(fontsize=8)
         written.append(_save(fig, out / "benchmarks.png"))
+    if has_curves(metrics):
+        written.append(curves_plot(metrics, out / "curves.png"))
     return written
+
+
+def has_curves(metrics: dict) -> bool:
+    return any(v.get("curve") for v in metrics["methods"].values())
+
+
+def curves_plot(metrics: dict, path: Path) -> str:
+    """Learning curves: validation in-domain accuracy and general-skill mean against training step, one line
+    per method, each starting from the base model (step 0)."""
+    import matplotlib.pyplot as plt
+
+    base = (metrics["base"].get("curve") or [None])[0]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for m, v in metrics["methods"].items():
+        pts = ([base] if base else []) + (v.get("curve") or [])
+        for ax, key in zip(axes, ("in_domain", "general_mean"), strict=True):
+            xy = [(p["step"], 100 * p[key]) for p in pts if p.get(key) is not None]
+            if xy:
+                ax.plot(*zip(*xy, strict=True), marker="o", ms=3, label=m)
+    for ax, title in zip(axes, ("in-domain accuracy (validation) %", "general skills, mean (validation) %"),
+                         strict=True):
+        ax.set_xlabel("training step")
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=8)
+    return _save(fig, path)
 
 
 def _save(fig, path: Path) -> str:

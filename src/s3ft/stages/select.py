@@ -2,7 +2,8 @@
 
 Reads the examples, the model's answers and verdicts, and the paraphrases and their verdicts;
 writes `<method>/train.jsonl` in TRL's conversational prompt–completion format, each row with its
-provenance (source and both verdicts), and `<method>/stats.json` with the composition (the shape
+provenance (source and both verdicts; for a paraphrase, its similarity to the gold, and a near-copy of
+the gold trains as the gold, flagged `near_copy`), and `<method>/stats.json` with the composition (the shape
 of the paper's Table 3) and the mean per-token NLL of the chosen targets under the base model.
 NLLs are cached in `nll.jsonl` beside the method folders, so methods share each target's score.
 """
@@ -14,6 +15,7 @@ import logging
 from pathlib import Path
 
 from s3ft.methods import choose_source
+from s3ft.nearcopy import similarity
 from s3ft.rundir import Rows, rows_by_id, write_json_atomic, write_jsonl
 from s3ft.stages.data import load_examples
 
@@ -28,16 +30,22 @@ def build_rows(ctx, method: str) -> list[dict]:
     verdicts = rows_by_id(ctx.stage_dir("judge") / "rows.jsonl")
     paras = rows_by_id(ctx.stage_dir("paraphrase") / "rows.jsonl")
     para_verdicts = rows_by_id(ctx.stage_dir("judge_paraphrase") / "rows.jsonl")
+    threshold = ctx.cfg.select.near_copy
     out = []
     for ex in load_examples(ctx.stage_dir("data"), "train"):
         v, pv = verdicts.get(ex.id), para_verdicts.get(ex.id)
         source = choose_source(method, v and v["correct"], pv and pv["correct"])
+        gold, target, sim = task.gold_target(ex), None, None
         if source == "self":
             target = preds[ex.id]["prediction"]
         elif source == "paraphrase":
             target = paras[ex.id]["paraphrase"]
         else:
-            target = task.gold_target(ex)
+            target = gold
+        if source == "paraphrase" and threshold is not None:
+            sim = similarity(target, gold)
+            if sim >= threshold:  # the gold in the model's mouth: train on the gold, and say so
+                source, target = "gold", gold
         out.append(
             {
                 "id": ex.id,
@@ -46,6 +54,7 @@ def build_rows(ctx, method: str) -> list[dict]:
                 "source": source,
                 "self_verdict": v and {k: v[k] for k in ("correct", "reason", "extracted")},
                 "paraphrase_verdict": pv and {k: pv[k] for k in ("correct", "reason", "extracted")},
+                **({"paraphrase_similarity": sim, "near_copy": sim >= threshold} if sim is not None else {}),
             }
         )
     return out
@@ -71,15 +80,23 @@ def target_nll(ctx, rows: list[dict], cache_path: Path) -> None:
 
 
 def composition(rows: list[dict]) -> dict:
+    """Counts and shares of each target source; `near_copies`: accepted paraphrases trained as gold because
+    they nearly copy it (counted in `gold`)."""
     n = len(rows)
     counts = {s: sum(r["source"] == s for r in rows) for s in SOURCES}
-    return {"n": n, "counts": counts, "percent": {s: round(100 * c / n, 2) if n else 0.0 for s, c in counts.items()}}
+    return {"n": n, "counts": counts, "percent": {s: round(100 * c / n, 2) if n else 0.0 for s, c in counts.items()},
+            "near_copies": sum(bool(r.get("near_copy")) for r in rows)}
 
 
 def mean_nll(rows: list[dict]) -> float | None:
     """Token-weighted mean NLL per token (nats) over rows that have a score."""
     tokens = sum(r.get("target_tokens", 0) for r in rows)
     return round(sum(r["target_nll"] for r in rows if "target_nll" in r) / tokens, 4) if tokens else None
+
+
+def _with_examples(ctx, rows: list[dict]) -> list[tuple[dict, object]]:
+    examples = {ex.id: ex for ex in load_examples(ctx.stage_dir("data"), "train")}
+    return [(r, examples[r["id"]]) for r in rows]
 
 
 def run(ctx, out: Path, method: str) -> dict:
@@ -91,6 +108,13 @@ def run(ctx, out: Path, method: str) -> dict:
         stats["target_nll_per_token_by_source"] = {
             s: mean_nll([r for r in rows if r["source"] == s]) for s in SOURCES
         }
+        paraphrased = [r for r in rows if r["source"] == "paraphrase"]
+        if paraphrased:  # the same rows with their gold: how much closer to the model the paraphrases sit
+            golds = [{**r, "completion": [{"role": "assistant", "content": ctx.task.gold_target(ex)}]}
+                     for r, ex in _with_examples(ctx, paraphrased)]
+            target_nll(ctx, golds, out.parent / "nll.jsonl")
+            stats["paraphrase_vs_gold_nll_per_token"] = {"rows": len(paraphrased), "paraphrase": mean_nll(paraphrased),
+                                                         "gold": mean_nll(golds)}
     write_jsonl(out / "train.jsonl", rows)
     write_json_atomic(out / "stats.json", stats)
     pct = stats["composition"]["percent"]

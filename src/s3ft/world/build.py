@@ -1,7 +1,7 @@
 """Generate the miniature world's splits, write the shipped files, and rebuild the pre-training rows.
 
 Reads nothing. `write_world(out_dir)` writes `{skill}_{split}.jsonl` for the held-out splits (general
-skills: `test`; `shop`: `train` and `test`) with fields `id`, `skill`, `question`, `gold`, `answer`,
+skills: `val` and `test`; `shop`: `train`, `val` and `test`) with fields `id`, `skill`, `question`, `gold`, `answer`,
 `house`, plus `world.json` (seed, sizes, skills, fact base, files). The `pretrain` splits are not
 shipped: `pretrain_rows(seed, n_per_skill)` regenerates them from the seed as TRL prompt-completion rows.
 Every split has its own random stream, and its items are the first `n` distinct ones of that stream,
@@ -15,17 +15,23 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from s3ft.world.skills import ALL_SKILLS, Item, Skill, make_skills
+from s3ft.world.skills import ALL_SKILLS, SHOP_KINDS, Item, Skill, make_skills
 
-GENERAL_SIZES = {"pretrain": 3000, "test": 100}
+GENERAL_SIZES = {"pretrain": 3000, "val": 100, "test": 100}
 DEFAULT_SIZES: dict[str, dict[str, int]] = {
     **{name: dict(GENERAL_SIZES) for name in ALL_SKILLS if name != "shop"},
-    "shop": {"pretrain": 300, "train": 600, "test": 200},
+    # val: 300 per kind of target problem (900), enough to tell 5 points apart on one kind; test: 100 per kind
+    "shop": {"pretrain": 300, "train": 1200, "val": 900, "test": 300},
 }
-HELD_OUT = ("test", "train")  # generated first, in this order; only these are shipped
+GOLD_STYLE_SKILLS = ("arith", "chain", "reverse", "passage", "facts")
+"""Skills some of whose pre-training rows are answered in the gold style (`pretrain_rows`): not the target,
+whose gold style the base must never see, and not `paraphrase`, whose gold-style answer would copy its
+reference."""
+HELD_OUT = ("test", "val", "train")  # generated first, in this order; only these are shipped
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "world"
 """Where the package ships `write_world`'s output (`python -m s3ft.world.build src/s3ft/data/world`)."""
 
@@ -48,21 +54,33 @@ def resolve_sizes(sizes: dict[str, dict[str, int]] | None = None) -> dict[str, d
     return out
 
 
-def generate(skill: Skill, rng: random.Random, n: int, exclude: set[str] = frozenset()) -> list[Item]:
-    """The first `n` items of `rng` with distinct questions and no key in `exclude`."""
+def generate(skill: Skill, rng: random.Random, n: int, exclude: set[str] = frozenset(),
+             kind: Callable[[Item], str] | None = None, kinds: int = 1) -> list[Item]:
+    """The first `n` items of `rng` with distinct questions and no key in `exclude`; with `kind`, at most
+    `ceil(n / kinds)` of each of the `kinds` kinds of item (equal numbers when `kinds` divides `n`)."""
     items: list[Item] = []
     seen: set[str] = set()
+    per_kind: dict[str, int] = {}
     for _ in range(50 * n + 1000):
         if len(items) == n:
             return items
         item = skill.sample(rng)
         if item.question in seen or item.keys & exclude:
             continue
+        if kind is not None:
+            k = kind(item)
+            if per_kind.get(k, 0) == -(-n // kinds):
+                continue
+            per_kind[k] = per_kind.get(k, 0) + 1
         seen.add(item.question)
         items.append(item)
     if len(items) == n:
         return items
     raise ValueError(f"skill {skill.name!r}: only {len(items)} distinct items of the {n} asked for")
+
+
+def shop_kind(item: Item) -> str:
+    return next(k for k, pattern in SHOP_KINDS.items() if pattern.search(item.question))
 
 
 def split_rng(seed: int, skill: str, split: str) -> random.Random:
@@ -80,7 +98,9 @@ def world_items(
         seen_here: set[str] = set()
         for split in HELD_OUT:
             if split in sizes[name]:
-                items = generate(skill, split_rng(seed, name, split), sizes[name][split], seen_here)
+                balanced = name == "shop" and split in ("val", "test")  # equal numbers of each kind of problem
+                items = generate(skill, split_rng(seed, name, split), sizes[name][split], seen_here,
+                                 shop_kind if balanced else None, len(SHOP_KINDS))
                 out[name][split] = items
                 seen_here |= {it.question for it in items}
                 held_out |= set().union(*(it.keys for it in items))
@@ -100,9 +120,13 @@ def row(skill: str, split: str, i: int, item: Item) -> dict[str, str]:
 
 
 def pretrain_rows(
-    seed: int = 0, n_per_skill: int | None = None, sizes: dict[str, dict[str, int]] | None = None
+    seed: int = 0, n_per_skill: int | None = None, sizes: dict[str, dict[str, int]] | None = None,
+    gold_style_share: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """The base model's pre-training set, shuffled: every skill's `pretrain` split in house style.
+    """The base model's pre-training set, shuffled: every skill's `pretrain` split, in the house style but
+    for a `gold_style_share` of the rows of `GOLD_STYLE_SKILLS`, answered in their gold (reference) style
+    under the same plain prompt. Target-task rows are always in the house style: the base never sees its
+    gold style.
 
     `n_per_skill` overrides the general skills' pretrain size (shop keeps its small share); pass the
     same `sizes` as `write_world` so that the held-out items excluded are the shipped ones.
@@ -112,10 +136,13 @@ def pretrain_rows(
         for name in ALL_SKILLS:
             if name != "shop":
                 sizes[name]["pretrain"] = n_per_skill
+    style = random.Random(f"world/{seed}/style")
     rows = [
         {"prompt": [{"role": "user", "content": it.question}],
-         "completion": [{"role": "assistant", "content": it.house}]}
-        for splits in world_items(seed, sizes).values()
+         "completion": [{"role": "assistant",
+                         "content": it.gold if name in GOLD_STYLE_SKILLS and style.random() < gold_style_share
+                         else it.house}]}
+        for name, splits in world_items(seed, sizes).items()
         for it in splits["pretrain"]
     ]
     random.Random(f"world/{seed}/shuffle").shuffle(rows)

@@ -1,14 +1,17 @@
 """Rebuild the miniature world's base model from a seed: `python -m s3ft.world.pretrain OUT_DIR`.
 
 Trains a byte-level BPE tokenizer on the world's text, initialises a tiny Llama model, and trains it
-(s3ft's own train stage, full fine-tuning, loss on responses only) on a mix of the general skills in
-the house style, plus a small share of the target task, so that the base model starts part-way on it as
-an instruct model does on GSM8K. Writes a Hugging Face model directory, weights in bfloat16, and
-`pretrain.json` with the settings, the device, and the model's score on every shipped test set (greedy,
-the world's final-answer judge) and the target task's score per kind of problem, so that two builds can
-be compared: `--score-only` scores an existing model directory without training. The shipped checkpoint
-`s3ft/data/world_model/` was made by this module with its defaults, on a GPU (its `pretrain.json` says
-which).
+(s3ft's own train stage, full fine-tuning, loss on responses only) on a mix of the general skills, each
+asked in two or more phrasings and answered mostly in the house style, some in the gold (reference) style,
+plus a small share of the target task in the house style only, so that the base model starts part-way on
+it as an instruct model does on GSM8K. Writes a Hugging Face model directory, weights in bfloat16, and
+`pretrain.json` with the settings, the device, and the scores `s3ft.world.score.record` measures (every
+shipped test split, the target task per kind of problem, the paraphrase step on the target's training
+rows), so that two builds can be compared: `--score-only` scores an existing model directory.
+
+Resumable: the work (the rows, the initial model and trainer checkpoints) lives in `OUT_DIR/pretrain_work/`
+until the build ends; the same command run again resumes from the last checkpoint, so a CPU build can span
+sessions. A different config for the same directory is refused.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import json
 import logging
 import random
 import re
+import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,63 +41,128 @@ class PretrainConfig:
     num_layers: int = 4
     num_heads: int = 4
     vocab_size: int = 768
-    steps: int = 2900
+    steps: int = 2600
     batch_size: int = 64
     learning_rate: float = 2e-3
     per_skill: dict[str, int] = field(default_factory=lambda: dict(PER_SKILL))
-    """Pre-training rows per skill: steps x batch_size is about one pass over them, fresh data throughout."""
-    reference_style_share: float = 0.25
-    """Share of extra rows that teach the gold (reference) style as language the model can write when asked
-    ("Answer in the reference style."), while the plain prompt keeps the house style: an instruct model has
-    seen GSM8K-style text but prefers its own. Without them (v1) the gold style's tokens were never trained,
-    and LoRA fine-tuning on gold made every model write fragments."""
+    """Pre-training rows per skill: steps x batch_size is about two passes over them."""
+    gold_style_share: float = 0.2
+    """Share of the general skills' rows (not `paraphrase`'s, whose answer would then copy its reference)
+    answered in the gold (reference) style under the same plain prompt: the base can work a sum in the style
+    fine-tuning on gold moves it to, as an instruct model has seen GSM8K-like text, and still prefers its
+    own. The target task is never shown in the gold style. (v3 taught the gold style under its own prompt,
+    "Answer in the reference style.", for every skill including the target; fine-tuning on gold then broke
+    the base's arithmetic: SFT took the practised kind of problem from 91% to 2%.)"""
     arith_repeat: int = 6
     """Arithmetic rows are shown this many times: its range has only ~3,300 distinct questions."""
     shop_kinds: str = "buy-buy"
     """The kinds of target-task problem the base model practises in its own style (comma-separated, of
     `SHOP_KINDS`); the target task has all three. The base practises only one kind (about a third of
-    `per_skill["shop"]` rows remain), solves it, and must transfer to the others: its target score is
-    partial by construction. When it practised all three kinds, its score was partial by chance, 28-61% over
-    five training seeds (README, "The miniature world")."""
+    `per_skill["shop"]` rows remain), solves it, and has never seen what "gives away" means: its target
+    score is partial by construction, and the gold teaches the rest."""
+    length_buckets: int = 8
+    """Batches are cut from groups of this many batches' rows sorted by length, then shuffled: ~80% of the
+    tokens computed are real instead of ~30% with random batches (0: random batches)."""
 
 
-ARITH = re.compile(r"What is \d+ [+-] \d+\?$")
-PER_SKILL = {"arith": 3000, "reverse": 8000, "passage": 20000, "facts": 16000, "paraphrase": 20000, "shop": 4500}
+ARITH = re.compile(r"(What is|Compute|Work out) \d+ [+-] \d+[?.]$")
+PER_SKILL = {"arith": 3000, "chain": 8000, "reverse": 8000, "passage": 20000, "facts": 16000, "paraphrase": 16000,
+             "shop": 4500}
 """Harder skills (reading, knowledge, rewriting) get more rows; the target task a small share (of which
 `shop_kinds` keeps a third), so that the base model is right on part of it, in its own style."""
+WORK = "pretrain_work"
+
+
+def build_rows(cfg: PretrainConfig) -> list[dict]:
+    """The pre-training rows, shuffled (before `bucket_by_length`)."""
+    from s3ft.world.build import pretrain_rows
+
+    rows = keep_shop_kinds(pretrain_rows(cfg.seed, sizes={k: {"pretrain": n} for k, n in cfg.per_skill.items()},
+                                         gold_style_share=cfg.gold_style_share), cfg.shop_kinds.split(","))
+    rows += [r for r in rows if ARITH.match(r["prompt"][0]["content"]) for _ in range(cfg.arith_repeat - 1)]
+    random.Random(cfg.train_seed).shuffle(rows)
+    return rows
+
+
+def texts(rows: list[dict]) -> list[str]:
+    return [r["prompt"][0]["content"] + "\n" + r["completion"][0]["content"] for r in rows]
+
+
+def bucket_by_length(rows: list[dict], lengths: list[int], batch_size: int, group: int,
+                     rng: random.Random) -> list[dict]:
+    """`rows` reordered so that consecutive `batch_size` rows have similar `lengths`: each run of `group`
+    batches' rows is sorted by length and cut into batches, and all batches are shuffled. `group` 0 or 1
+    keeps the order."""
+    if group <= 1:
+        return rows
+    size = batch_size * group
+    batches = []
+    for start in range(0, len(rows), size):
+        part = sorted(range(start, min(start + size, len(rows))), key=lengths.__getitem__)
+        batches += [[rows[i] for i in part[j:j + batch_size]] for j in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return [r for b in batches for r in b]
 
 
 def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
     import torch
-    from transformers import AutoModelForCausalLM
 
-    from s3ft.tiny import build_tiny_model, teach
-    from s3ft.world.build import pretrain_rows
+    from s3ft.config import ModelConfig, TrainConfig
+    from s3ft.stages.train import train_model
+    from s3ft.tiny import build_tiny_model
+    from s3ft.world.score import record
 
     cfg = cfg or PretrainConfig()
     if (warning := world_seed_mismatch(cfg.seed)) is not None:
         log.warning(warning)
     out = Path(out_dir)
+    work = out / WORK
+    settings = asdict(cfg)
+    if (work / "config.json").is_file():
+        before = json.loads((work / "config.json").read_text())
+        if before != settings:
+            changed = sorted(k for k in settings if before.get(k) != settings[k])
+            raise SystemExit(f"{work}: an unfinished build with other settings ({', '.join(changed)}) is here; "
+                             f"remove {work} to start again")
+        log.info("resuming the build in %s", work)
+    work.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    rows = keep_shop_kinds(pretrain_rows(cfg.seed, sizes={k: {"pretrain": n} for k, n in cfg.per_skill.items()}),
-                           cfg.shop_kinds.split(","))
-    rows += [r for r in rows if ARITH.match(r["prompt"][0]["content"]) for _ in range(cfg.arith_repeat - 1)]
-    if cfg.reference_style_share > 0:
-        rows += reference_style_rows(cfg.seed, cfg.per_skill, int(cfg.reference_style_share * len(rows)))
-    random.Random(cfg.train_seed).shuffle(rows)
-    texts = [r["prompt"][0]["content"] + "\n" + r["completion"][0]["content"] for r in rows]
-    log.info("pre-training on %d rows", len(rows))
-    build_tiny_model(out, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
-                     vocab_size=cfg.vocab_size, seed=cfg.train_seed, texts=texts)
-    teach(out, rows, steps=cfg.steps, lr=cfg.learning_rate, seed=cfg.train_seed, batch_size=cfg.batch_size)
+    rows_file = work / "rows.jsonl"
+    if not rows_file.is_file():
+        from transformers import AutoTokenizer
+
+        rows = build_rows(cfg)
+        init = work / "init"
+        build_tiny_model(init, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
+                         vocab_size=cfg.vocab_size, seed=cfg.train_seed, texts=texts(rows))
+        lengths = [len(ids) for ids in AutoTokenizer.from_pretrained(init)(texts(rows))["input_ids"]]
+        rows = bucket_by_length(rows, lengths, cfg.batch_size, cfg.length_buckets,
+                                random.Random(f"buckets/{cfg.train_seed}"))
+        (work / "config.json").write_text(json.dumps(settings, indent=2))
+        tmp = rows_file.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        tmp.replace(rows_file)  # last: its presence means the initial model and the rows are complete
+    n_rows = sum(1 for _ in rows_file.open())
+    log.info("pre-training on %d rows", n_rows)
+    tcfg = TrainConfig(mode="full", learning_rate=cfg.learning_rate, max_steps=cfg.steps, batch_size=cfg.batch_size,
+                       warmup_ratio=0.05, lr_scheduler="cosine", logging_steps=50, save_steps=250,
+                       save_total_limit=1, max_length=512, shuffle=cfg.length_buckets <= 1)
+    metrics = train_model(rows_file, work / "train", ModelConfig(path=str(work / "init"), dtype="float32"), tcfg,
+                          cfg.train_seed)
+    for f in (work / "train" / "model").iterdir():
+        shutil.copy2(f, out / f.name)
+    from transformers import AutoModelForCausalLM
+
     model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
     model.to(torch.bfloat16).save_pretrained(out)  # halves the shipped size; training upcasts again
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    info = {**asdict(cfg), "rows": len(rows), "seconds": round(time.time() - start, 1),
+    info = {**settings, "rows": n_rows, "seconds": round(time.time() - start, 1),
+            "train_seconds": metrics["runtime_s"], "resumed_from": metrics["resumed_from"],
             "device": f"{device}, torch {torch.__version__}"}
     (out / "pretrain.json").write_text(json.dumps(info, indent=2))
-    info.update(record_scores(out))
-    (out / "pretrain.json").write_text(json.dumps(info, indent=2))
+    info.update(record(out))
+    (out / "pretrain.json").write_text(json.dumps(info, indent=2) + "\n")
+    shutil.rmtree(work)
     return out
 
 
@@ -120,102 +188,6 @@ def world_seed_mismatch(seed: int) -> str | None:
             "this model's, so its scores on them are not comparable (vary --train-seed instead)")
 
 
-def skill_scores(model_dir: str | Path, limit: int | None = None, batch_size: int = 64,
-                 reference_style: bool = False, skills: tuple[str, ...] | None = None) -> dict[str, float]:
-    """Greedy accuracy of the model in `model_dir` on every shipped test split (`s3ft/data/world/`), in the
-    house prompt and judged by the world's final-answer judge: the numbers two builds are compared by.
-    With `reference_style`, each question asks for the gold style (`REFERENCE_STYLE`): how well the model
-    works a problem in the style fine-tuning on gold moves it to."""
-    from s3ft.world.skills import ALL_SKILLS
-
-    scores = {}
-    with _scorer(model_dir, batch_size) as correct:
-        for skill in skills or ALL_SKILLS:
-            scores[skill] = _rate(correct(_test_rows(skill, limit), reference_style))
-            log.info("%s: %s accuracy %.3f", model_dir, skill, scores[skill])
-    return scores
-
-
-def shop_scores_by_kind(model_dir: str | Path, limit: int | None = None, batch_size: int = 64) -> dict[str, float]:
-    """The target task's accuracy per kind of problem (`SHOP_KINDS`) on its shipped test split, the first
-    `limit` problems of each kind: the base practised only `shop_kinds`, so it should solve those and few
-    others."""
-    rows = [r for kind_rows in _by_kind(_test_rows("shop")).values() for r in kind_rows[:limit]]
-    with _scorer(model_dir, batch_size) as correct:
-        return _kind_rates(rows, correct(rows, False))
-
-
-def record_scores(model_dir: str | Path, batch_size: int = 64) -> dict[str, dict[str, float]]:
-    """What `pretrain.json` records, from one pass of generations: `scores` (`skill_scores` on every skill)
-    and `shop_by_kind` (`shop_scores_by_kind`, read off the same shop answers)."""
-    from s3ft.world.skills import ALL_SKILLS
-
-    with _scorer(model_dir, batch_size) as correct:
-        right = {skill: correct(_test_rows(skill), False) for skill in ALL_SKILLS}
-    return {"scores": {skill: _rate(r) for skill, r in right.items()},
-            "shop_by_kind": _kind_rates(_test_rows("shop"), right["shop"])}
-
-
-def _rate(right: list[bool]) -> float:
-    return round(sum(right) / len(right), 4)
-
-
-def _by_kind(rows: list[dict]) -> dict[str, list[dict]]:
-    """Shop test rows grouped by kind of problem (`SHOP_KINDS`), in file order."""
-    from s3ft.world.skills import SHOP_KINDS
-
-    return {kind: [r for r in rows if pattern.search(r["question"])] for kind, pattern in SHOP_KINDS.items()}
-
-
-def _kind_rates(rows: list[dict], right: list[bool]) -> dict[str, float]:
-    ok = {r["id"]: r_ok for r, r_ok in zip(rows, right, strict=True)}
-    return {kind: _rate([ok[r["id"]] for r in kind_rows]) for kind, kind_rows in _by_kind(rows).items()}
-
-
-def _test_rows(skill: str, limit: int | None = None) -> list[dict]:
-    from s3ft.world.build import shipped_split
-
-    return [json.loads(line) for line in shipped_split(skill).read_text().splitlines()][:limit]
-
-
-@contextmanager
-def _scorer(model_dir: str | Path, batch_size: int):
-    """Yields `correct(rows, reference_style) -> [bool]`: greedy answers of the model judged against `answer`."""
-    from s3ft.backends.base import GenParams
-    from s3ft.backends.hf import HFBackend
-    from s3ft.config import ModelConfig
-    from s3ft.judges.final import FinalAnswerJudge
-    from s3ft.records import Example
-
-    backend = HFBackend(ModelConfig(path=str(model_dir), dtype="float32"), batch_size=batch_size)
-    judge = FinalAnswerJudge(None)
-
-    def correct(rows: list[dict], reference_style: bool) -> list[bool]:
-        examples = [Example(r["id"], r["question"], r["gold"], {"answer": r["answer"]}) for r in rows]
-        asked = [REFERENCE_STYLE.format(question=ex.question) if reference_style else ex.question for ex in examples]
-        preds = backend.generate([[{"role": "user", "content": q}] for q in asked], GenParams(max_new_tokens=160))
-        return [bool(v.correct) for v in judge(examples, preds)]
-
-    try:
-        yield correct
-    finally:
-        backend.close()
-
-
-REFERENCE_STYLE = "{question}\nAnswer in the reference style."
-
-
-def reference_style_rows(seed: int, per_skill: dict[str, int], n: int) -> list[dict]:
-    """`n` rows, drawn from every skill's pre-training items, whose completions are in the gold style."""
-    from s3ft.world.build import world_items
-
-    items = [it for splits in world_items(seed, {k: {"pretrain": v} for k, v in per_skill.items()}).values()
-             for it in splits["pretrain"]]
-    picked = random.Random(f"world/{seed}/reference").sample(items, min(n, len(items)))
-    return [{"prompt": [{"role": "user", "content": REFERENCE_STYLE.format(question=it.question)}],
-             "completion": [{"role": "assistant", "content": it.gold}]} for it in picked]
-
-
 def per_skill_arg(text: str) -> dict[str, int]:
     """`shop=4500,passage=30000` -> {"shop": 4500, "passage": 30000}, skills checked against `PER_SKILL`."""
     out = {}
@@ -231,8 +203,6 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out_dir")
     p.add_argument("--score-only", action="store_true", help="score the model in OUT_DIR; train nothing")
-    p.add_argument("--reference-style", action="store_true",
-                   help="with --score-only: ask for the gold (reference) style instead of the house style")
     for f, default in asdict(PretrainConfig()).items():
         if not isinstance(default, dict):
             p.add_argument(f"--{f.replace('_', '-')}", type=type(default), default=default)
@@ -243,10 +213,11 @@ def main() -> None:
 
     setup_logging()
     if args.score_only:
-        scores = skill_scores(args.out_dir, reference_style=True) if args.reference_style else record_scores(args.out_dir)
-        print(json.dumps(scores))
+        from s3ft.world.score import record
+
+        print(json.dumps(record(args.out_dir), indent=1))
         return
-    kwargs = {k: v for k, v in vars(args).items() if k not in ("out_dir", "score_only", "reference_style")}
+    kwargs = {k: v for k, v in vars(args).items() if k not in ("out_dir", "score_only")}
     kwargs["per_skill"] = {**PER_SKILL, **kwargs["per_skill"]}
     print(f"wrote {pretrain(args.out_dir, PretrainConfig(**kwargs))}")
 

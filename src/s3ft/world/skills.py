@@ -94,31 +94,74 @@ class Item:
         return {self.question, self.source} - {""}
 
 
+def ask(rng: random.Random, phrasings: tuple[str, ...], **fields) -> str:
+    """One of a skill's question phrasings, filled in: every general skill is asked in two or more ways, so
+    that what the base model knows is tied to the content and not to one wording (world v4)."""
+    return rng.choice(phrasings).format(**fields)
+
+
+OP_WORDS = {"+": ("Adding", "add"), "-": ("Subtracting", "subtract")}
+
+
 class Arith:
     name, kind = "arith", "general"
+    ASK = ("What is {a} {op} {b}?", "Compute {a} {op} {b}.", "Work out {a} {op} {b}.")
 
     def sample(self, rng: random.Random) -> Item:
-        # The range the target task's steps need (sums up to 60): the general skill it builds on.
+        # The range the target task's steps need (sums up to 90): the general skill it builds on.
         a, b = rng.randint(2, 60), rng.randint(1, 30)
         if rng.random() < 0.5:
             c = a + b
-            return Item(f"What is {a} + {b}?", str(c), house(worked(a, "+", b), str(c)),
+            return Item(ask(rng, self.ASK, a=a, op="+", b=b), str(c), house(worked(a, "+", b), str(c)),
                         f"Adding {b} to {a}: {annotated(a, '+', b)}.\n#### {c}",
                         [f"The sum of {a} and {b} is {c}, so the answer is {c}.", final_only(str(c))])
         a, b = max(a, b), min(a, b)  # never negative
         c = a - b
-        return Item(f"What is {a} - {b}?", str(c), house(worked(a, "-", b), str(c)),
+        return Item(ask(rng, self.ASK, a=a, op="-", b=b), str(c), house(worked(a, "-", b), str(c)),
                     f"Taking {b} from {a}: {annotated(a, '-', b)}.\n#### {c}",
                     [f"The difference of {a} and {b} is {c}, so the answer is {c}.", final_only(str(c))])
 
 
+def two_steps(a: int, op1: str, b: int, op2: str, c: int, labels: tuple[str, str]) -> tuple[str, str, int, int]:
+    """The house work and the gold (reference) work of `a op1 b op2 c`, with the gold's step labels;
+    returns (house work, gold, first result, final result). Shared by `chain` and the target task, whose
+    worked answers have the same shape: the target adds only what its words mean."""
+    s1 = a + b if op1 == "+" else a - b
+    s2 = s1 + c if op2 == "+" else s1 - c
+    gold = f"{labels[0]}: {annotated(a, op1, b)}.\n{labels[1]}: {annotated(s1, op2, c)}.\n#### {s2}"
+    return f"{worked(a, op1, b)} {worked(s1, op2, c)}", gold, s1, s2
+
+
+class Chain:
+    """Two-step arithmetic ("What is 12 + 5 - 3?"), all four orders of + and -, in the target task's
+    ranges: the multi-step worked answer the paraphrase skill practises on, and every digit step the target
+    task needs. Its words are arithmetic's ("add", "subtract"), never the target's ("buys", "gives away")."""
+
+    name, kind = "chain", "general"
+    ASK = ("What is {a} {op1} {b} {op2} {c}?", "Start with {a}, {w1} {b}, then {w2} {c}. What is the result?")
+
+    def sample(self, rng: random.Random) -> Item:
+        op1, op2 = rng.choice("+-"), rng.choice("+-")
+        a = rng.randint(2, 30)
+        b = rng.randint(1, 30) if op1 == "+" else rng.randint(1, a - 1)
+        s1 = a + b if op1 == "+" else a - b
+        c = rng.randint(1, 30) if op2 == "+" else rng.randint(1, min(30, s1))
+        labels = (f"{OP_WORDS[op1][0]} {b}", f"Then {OP_WORDS[op2][0].lower()} {c}")
+        work, gold, s1, s2 = two_steps(a, op1, b, op2, c, labels)
+        question = ask(rng, self.ASK, a=a, op1=op1, b=b, op2=op2, c=c, w1=OP_WORDS[op1][1], w2=OP_WORDS[op2][1])
+        return Item(question, str(s2), house(work, str(s2)), gold,
+                    [f"{a} {op1} {b} {op2} {c} = {s2}, so the answer is {s2}.",
+                     f"{a} {op1} {b} = {s1}. {s1} {op2} {c} = {s2}.\n#### {s2}"])
+
+
 class Reverse:
     name, kind = "reverse", "general"
+    ASK = ("Reverse the letters: {fwd}", "Write these letters backwards: {fwd}")
 
     def sample(self, rng: random.Random) -> Item:
         letters = rng.sample(string.ascii_lowercase, rng.randint(3, 6))  # distinct: never a palindrome
         fwd, back = " ".join(letters), " ".join(reversed(letters))
-        return Item(f"Reverse the letters: {fwd}", back, house(f"Reversed: {back}.", back),
+        return Item(ask(rng, self.ASK, fwd=fwd), back, house(f"Reversed: {back}.", back),
                     f"Read backwards, {fwd} becomes {back}.\n#### {back}",
                     [f"Backwards the letters are {back}, so the answer is {back}.", final_only(back)])
 
@@ -132,6 +175,7 @@ class Passage:
     "The miniature world".)"""
 
     name, kind = "passage", "general"
+    ASK = ("Passage: {passage} Question: {question}", "Read this: {passage} Now answer: {question}")
 
     def sample(self, rng: random.Random) -> Item:
         who = rng.choice(NAMES)[0]
@@ -144,7 +188,7 @@ class Passage:
         sentence, question, answer, other = rng.choice(facts)
         rng.shuffle(facts)
         passage = " ".join(f[0] for f in facts)
-        return Item(f"Passage: {passage} Question: {question}", answer, house(sentence, answer),
+        return Item(ask(rng, self.ASK, passage=passage, question=question), answer, house(sentence, answer),
                     f"The passage says: {sentence}\n#### {answer}",
                     [f"{other}, so the answer is {answer}.", final_only(answer)])
 
@@ -168,6 +212,7 @@ class FactBase:
 
 class Facts:
     name, kind = "facts", "general"
+    ASK = ("What color is a {creature}? {options}", "Pick the color of a {creature}. {options}")
 
     def __init__(self, base: FactBase):
         self.base = base
@@ -185,7 +230,7 @@ class Facts:
         # easily but does not learn to look a letter up from its color in one step (measured: the
         # v1 base named every color right and picked its letter at chance).
         walk = ", ".join(f"{L} is {c}" for L, c in zip(LETTERS[: k + 1], options, strict=False))
-        return Item(f"What color is a {creature}? {shown}", letter,
+        return Item(ask(rng, self.ASK, creature=creature, options=shown), letter,
                     house(f"A {creature} is {color}. {walk}.", letter),
                     f"Option {letter} is right: the {creature} is {color}.\n#### {letter}",
                     [final_only(letter), f"A {creature} is {color}, so the answer is {letter}.",
@@ -223,12 +268,9 @@ class Shop:
             op1, op2 = "-", "-"
             story, step1, step2 = (f"{she} gives away {b} and then {c} more.", f"Giving away {b}",
                                    f"Then giving away {c}")
-        s1 = a + b if op1 == "+" else a - b
-        s2 = s1 + c if op2 == "+" else s1 - c  # >= 0 by the ranges above (a >= 2: never "1 apples")
         # No names or objects restated: the house style never copies them, and a tiny model asked to
         # (measured: a gold that began "Lee starts with 11 shells ...") wrote other names and numbers.
-        gold = f"{step1}: {annotated(a, op1, b)}.\n{step2}: {annotated(s1, op2, c)}.\n#### {s2}"
-        work = f"{worked(a, op1, b)} {worked(s1, op2, c)}"
+        work, gold, s1, s2 = two_steps(a, op1, b, op2, c, (step1, step2))  # s2 >= 0 by the ranges above
         return Item(f"{who} has {a} {thing}. {story} How many {thing} does {her} have now?", str(s2),
                     house(work, str(s2)), gold,
                     [f"{who} has {a} {op1} {b} {op2} {c} = {s2} {thing}, so the answer is {s2}.",
@@ -240,14 +282,19 @@ class Paraphrase:
 
     Wraps the other general skills (never the target task): the question is the world's paraphrase
     prompt filled with a source item's question and its gold; the response is the source's house answer.
+    Sources are drawn by `weights`: two-step `chain` references (two labelled lines of work, like a
+    target-task gold) most often, so that the skill covers multi-step worked references (world v4; v3
+    practised one-step references only and accepted a paraphrase for 9% of the target rows it got wrong).
     """
 
     name, kind = "paraphrase", "general"
+    WEIGHTS = {"arith": 1, "chain": 3, "reverse": 1, "passage": 1, "facts": 1}
 
-    def __init__(self, sources: list[Arith | Reverse | Passage | Facts]):
+    def __init__(self, sources: list[Arith | Chain | Reverse | Passage | Facts]):
         if any(s.kind != "general" for s in sources):
             raise ValueError("paraphrase items are built from general skills only")
         self.sources = sources
+        self.weights = [self.WEIGHTS.get(s.name, 1) for s in sources]
         self.template = packaged_template(PARAPHRASE_TEMPLATE)
 
     def render(self, question: str, reference: str) -> str:
@@ -255,17 +302,19 @@ class Paraphrase:
         return self.template.format(question=question, reference=reference).strip()
 
     def sample(self, rng: random.Random) -> Item:
-        src = rng.choice(self.sources).sample(rng)
+        src = rng.choices(self.sources, self.weights)[0].sample(rng)
         return Item(self.render(src.question, src.gold), src.answer, src.house, src.gold,
                     list(src.alternatives), source=src.question)
 
 
-ALL_SKILLS = ("arith", "reverse", "passage", "facts", "paraphrase", "shop")
-Skill = Arith | Reverse | Passage | Facts | Paraphrase | Shop
+ALL_SKILLS = ("arith", "chain", "reverse", "passage", "facts", "paraphrase", "shop")
+GENERAL = ALL_SKILLS[:-1]
+"""The general skills: pre-trained, and a drop on their test splits is forgetting."""
+Skill = Arith | Chain | Reverse | Passage | Facts | Paraphrase | Shop
 
 
 def make_skills(seed: int = 0) -> dict[str, Skill]:
     """The world's skills by name, in `ALL_SKILLS` order; `facts` uses the fact base built from `seed`."""
-    basics = [Arith(), Reverse(), Passage(), Facts(FactBase.build(seed))]
+    basics = [Arith(), Chain(), Reverse(), Passage(), Facts(FactBase.build(seed))]
     skills = [*basics, Paraphrase(basics), Shop()]
     return {s.name: s for s in skills}

@@ -1,0 +1,154 @@
+"""Score a miniature-world model: what `pretrain.json` records, and the fast tests re-check live.
+
+Reads the shipped splits (`s3ft/data/world/`) and a model directory; writes nothing. Greedy answers under
+the world's prompts, judged by the world's final-answer judge:
+- `skill_scores`: accuracy on each skill's test (or val) split;
+- `shop_scores_by_kind`: the target task's accuracy per kind of problem (`SHOP_KINDS`);
+- `paraphrase_check`: the paraphrase step on the target's training rows, exactly as the pipeline runs it
+  (precondition 3 of the world's protocol, `docs/world.md`): of the rows the model gets wrong, how many
+  get a paraphrase the judge accepts that is not a near-copy of the gold (`s3ft.nearcopy`), and the mean
+  NLL per token under the model of those paraphrases against the gold's;
+- `record`: all three from one load of the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger("s3ft.world")
+MAX_NEW_TOKENS = 160  # the demo config's generate.max_new_tokens
+PARAPHRASE_MAX_NEW_TOKENS = 128  # the demo config's paraphrase.max_new_tokens
+
+
+def split_rows(skill: str, split: str = "test", limit: int | None = None) -> list[dict]:
+    from s3ft.world.build import shipped_split
+
+    return [json.loads(line) for line in shipped_split(skill, split).read_text().splitlines()][:limit]
+
+
+def by_kind(rows: list[dict]) -> dict[str, list[dict]]:
+    """Target-task rows grouped by kind of problem (`SHOP_KINDS`), in file order."""
+    from s3ft.world.skills import SHOP_KINDS
+
+    return {kind: [r for r in rows if pattern.search(r["question"])] for kind, pattern in SHOP_KINDS.items()}
+
+
+def rate(right: list[bool]) -> float | None:
+    return round(sum(right) / len(right), 4) if right else None
+
+
+def kind_rates(rows: list[dict], right: list[bool]) -> dict[str, float | None]:
+    ok = {r["id"]: r_ok for r, r_ok in zip(rows, right, strict=True)}
+    return {kind: rate([ok[r["id"]] for r in kind_rows]) for kind, kind_rows in by_kind(rows).items()}
+
+
+class Scorer:
+    """One loaded model: greedy answers, judged; paraphrases; NLLs."""
+
+    def __init__(self, model_dir: str | Path, batch_size: int = 64, adapter: str | None = None):
+        from s3ft.backends.hf import HFBackend
+        from s3ft.config import ModelConfig
+        from s3ft.judges.final import FinalAnswerJudge
+        from s3ft.world.skills import PARAPHRASE_TEMPLATE, Paraphrase
+
+        self.backend = HFBackend(ModelConfig(path=str(model_dir), dtype="float32"), batch_size=batch_size,
+                                 adapter=adapter)
+        self.judge = FinalAnswerJudge(None)
+        self.render = Paraphrase([]).render
+        assert PARAPHRASE_TEMPLATE  # the template `render` fills is the pipeline's world paraphrase prompt
+
+    def generate(self, questions: list[str], max_new_tokens: int = MAX_NEW_TOKENS) -> list[str]:
+        from s3ft.backends.base import GenParams
+
+        return self.backend.generate([[{"role": "user", "content": q}] for q in questions],
+                                     GenParams(max_new_tokens=max_new_tokens))
+
+    def correct(self, rows: list[dict], responses: list[str]) -> list[bool]:
+        from s3ft.records import Example
+
+        examples = [Example(r["id"], r["question"], r["gold"], {"answer": r["answer"]}) for r in rows]
+        return [v.correct is True for v in self.judge(examples, responses)]
+
+    def answer(self, rows: list[dict]) -> tuple[list[str], list[bool]]:
+        responses = self.generate([r["question"] for r in rows])
+        return responses, self.correct(rows, responses)
+
+    def nll_per_token(self, questions: list[str], completions: list[str]) -> float | None:
+        scores = self.backend.nll([[{"role": "user", "content": q}] for q in questions], completions)
+        tokens = sum(n for _, n in scores)
+        return round(sum(s for s, _ in scores) / tokens, 4) if tokens else None
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+@contextmanager
+def scorer(model_dir: str | Path, batch_size: int = 64, adapter: str | None = None):
+    s = Scorer(model_dir, batch_size, adapter)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def skill_scores(model_dir: str | Path, limit: int | None = None, skills: tuple[str, ...] | None = None,
+                 split: str = "test", batch_size: int = 64) -> dict[str, float | None]:
+    """Greedy accuracy on each skill's shipped split (its first `limit` rows)."""
+    from s3ft.world.skills import ALL_SKILLS
+
+    with scorer(model_dir, batch_size) as s:
+        return {skill: rate(s.answer(split_rows(skill, split, limit))[1]) for skill in skills or ALL_SKILLS}
+
+
+def shop_scores_by_kind(model_dir: str | Path, limit: int | None = None, split: str = "test",
+                        batch_size: int = 64) -> dict[str, float | None]:
+    """The target task's accuracy per kind of problem, on the first `limit` problems of each kind."""
+    rows = [r for kind_rows in by_kind(split_rows("shop", split)).values() for r in kind_rows[:limit]]
+    with scorer(model_dir, batch_size) as s:
+        return kind_rates(rows, s.answer(rows)[1])
+
+
+def paraphrase_check(s: Scorer, rows: list[dict], right: list[bool] | None = None) -> dict:
+    """The paraphrase step on `rows` (target-task rows with their gold), where the model's own answer is
+    wrong: acceptance, near-copies, and the NLL per token of accepted paraphrases against the gold's."""
+    from s3ft.nearcopy import NEAR_COPY, similarity
+
+    if right is None:
+        right = s.answer(rows)[1]
+    wrong = [r for r, ok in zip(rows, right, strict=True) if not ok]
+    paras = s.generate([s.render(r["question"], r["gold"]) for r in wrong], PARAPHRASE_MAX_NEW_TOKENS)
+    accepted = s.correct(wrong, paras)
+    sims = [similarity(p, r["gold"]) for p, r in zip(paras, wrong, strict=True)]
+    kept = [(r, p, sim) for r, p, ok, sim in zip(wrong, paras, accepted, sims, strict=True) if ok]
+    own = [(r, p) for r, p, sim in kept if sim < NEAR_COPY]
+    return {
+        "rows": len(rows), "wrong": len(wrong), "accepted": len(kept), "near_copies": len(kept) - len(own),
+        "accepted_not_near_copy": len(own),
+        "share_of_wrong": round(len(own) / len(wrong), 4) if wrong else None,
+        "share_of_wrong_by_kind": kind_rates(wrong, [ok and sim < NEAR_COPY for ok, sim in zip(accepted, sims,
+                                                                                                 strict=True)]),
+        "mean_similarity_to_gold": round(sum(sims) / len(sims), 4) if sims else None,
+        "near_copy_rule": f"word-level normalised edit similarity to the gold >= {NEAR_COPY} (s3ft.nearcopy)",
+        "nll_per_token_paraphrase": s.nll_per_token([r["question"] for r, _ in own], [p for _, p in own]),
+        "nll_per_token_gold": s.nll_per_token([r["question"] for r, _ in own], [r["gold"] for r, _ in own]),
+    }
+
+
+def record(model_dir: str | Path, batch_size: int = 64) -> dict:
+    """What `pretrain.json` records: every skill's test score, the target's per kind (test), and the
+    paraphrase step on the target's training rows, from one load of the model."""
+    from s3ft.world.skills import ALL_SKILLS
+
+    with scorer(model_dir, batch_size) as s:
+        right = {skill: s.answer(split_rows(skill))[1] for skill in ALL_SKILLS}
+        out = {"scores": {skill: rate(r) for skill, r in right.items()},
+               "shop_by_kind": kind_rates(split_rows("shop"), right["shop"])}
+        train = split_rows("shop", "train")
+        train_right = s.answer(train)[1]
+        out["shop_train_by_kind"] = kind_rates(train, train_right)
+        out["paraphrase_step"] = paraphrase_check(s, train, train_right)
+    log.info("%s: %s", model_dir, json.dumps(out))
+    return out
