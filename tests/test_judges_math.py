@@ -11,7 +11,14 @@ import pytest
 
 import s3ft.judges.math as mj
 from s3ft.config import JudgeConfig
-from s3ft.judges.math import MathJudge, as_number, extract_answer, extract_answer_with_source, gold_answer
+from s3ft.judges.math import (
+    MathJudge,
+    as_number,
+    extract_answer,
+    extract_answer_with_source,
+    final_answers,
+    gold_answer,
+)
 from s3ft.records import Example
 
 NATALIA = Example(
@@ -134,6 +141,51 @@ def test_numbers_compared_in_process(no_workers: None) -> None:
     assert verdicts[7].reason == "no final answer found" and verdicts[7].extracted is None
 
 
+SEVEN = Example(id="x-7", question="q", gold="#### 7")
+NINE = Example(id="x-9", question="q", gold="#### 9")
+FOURTEEN = Example(id="x-14", question="q", gold="#### 14")
+
+# (example, prediction, verdict): several final answers, hedges, and what is not a conflict.
+UNDECIDED = [
+    (NINE, "The answer is 7.\n#### 9", None),  # the old rule read 7 ("The answer is" first)
+    (SEVEN, "The answer is 7.\n#### 9", None),
+    (NINE, "#### 9\nThe answer is 7.", None),
+    (SEVEN, "The answer is 5. Check: $\\boxed{7}$", None),
+    (FOURTEEN, "#### 12\n\\boxed{14}", None),
+    (NATALIA, "The answer is 3? No wait, 48 + 24 = 72. The answer is 72.", None),
+    (NATALIA, "The answer is 70.\n#### 71", None),  # both wrong, still two answers
+    (NATALIA, "The answer is 71 or 72.", None),
+    (NATALIA, "The answer is either 72 or 73.", None),
+    (NATALIA, "#### 72 or 73", None),
+    (NATALIA, "It is 71 or 72", None),  # no explicit answer: the fallback sees the hedge too
+    (NATALIA, "The answer is 72.\n#### 72", True),
+    (NATALIA, "The answer is 72. Checking: 48 + 24 = 72, so the answer is 72.00.", True),
+    (SALARY, "The answer is $1,080.\n#### 1080", True),
+    (SALARY, "The final answer is $\\boxed{1080}$.", True),  # "The answer is" and \\boxed read one answer
+    (NATALIA, "The answer is 70.\n#### 70", False),  # two answers that agree, and are wrong
+    (FOURTEEN, "So 3 + 4 = 7, then 7 * 2 = 14", True),  # the fallback is kept: the last number
+    (SEVEN, "So 3 + 4 = 7, then 7 * 2 = 14", False),
+    (NATALIA, "She has 48 or more clips in April and 72 in all", True),  # an "or" between no two answers
+]
+
+
+@pytest.mark.parametrize(("ex", "text", "correct"), UNDECIDED)
+def test_several_or_hedged_final_answers_are_undecided(no_workers: None, ex: Example, text: str, correct) -> None:
+    (v,) = MathJudge(JudgeConfig())([ex], [text])
+    assert v.correct is correct, v.reason
+    assert v.reason.endswith("undecided") == (correct is None)
+
+
+def test_undecided_reasons(no_workers: None) -> None:
+    judge = MathJudge(JudgeConfig())
+    v, h, fb = judge([NINE, NATALIA, NATALIA], ["The answer is 7.\n#### 9", "The answer is 71 or 72.", "It is 71 or 72"])
+    assert v.reason == "2 final answers, disagree (gold 9): 7 (from 'The answer is'); 9 (from '####'): undecided"
+    assert v.extracted is None
+    assert h.reason == "extracted 71 or 72 (from 'The answer is'), a hedge between 71, 72, gold 72: undecided"
+    assert h.extracted == "71 or 72" and fb.extracted == "71 or 72" and "fallback" in fb.reason
+    assert final_answers("The answer is 72.\n#### 72.00\n\\boxed{72}") == [("72", "from 'The answer is'")]
+
+
 def test_length_mismatch_raises() -> None:
     with pytest.raises(ValueError):
         MathJudge(JudgeConfig())([NATALIA], [])
@@ -147,6 +199,8 @@ def symbolic() -> Iterator[list]:
         (MATH_HALF, "The answer is $\\frac{2}{3}$."),
         (MATH_POLY, "Expanding gives $x^2 + 2x + 1 - 2x$, so the answer is $1 + x^2$."),
         (MATH_POLY, "The answer is $x^2 - 1$."),
+        (MATH_HALF, "The answer is $\\frac{1}{2}$.\n#### 0.5"),  # two forms of one answer
+        (MATH_HALF, "The answer is $\\frac{1}{2}$.\n#### 0.6"),  # one right, one wrong: undecided
     ]
     judge = MathJudge(JudgeConfig(workers=2, timeout_s=20.0))
     yield judge([c[0] for c in cases], [c[1] for c in cases])
@@ -154,10 +208,12 @@ def symbolic() -> Iterator[list]:
 
 
 def test_math_verify_equivalence(symbolic: list) -> None:
-    assert [v.correct for v in symbolic] == [True, True, False, True, False]
+    assert [v.correct for v in symbolic] == [True, True, False, True, False, True, None]
     assert symbolic[0].reason == "extracted 0.5 (from \\boxed), gold \\frac{1}{2}: equivalent (math-verify)"
     assert symbolic[2].reason.endswith("not equivalent (math-verify)")
     assert symbolic[3].extracted == "1 + x^2"
+    assert symbolic[5].reason.startswith("2 final answers, each equal to gold")
+    assert symbolic[6].reason.startswith("2 final answers, disagree")
 
 
 def test_timeout_kills_the_worker_and_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,11 @@
 
 Reads `ex.meta["answer"]` when present, else the final answer in `ex.gold` (GSM8K `#### 72`, MATH
 `\\boxed{...}`); writes one `Verdict` per prediction with the extracted answer and the reason.
+A prediction's answers are its explicit final answers (every "The answer is X", "#### X" and `\\boxed{X}`),
+else the last number in the text (a fallback the reason names: "So 3 + 4 = 7, then 7 * 2 = 14" reads as
+14). Several explicit final answers that are not all equal to the gold are undecided (`correct` None):
+"The answer is 7.\\n#### 9" is neither right nor wrong, whatever the order; answers that agree
+("The answer is 72.\\n#### 72") are one answer. A hedge ("7 or 9") is undecided too (`s3ft.judges.hedge`).
 Plain numbers are compared exactly in-process (72 == 72.00, 1,000 == 1000). Everything else goes to
 math-verify in worker processes, kept between calls until `close()`, under our own wall-clock limit
 (`timeout_s` per item): a worker that overruns is killed and replaced, and its item gets
@@ -28,6 +33,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from s3ft.judges.hedge import hedge
 from s3ft.records import Example, Verdict
 
 if TYPE_CHECKING:
@@ -57,7 +63,7 @@ def boxed_contents(text: str) -> list[str]:
 def _clean(s: str) -> str:
     """Strip bold, a trailing period, math delimiters, currency signs and trailing unit words."""
     s = s.replace("**", "").replace("__", "").strip()
-    s = re.split(r"\.\s", s, maxsplit=1)[0].strip().rstrip(".").strip()
+    s = re.split(r"[.?!]\s", s, maxsplit=1)[0].strip().rstrip(".").strip()
     for a, b in _DELIMS:
         if len(s) >= len(a) + len(b) and s.startswith(a) and s.endswith(b):
             s = s[len(a) : -len(b)].strip().rstrip(".").strip()
@@ -71,12 +77,12 @@ def _clean(s: str) -> str:
 
 def extract_answer_with_source(text: str) -> tuple[str, str] | None:
     """(answer, where it came from), trying in turn: `The answer is X` (last one), `#### X`, the last
-    `\\boxed{X}`, and the last number in the text (a fallback the source says). None if nothing."""
-    if found := list(_ANSWER_IS.finditer(text)):
-        para = re.sub(r"^[\s*_:]+", "", text[found[-1].end() :]).split("\n\n")[0]
-        ans = _clean(para.split("\n")[0]) or _clean(" ".join(para.split()))
-        if ans:
-            return ans, "from 'The answer is'"
+    `\\boxed{X}`, and the last number in the text (a fallback the source says). None if nothing.
+
+    The reading of a gold solution (`gold_answer`); a prediction is judged on all of its final answers
+    (`final_answers`)."""
+    if (found := list(_ANSWER_IS.finditer(text))) and (ans := _after_answer_is(text, found[-1].end())):
+        return ans, "from 'The answer is'"
     if (found := _HASHES.findall(text)) and (ans := _clean(found[-1])):
         return ans, "from '####'"
     if (boxed := [b for b in boxed_contents(text) if b]) and (ans := _clean(boxed[-1])):
@@ -84,6 +90,35 @@ def extract_answer_with_source(text: str) -> tuple[str, str] | None:
     if numbers := re.findall(_NUM, text):
         return numbers[-1], "fallback: last number in the text"
     return None
+
+
+def _after_answer_is(text: str, end: int) -> str:
+    para = re.sub(r"^[\s*_:]+", "", text[end:]).split("\n\n")[0]
+    return _clean(para.split("\n")[0]) or _clean(" ".join(para.split()))
+
+
+def answer_key(answer: str) -> tuple[str, object]:
+    """What two answers share when they are plainly the same: the number, else the text without spaces."""
+    number = as_number(answer)
+    return ("number", number) if number is not None else ("text", "".join(answer.split()))
+
+
+def final_answers(text: str) -> list[tuple[str, str]]:
+    """A prediction's answers, (answer, where it came from): every explicit final answer (each
+    `The answer is X`, `#### X` and `\\boxed{X}`), those plainly the same (`answer_key`) once; with none,
+    the last number in the text, or the last "A or B" of numbers (a hedge, for the judge to refuse)."""
+    found = [(a, "from 'The answer is'") for m in _ANSWER_IS.finditer(text) if (a := _after_answer_is(text, m.end()))]
+    found += [(a, "from '####'") for h in _HASHES.findall(text) if (a := _clean(h))]
+    found += [(a, "from \\boxed") for b in boxed_contents(text) if b and (a := _clean(b))]
+    if not found and (numbers := list(re.finditer(_NUM, text))):
+        last = numbers[-1]
+        either = re.search(rf"({_NUM})\s*,?\s*(?:or|\\text\{{\s*or\s*\}})\s*$", text[: last.start()])
+        start = either.start(1) if either else last.start()
+        found = [(text[start : last.end()], "fallback: last number in the text")]
+    kept: dict[tuple, tuple[str, str]] = {}
+    for ans, src in found:
+        kept.setdefault(answer_key(ans), (ans, src))
+    return list(kept.values())
 
 
 def extract_answer(text: str) -> str | None:
@@ -226,9 +261,26 @@ def _short(s: str, n: int = 60) -> str:
     return s if len(s) <= n else s[: n - 3] + "..."
 
 
+def _quick(gold: str, ans: str) -> bool | None:
+    """Whether `ans` equals `gold`, where that is plain without math-verify (same text, or two numbers)."""
+    if "".join(ans.split()) == "".join(gold.split()):
+        return True
+    g, p = as_number(gold), as_number(ans)
+    return None if g is None or p is None else g == p
+
+
+def _combine(gold: str, found: list[tuple[str, str]], each: list[Verdict]) -> Verdict:
+    """One verdict for several final answers: right only when every one equals the gold, else undecided."""
+    listed = "; ".join(f"{_short(a, 30)} ({s})" for a, s in found)
+    if all(v.correct is True for v in each):
+        return Verdict(True, f"{len(found)} final answers, each equal to gold {_short(gold)}: {listed}", found[0][0])
+    how = "disagree" if any(v.correct is True for v in each) else "not all shown equal to the gold"
+    return Verdict(None, f"{len(found)} final answers, {how} (gold {_short(gold)}): {listed}: undecided")
+
+
 class MathJudge:
     name = "math"
-    version = "1"
+    version = "2"  # 2: every final answer read; several that are not all right, and hedges, are undecided
 
     def __init__(self, cfg: JudgeConfig) -> None:
         self.timeout_s = cfg.timeout_s
@@ -242,25 +294,31 @@ class MathJudge:
         if len(examples) != len(predictions):
             raise ValueError(f"{len(examples)} examples but {len(predictions)} predictions")
         verdicts: list[Verdict | None] = [None] * len(examples)
-        slow: list[tuple[int, str, str, str]] = []
+        todo: list[tuple[int, str, list[tuple[str, str]]]] = []
         for i, (ex, pred) in enumerate(zip(examples, predictions, strict=True)):
-            gold, found = gold_answer(ex), extract_answer_with_source(pred or "")
+            gold, found = gold_answer(ex), final_answers(pred or "")
             if gold is None:
                 verdicts[i] = Verdict(None, "no gold answer found")
-            elif found is None:
+            elif not found:
                 verdicts[i] = Verdict(False, "no final answer found")
+            elif hedged := next(((a, s, alts) for a, s in found if (alts := hedge(a, [gold], answer_key))), None):
+                ans, src, alts = hedged
+                verdicts[i] = Verdict(None, f"extracted {_short(ans)} ({src}), a hedge between {', '.join(alts)}, "
+                                            f"gold {_short(gold)}: undecided", ans)  # fmt: skip
             else:
-                ans, src = found
+                todo.append((i, gold, found))
+        slow = [(gold, ans) for _, gold, found in todo for ans, _ in found if _quick(gold, ans) is None]
+        results = iter(self.workers.run(slow) if slow else [])
+        for i, gold, found in todo:
+            each = []
+            for ans, src in found:
                 head = f"extracted {_short(ans)} ({src}), gold {_short(gold)}"
-                g, p = as_number(gold), as_number(ans)
-                if "".join(ans.split()) == "".join(gold.split()) or (g is not None and p is not None):
-                    same = "".join(ans.split()) == "".join(gold.split()) or g == p
-                    verdicts[i] = Verdict(same, f"{head}: {'equal' if same else 'not equal'}", ans)
+                same = _quick(gold, ans)
+                if same is None:
+                    each.append(self._verdict(next(results), ans, head))
                 else:
-                    slow.append((i, gold, ans, head))
-        results = self.workers.run([(g, a) for _, g, a, _ in slow]) if slow else []
-        for (i, _, ans, head), res in zip(slow, results, strict=True):
-            verdicts[i] = self._verdict(res, ans, head)
+                    each.append(Verdict(same, f"{head}: {'equal' if same else 'not equal'}", ans))
+            verdicts[i] = each[0] if len(each) == 1 else _combine(gold, found, each)
         return verdicts  # type: ignore[return-value]
 
     def _verdict(self, res: tuple, ans: str, head: str) -> Verdict:
