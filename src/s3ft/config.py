@@ -127,9 +127,11 @@ class JudgeConfig(Section):
     """Where the code judge runs model-written code: `bwrap` (namespaces, its own user, limits; see
     docs/sandbox.md), or `none`: plain child processes with rlimits only, which protect nothing from
     hostile code. Where bwrap cannot start, the code judge refuses to run rather than fall back."""
-    qa_match: Literal["em", "recall"] = "recall"
-    """QA judge: normalised exact match, or token recall of any gold alias >= the threshold."""
-    qa_recall_threshold: float = Field(default=1.0, gt=0.0, le=1.0)
+    qa_match: Literal["em", "f1", "recall"] = "em"
+    """QA judge, on the short answer it reads (s3ft.judges.qa): SQuAD-normalised exact match with any gold
+    alias, or SQuAD token F1, or token recall, of the best alias >= `qa_threshold`. Hedges are undecided."""
+    qa_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    """The token F1 (`qa_match: f1`) or recall (`qa_match: recall`) a correct short answer reaches."""
     llm: LLMJudgeConfig | None = None
     """Settings of the LLM judge (used when the judge is `llm`)."""
 
