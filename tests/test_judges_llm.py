@@ -8,7 +8,7 @@ import pytest
 from s3ft.backends.base import GenParams, Messages
 from s3ft.config import JudgeConfig
 from s3ft.errors import ConfigError
-from s3ft.judges.llm import DEFAULT_TEMPLATE, LLMJudge, check_template, parse_yes_no
+from s3ft.judges.llm import DEFAULT_TEMPLATE, LLMJudge, check_template, gold_text, parse_yes_no
 from s3ft.records import Example
 
 EX = Example(
@@ -97,6 +97,21 @@ def test_default_template() -> None:
     assert check_template(text) == text
     assert all(f"{{{f}}}" in text for f in ("question", "gold", "prediction"))
     assert '"Yes"' in text and '"No"' in text
+
+
+def test_the_judge_sees_every_gold_alias() -> None:
+    moon = Example(id="nq-1", question="when was the last time anyone was on the moon", gold="14 December 1972 UTC",
+                   meta={"answers": ["14 December 1972 UTC", "December 1972", " December 1972 "]})  # fmt: skip
+    one = Example(id="nq-2", question="who got the first nobel prize in physics", gold="Wilhelm Conrad Röntgen",
+                  meta={"answers": ["Wilhelm Conrad Röntgen"]})  # fmt: skip
+    backend = FakeBackend(["Yes", "Yes", "No"])
+    LLMJudge(JudgeConfig(), backend, GenParams())([moon, one, EX], ["December 1972", "Röntgen", "72"])
+    shown = [msgs[0]["content"] for msgs in backend.calls[0][0]]
+    aliases = "Any one of these answers is correct:\n- 14 December 1972 UTC\n- December 1972"
+    assert gold_text(moon) == aliases and f"Gold response:\n{aliases}\n\nPredicted response:" in shown[0]
+    assert gold_text(one) == one.gold and f"Gold response:\n{one.gold}\n\n" in shown[1]
+    assert gold_text(EX) == EX.gold and EX.gold in shown[2]  # no aliases: the gold response itself
+    assert LLMJudge.version == "2"
 
 
 def test_reply_count_mismatch_raises() -> None:

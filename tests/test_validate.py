@@ -108,7 +108,24 @@ def test_unknown_backend_lists_choices(tmp_path):
 
 def test_llm_judge_with_good_template(tmp_path):
     path = template(tmp_path, JUDGE_OK)
-    assert "judge: llm (v1)" in validate(cfg(tmp_path, "judge.name=llm", f"judge.llm.template={path}"))
+    assert "judge: llm (v2)" in validate(cfg(tmp_path, "judge.name=llm", f"judge.llm.template={path}"))
+
+
+def test_warns_when_the_llm_judge_is_the_model_being_trained(tmp_path, caplog):
+    warned = "warning: the LLM judge is s3ft-tiny, the model being trained"
+    lines = validate(cfg(tmp_path, "judge.name=llm"))  # no judge.llm.model: the base model judges
+    assert any(x.startswith(warned) for x in lines)
+    assert "the model being trained" in caplog.text
+    lines = validate(cfg(tmp_path, "judge.name=llm", "judge.llm.model.path=s3ft-tiny/"))  # named, but the same
+    assert any(x.startswith(warned) for x in lines)
+    caplog.clear()
+    lines = validate(cfg(tmp_path, "judge.name=llm", "judge.llm.model.path=Qwen/Qwen2.5-7B-Instruct"))
+    assert not any(x.startswith("warning:") for x in lines) and not caplog.text
+    assert not any(x.startswith("warning:") for x in validate(cfg(tmp_path)))  # the math judge: no model judges
+    # a local directory named two ways is one model
+    (tmp_path / "m").mkdir()
+    same = cfg(tmp_path, f"model.path={tmp_path / 'm'}", "judge.name=llm", f"judge.llm.model.path={tmp_path}/./m")
+    assert any(x.startswith("warning: the LLM judge is") for x in validate(same))
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,13 @@
 
 Resolves every plug-in name, renders every prompt template on a placeholder example (so a typo in a
 placeholder fails here, not after an hour of generation), checks that local files exist, and, for the
-code judge, starts one empty sandbox (docs/sandbox.md).
+code judge, starts one empty sandbox (docs/sandbox.md). Warns (a logged warning and a `warning:` line)
+when the LLM judge is the model being trained: it would grade its own answers and paraphrases.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from s3ft import methods as M
@@ -15,12 +17,31 @@ from s3ft.errors import ConfigError, S3FTError
 from s3ft.records import Example
 from s3ft.registry import resolve
 
+log = logging.getLogger("s3ft.validate")
 PLACEHOLDER = Example(
     id="validate-0",
     question="What is 2 + 2?",
     gold="2 + 2 = 4\n#### 4",
     meta={"answer": "4", "answers": ["4", "four"], "tests": ["assert f(2) == 4"], "test_setup": ""},
 )
+
+
+def same_model(a: str, b: str) -> bool:
+    """Whether two model paths (hub ids or local directories) name one model."""
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    if pa.exists() and pb.exists():
+        return pa.resolve() == pb.resolve()
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def judge_warning(cfg: Config) -> str | None:
+    """A warning when the LLM judge is the model being trained (unset `judge.llm.model` means it is)."""
+    llm = cfg.judge.llm
+    judge_path = llm.model.path if llm and llm.model else cfg.model.path
+    if not same_model(judge_path, cfg.model.path):
+        return None
+    return (f"warning: the LLM judge is {cfg.model.path}, the model being trained: it grades its own answers and "
+            "paraphrases (name another model in judge.llm.model)")  # fmt: skip
 
 
 def validate(cfg: Config, ctx=None) -> list[str]:
@@ -68,6 +89,9 @@ def validate(cfg: Config, ctx=None) -> list[str]:
         check_template(Path(llm.template).read_text())
     if ctx.judge_name == "llm" and llm and llm.model:
         resolve("backend", llm.backend)
+    if ctx.judge_name == "llm" and (warning := judge_warning(cfg)):
+        log.warning(warning.removeprefix("warning: "))
+        lines.append(warning)
     resolve("backend", cfg.generate.backend)
     lines.append(f"backend: {cfg.generate.backend}; model: {cfg.model.path}")
     stages = ["data"] + (["generate", "judge"] if M.needs_generation(cfg.method) else [])

@@ -4,6 +4,8 @@ Reads each example's question and gold and the prediction, fills a prompt templa
 package's `prompts/llm_judge.txt`, str.format placeholders {question}, {gold}, {prediction}), sends
 all prompts to `backend.generate` in one call and writes one `Verdict` per prediction from the
 reply: "Yes" -> correct, "No" -> incorrect, anything else -> `correct=None` (see `parse_yes_no`).
+An example with several gold aliases (`meta["answers"]`, as in Natural Questions) shows the judge all of
+them as {gold}, one per line, any one of which is correct (`gold_text`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from s3ft.errors import ConfigError
+from s3ft.judges.qa import gold_aliases
 from s3ft.records import Example, Verdict
 
 if TYPE_CHECKING:
@@ -72,6 +75,15 @@ def check_template(template: str) -> str:
     return template
 
 
+def gold_text(ex: Example) -> str:
+    """The gold as the judge sees it: the gold response, or, where the example has several distinct gold
+    aliases, all of them, one per line, any one of which is correct."""
+    aliases = list(dict.fromkeys(a.strip() for a in gold_aliases(ex) if a.strip()))
+    if len(aliases) < 2:
+        return ex.gold
+    return "Any one of these answers is correct:\n" + "\n".join(f"- {a}" for a in aliases)
+
+
 def _short(text: str, n: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 3] + "..."
@@ -79,7 +91,7 @@ def _short(text: str, n: int = 200) -> str:
 
 class LLMJudge:
     name = "llm"
-    version = "1"
+    version = "2"  # 2: every gold alias is shown
 
     def __init__(
         self, cfg: JudgeConfig, backend: Backend, params: GenParams, template: str | None = None
@@ -89,7 +101,7 @@ class LLMJudge:
         self.template = check_template(DEFAULT_TEMPLATE.read_text() if template is None else template)
 
     def prompt(self, ex: Example, prediction: str) -> Messages:
-        content = self.template.format(question=ex.question, gold=ex.gold, prediction=prediction or "")
+        content = self.template.format(question=ex.question, gold=gold_text(ex), prediction=prediction or "")
         return [{"role": "user", "content": content}]
 
     def __call__(self, examples: list[Example], predictions: list[str]) -> list[Verdict]:
