@@ -132,6 +132,33 @@ def test_every_stage_every_method(taught_model, tmp_path):
     assert st.returncode == 0 and all(line.split()[1] == "done" for line in st.stdout.splitlines()[1:]), st.stdout
 
 
+def test_learning_curves_through_the_cli(taught_model, tmp_path):
+    """`evaluate.curve`: snapshots during training, each scored on validation samples; the base is step 0."""
+    config = write_config(tmp_path, taught_model)
+    fixture = Path(__file__).parent / "fixtures" / "gsm8k_test.jsonl"
+    curve = (f"evaluate.curve={{points: 2, seeds: [0], in_domain: {{path: '{DATA / 'tiny_gsm8k_test.jsonl'}', "
+             f"split: val, limit: 4}}, general: [{{name: fix, task: gsm8k, source: {{path: '{fixture}', limit: 3}}}}]}}")
+    r = cli("run", str(config), "method=[sft,s3ft]", curve, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = tmp_path / "run"
+    base = json.loads((stage_root(run, "evaluate") / "base" / "metrics.json").read_text())["curve"]
+    assert [p["step"] for p in base] == [0] and set(base[0]["general"]) == {"fix"}
+    for m in ("sft", "s3ft"):
+        steps = json.loads((stage_root(run, "train") / m / "manifest.json").read_text())["counts"]["snapshots"]
+        points = json.loads((stage_root(run, "evaluate") / m / "metrics.json").read_text())["curve"]
+        assert [p["step"] for p in points] == steps and len(steps) == 2
+        assert all(0 <= p["in_domain"] <= 1 and p["general_mean"] == p["general"]["fix"] for p in points)
+        preds = read_jsonl(stage_root(run, "evaluate") / m / "curve" / f"step-{steps[0]}" / "in_domain" / "predictions.jsonl")
+        assert len(preds) == 4
+    report = stage_root(run, "report")
+    assert (report / "curves.png").read_bytes()[:4] == b"\x89PNG" and "curves.png" in (report / "report.md").read_text()
+    # another seed than the curve's: no snapshots, no curves
+    r = cli("run", str(config), "method=[sft]", curve, "seed=1", f"run_dir={tmp_path / 'run1'}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not (stage_root(tmp_path / "run1", "train") / "sft" / "curve").exists()
+    assert "curve" not in json.loads((stage_root(tmp_path / "run1", "evaluate") / "sft" / "metrics.json").read_text())
+
+
 def test_killed_stage_resumes_without_losing_or_duplicating_rows(taught_model, tmp_path):
     config = write_config(tmp_path, taught_model)
     assert cli("run", str(config), "method=s3ft", "--until", "judge", cwd=tmp_path).returncode == 0

@@ -336,3 +336,27 @@ def test_report_general_skills_forgetting(ctx):
     assert "| base | 80.0 | 60.0 | |" in md
     assert "| sft | 70.0 (-10.0) | 30.0 (-30.0) | -20.0 |" in md
     assert (out / "gain_vs_forgetting.png").read_bytes()[:8] == PNG
+
+
+def test_a_paraphrase_that_nearly_copies_the_gold_trains_as_the_gold_and_is_counted(tmp_path):
+    ctx = make_run(tmp_path)
+    gold1 = ctx.task.gold_target(ctx.examples[1])
+    rows = read_jsonl(stage_root(ctx.run_dir, "paraphrase") / "rows.jsonl")
+    for r in rows:
+        if r["id"] == ctx.examples[1].id:  # example 1: accepted; its "paraphrase" is the gold, re-spaced
+            r["paraphrase"] = "  " + gold1.replace(" ", "\n", 2)
+    write_jsonl(stage_root(ctx.run_dir, "paraphrase") / "rows.jsonl", rows)
+    _, out, stats = run_select(ctx, "s3ft")
+    assert [r["source"] for r in out] == ["self", "gold", "gold", "gold", "self", "paraphrase"]
+    assert out[1]["near_copy"] is True and out[1]["paraphrase_similarity"] == 1.0
+    assert out[1]["completion"][0]["content"] == gold1
+    assert out[5]["near_copy"] is False and out[5]["paraphrase_similarity"] < 0.9
+    assert "near_copy" not in out[0] and stats["composition"]["near_copies"] == 1
+    assert stats["composition"]["counts"] == {"self": 2, "paraphrase": 1, "gold": 3}
+    # the paraphrases kept, and the same rows' golds, scored under the base model
+    assert stats["paraphrase_vs_gold_nll_per_token"] == {"rows": 1, "paraphrase": 1.5, "gold": 4.0}
+
+    ctx.cfg = ctx.cfg.model_copy(update={"select": ctx.cfg.select.model_copy(update={"near_copy": None})})
+    _, out, stats = run_select(ctx, "s3ft")  # the rule switched off: the copy counts as a paraphrase
+    assert out[1]["source"] == "paraphrase" and "near_copy" not in out[1]
+    assert stats["composition"]["near_copies"] == 0

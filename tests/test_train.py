@@ -125,6 +125,30 @@ def test_full_finetune_saves_a_loadable_model(tiny_model_dir, train_file, tmp_pa
     assert not torch.allclose(_logits(model, tok), _logits(base, tok))
 
 
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_snapshots_for_learning_curves_and_trainable_share(mode, tiny_model_dir, train_file, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from s3ft.stages.train import non_embedding_params, snapshot_steps
+
+    assert snapshot_steps(10, 4) == [2, 5, 8, 10] and snapshot_steps(3, 4) == [1, 2, 3]
+    out = tmp_path / "out"
+    m = train_model(train_file, out, ModelConfig(path=str(tiny_model_dir)),
+                    TrainConfig(**{**FAST, "max_steps": 4, "mode": mode, "learning_rate": 1e-2}), 0, snapshots=2)
+    assert m["snapshots"] == [2, 4] and sorted(p.name for p in (out / "curve").iterdir()) == ["step-2", "step-4"]
+    weights = "adapter_model.safetensors" if mode == "lora" else "model.safetensors"
+    assert all((out / "curve" / s / weights).is_file() and (out / "curve" / s / "tokenizer.json").is_file()
+               for s in ("step-2", "step-4"))
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    share = m["trainable_share_non_embedding"]
+    if mode == "lora":
+        assert share == round(m["trainable_params"] / non_embedding_params(base), 6) and 0 < share < 0.5
+        assert (out / "curve" / "step-4" / weights).read_bytes() == (out / "adapter" / weights).read_bytes()
+    else:
+        assert share == 1.0
+    assert non_embedding_params(base) == base.num_parameters() - base.get_input_embeddings().weight.numel()
+
+
 def test_loss_covers_the_completion_only(tiny_model_dir, train_file, tmp_path, recording):
     from transformers import AutoTokenizer
 

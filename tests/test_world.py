@@ -452,3 +452,74 @@ def test_shipped_base_model_solves_the_kind_of_target_problem_it_practised_and_f
     assert practised == PretrainConfig().shop_kinds.split(",") == ["buy-buy"]
     by_kind = shop_scores_by_kind(shipped, limit=16)
     assert by_kind["buy-buy"] >= 0.6 and max(by_kind["buy-give"], by_kind["give-give"]) <= 0.2, by_kind
+
+
+def test_length_buckets_keep_every_row_and_cut_padding():
+    from s3ft.world.pretrain import bucket_by_length
+
+    rng = random.Random(0)
+    rows = list(range(1000))
+    lengths = [rng.randint(10, 200) for _ in rows]
+    out = bucket_by_length(rows, lengths, 16, 8, random.Random(1))
+    assert sorted(out) == rows and out != rows
+    assert bucket_by_length(rows, lengths, 16, 0, random.Random(1)) == rows
+
+    def padded(order):
+        return sum(16 * max(lengths[i] for i in order[j:j + 16]) for j in range(0, len(order), 16))
+
+    assert padded(out) < 0.8 * padded(rows)
+    assert out == bucket_by_length(rows, lengths, 16, 8, random.Random(1))  # seeded
+
+
+def test_settings_rule_keeps_the_base_kind_then_best_accuracy_then_the_cheaper_setting():
+    from s3ft.world.protocol import GRID, choose
+
+    def result(name, acc, kept, mode="full", lr=1e-4, epochs=1):
+        return {"name": name, "accuracy": acc, "by_kind": {"buy-buy": kept, "buy-give": 0, "give-give": 0},
+                "setting": {"mode": mode, "learning_rate": lr, "epochs": epochs}}
+
+    best_but_forgets = result("a", 0.80, 0.80)  # base keeps 0.90: 10 points lost, not eligible
+    assert choose([best_but_forgets], 0.90) is None
+    runs = [best_but_forgets, result("b", 0.60, 0.86), result("c", 0.595, 0.90, "lora", 3e-3, 1),
+            result("d", 0.605, 0.88, epochs=2), result("e", 0.50, 0.95)]
+    assert choose(runs, 0.90)["name"] == "c"  # b, c, d tie within a point: 1 epoch, then LoRA first
+    assert choose(runs[:2] + runs[3:], 0.90)["name"] == "b"
+    assert choose([result("x", 0.5, 0.9, lr=3e-5), result("y", 0.5, 0.9, lr=1e-5)], 0.9)["name"] == "y"
+    # the grid holds only small updates: LoRA r 1, or full fine-tuning at learning rates up to 1e-4
+    assert all(s.get("lora_r") == 1 if s["mode"] == "lora" else s["learning_rate"] <= 1e-4 for s in GRID)
+
+
+def test_a_killed_pre_training_build_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """A small build killed after its first checkpoint, run again: it resumes there, ends with the weights of
+    the uninterrupted build, and removes its work folder; another config for the unfinished build is refused."""
+    import transformers
+    import trl
+
+    from s3ft.world.pretrain import WORK, PretrainConfig, pretrain
+
+    cfg = PretrainConfig(hidden_size=32, num_layers=1, num_heads=2, vocab_size=400, steps=4, batch_size=8,
+                         save_steps=2, per_skill={s: 20 for s in ALL_SKILLS})
+    whole = pretrain(tmp_path / "whole", cfg, score=False)
+
+    class Kill(transformers.TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            raise KeyboardInterrupt  # killed right after its first checkpoint is written
+
+    class Killed(trl.SFTTrainer):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.add_callback(Kill())
+
+    with monkeypatch.context() as m:
+        m.setattr(trl, "SFTTrainer", Killed)
+        with pytest.raises(KeyboardInterrupt):
+            pretrain(tmp_path / "resumed", cfg, score=False)
+    work = tmp_path / "resumed" / WORK
+    assert (work / "train" / "checkpoints" / "checkpoint-2").is_dir()
+    assert not (tmp_path / "resumed" / "model.safetensors").exists()
+    with pytest.raises(SystemExit, match=r"other settings \(steps\)"):
+        pretrain(tmp_path / "resumed", PretrainConfig(**{**cfg.__dict__, "steps": 6}), score=False)
+    out = pretrain(tmp_path / "resumed", cfg, score=False)
+    info = json.loads((out / "pretrain.json").read_text())
+    assert info["resumed_from"] == "checkpoint-2" and not work.exists()
+    assert (out / "model.safetensors").read_bytes() == (whole / "model.safetensors").read_bytes()

@@ -255,7 +255,7 @@ class ForgettingConfig(Section):
     """With the chat template, give few-shot examples as earlier turns."""
     include_path: list[str] = Field(default_factory=list)
     """Directories of extra lm-eval task YAMLs, e.g. copies of the standard tasks pointed at local data
-    (README, "Offline")."""
+    (docs/forgetting.md, "Offline")."""
     metric: dict[str, str] = Field(default_factory=dict)
     """The metric to report per task (e.g. `{hellaswag: acc_norm}`); otherwise acc_norm where the task has
     it, else acc, else its first metric."""

@@ -60,6 +60,8 @@ class PretrainConfig:
     `SHOP_KINDS`); the target task has all three. The base practises only one kind (about a third of
     `per_skill["shop"]` rows remain), solves it, and has never seen what "gives away" means: its target
     score is partial by construction, and the gold teaches the rest."""
+    save_steps: int = 250
+    """Checkpoint interval: a build killed mid-way resumes from its last checkpoint when run again."""
     length_buckets: int = 8
     """Batches are cut from groups of this many batches' rows sorted by length, then shuffled: ~80% of the
     tokens computed are real instead of ~30% with random batches (0: random batches)."""
@@ -104,7 +106,9 @@ def bucket_by_length(rows: list[dict], lengths: list[int], batch_size: int, grou
     return [r for b in batches for r in b]
 
 
-def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
+def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None, score: bool = True) -> Path:
+    """Build the base model into `out_dir` (resuming an unfinished build there); with `score`, record its
+    scores in `pretrain.json`."""
     import torch
 
     from s3ft.config import ModelConfig, TrainConfig
@@ -120,8 +124,8 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
     settings = asdict(cfg)
     if (work / "config.json").is_file():
         before = json.loads((work / "config.json").read_text())
-        if before != settings:
-            changed = sorted(k for k in settings if before.get(k) != settings[k])
+        changed = sorted(k for k in settings if before.get(k, settings[k]) != settings[k])  # a new field: as now
+        if changed:
             raise SystemExit(f"{work}: an unfinished build with other settings ({', '.join(changed)}) is here; "
                              f"remove {work} to start again")
         log.info("resuming the build in %s", work)
@@ -145,7 +149,7 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
     n_rows = sum(1 for _ in rows_file.open())
     log.info("pre-training on %d rows", n_rows)
     tcfg = TrainConfig(mode="full", learning_rate=cfg.learning_rate, max_steps=cfg.steps, batch_size=cfg.batch_size,
-                       warmup_ratio=0.05, lr_scheduler="cosine", logging_steps=50, save_steps=250,
+                       warmup_ratio=0.05, lr_scheduler="cosine", logging_steps=50, save_steps=cfg.save_steps,
                        save_total_limit=1, max_length=512, shuffle=cfg.length_buckets <= 1)
     metrics = train_model(rows_file, work / "train", ModelConfig(path=str(work / "init"), dtype="float32"), tcfg,
                           cfg.train_seed)
@@ -160,8 +164,9 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None) -> Path:
             "train_seconds": metrics["runtime_s"], "resumed_from": metrics["resumed_from"],
             "device": f"{device}, torch {torch.__version__}"}
     (out / "pretrain.json").write_text(json.dumps(info, indent=2))
-    info.update(record(out))
-    (out / "pretrain.json").write_text(json.dumps(info, indent=2) + "\n")
+    if score:
+        info.update(record(out))
+        (out / "pretrain.json").write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(work)
     return out
 
