@@ -360,3 +360,41 @@ def test_a_paraphrase_that_nearly_copies_the_gold_trains_as_the_gold_and_is_coun
     _, out, stats = run_select(ctx, "s3ft")  # the rule switched off: the copy counts as a paraphrase
     assert out[1]["source"] == "paraphrase" and "near_copy" not in out[1]
     assert stats["composition"]["near_copies"] == 0
+
+
+def test_every_mbpp_target_ends_with_done_whatever_its_source(tmp_path):
+    """Generation stops before MBPP's `[DONE]` and the gold carries it: every method's targets end with it."""
+    from s3ft.tasks.mbpp import MBPP
+
+    mbpp = str(FIX / "mbpp_train.jsonl")
+    ctx = make_run(tmp_path, nll=False)
+    ctx.task = MBPP(DataConfig(task="mbpp", train=SplitSource(path=mbpp)))
+    examples = list(ctx.task.load(SplitSource(path=mbpp)))
+    ids = [e.id for e in examples]  # 4 examples: self right; self wrong + paraphrase right; both wrong; no rows
+    write_jsonl(stage_root(ctx.run_dir, "data") / "train.jsonl", (e.to_dict() for e in examples))
+    write_jsonl(stage_root(ctx.run_dir, "generate") / "rows.jsonl",
+                ({"id": i, "prediction": f"[BEGIN]\ndef own_{n}():\n    return {n}\n"} for n, i in enumerate(ids)))
+    write_jsonl(stage_root(ctx.run_dir, "judge") / "rows.jsonl",
+                ({"id": ids[n], "correct": c, "reason": "r", "extracted": None} for n, c in enumerate([True, False, False])))
+    write_jsonl(stage_root(ctx.run_dir, "paraphrase") / "rows.jsonl",
+                ({"id": ids[n], "paraphrase": f"[BEGIN]\ndef para_{n}(x):\n    return [x] * {n}\n  \n", "rejected": None}
+                 for n in range(3)))
+    write_jsonl(stage_root(ctx.run_dir, "judge_paraphrase") / "rows.jsonl",
+                ({"id": ids[n], "correct": c, "reason": "r", "extracted": None} for n, c in enumerate([True, True, False])))
+    seen = set()
+    for method in ("sft", "ssr", "sdft", "s3ft"):
+        _, rows, _ = run_select(ctx, method)
+        for ex, r in zip(examples, rows, strict=True):
+            text, source = r["completion"][0]["content"], r["source"]
+            seen.add(source)
+            assert text.endswith("\n[DONE]") and text.count("[DONE]") == 1, (method, source, text)
+            assert text.startswith("[BEGIN]\n")
+            if source == "gold":
+                assert text == ctx.task.gold_target(ex)  # the gold target as it was
+            else:  # the model's text, cut before [DONE], given it back on a line of its own
+                kind = "own" if source == "self" else "para"
+                assert f"def {kind}_" in text and "\n\n[DONE]" not in text and " \n[DONE]" not in text
+    assert seen == {"self", "paraphrase", "gold"}
+    # a task whose gold carries no stop string keeps every target as it is
+    gsm = GSM8K(DataConfig(train=SplitSource(path=TRAIN)))
+    assert gsm.target(ctx.examples[0], "So 3 + 4 = 7. The answer is 7.\n") == "So 3 + 4 = 7. The answer is 7.\n"

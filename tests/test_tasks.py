@@ -253,7 +253,7 @@ def test_mbpp_loads_meta_and_prompts():
     task = MBPP(cfg())
     train = load(task, FIX / "mbpp_train.jsonl")
     assert [ex.id for ex in train] == ["mbpp-602", "mbpp-604", "mbpp-605", "mbpp-610"]
-    assert (task.name, task.version, task.default_judge, task.stop) == ("mbpp", "1", "code", ("[DONE]",))
+    assert (task.name, task.version, task.default_judge, task.stop) == ("mbpp", "2", "code", ("[DONE]",))
     ex = train[3]
     assert len(ex.meta["tests"]) == 3 and "class Node" in ex.meta["test_setup"]
     assert train[2].meta["challenge_tests"] == ["assert prime_num(97)==True", "assert prime_num(1)==False"]
@@ -262,6 +262,38 @@ def test_mbpp_loads_meta_and_prompts():
     assert "\n".join(ex.meta["tests"]) in p and "[BEGIN]" in p and "[DONE]" in p
     pp = content(task.paraphrase_prompt(ex))
     assert ex.question in pp and ex.meta["tests"][0] in pp and "def count_nodes(head):\n  count = 0" in pp
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("[BEGIN]\ndef f():\n    return 1\n", "[BEGIN]\ndef f():\n    return 1\n[DONE]"),  # cut before [DONE]
+        ("[BEGIN]\ndef f():\n    return 1\n  \n\n", "[BEGIN]\ndef f():\n    return 1\n[DONE]"),
+        ("[BEGIN]\ndef f():\n    return 1", "[BEGIN]\ndef f():\n    return 1\n[DONE]"),
+        ("[BEGIN]\ndef f():\n    return 1\n[DONE]", "[BEGIN]\ndef f():\n    return 1\n[DONE]"),  # has it already
+        ("def f(): return 1", "def f(): return 1\n[DONE]"),  # the model's own format, kept
+    ],
+)
+def test_mbpp_every_target_ends_with_done(text, target):
+    task = MBPP(cfg())
+    ex = load(task, FIX / "mbpp_train.jsonl")[0]
+    assert task.target(ex, text) == target
+    assert task.target(ex, task.gold_target(ex)) == task.gold_target(ex)  # the gold target as it is
+
+
+def test_the_stop_rule_holds_for_any_task_whose_gold_carries_a_stop_string():
+    class Tagged(GSM8K):
+        stop = ("</answer>",)
+
+        def gold_target(self, ex):
+            return super().gold_target(ex) + "\n</answer>"
+
+    ex = load(GSM8K(), FIX / "gsm8k_train.jsonl")[0]
+    assert Tagged().target(ex, "The answer is 7.\n") == "The answer is 7.\n</answer>"
+    untagged = GSM8K()
+    untagged.stop = ("</answer>",)  # a stop string the gold does not carry: targets are left alone
+    assert untagged.target(ex, "The answer is 7.\n") == "The answer is 7.\n"
+    assert GSM8K().target(ex, "The answer is 7.\n") == "The answer is 7.\n"
 
 
 def test_mbpp_sanitized_schema_and_bad_rows(tmp_path):

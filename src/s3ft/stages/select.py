@@ -42,6 +42,7 @@ def build_rows(ctx, method: str) -> list[dict]:
             target = paras[ex.id]["paraphrase"]
         else:
             target = gold
+        target = task.target(ex, target)  # every source ends as the task's format needs (MBPP: "\n[DONE]")
         if source == "paraphrase" and threshold is not None:
             sim = similarity(target, gold)
             if sim >= threshold:  # the gold in the model's mouth: train on the gold, and say so

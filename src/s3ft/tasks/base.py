@@ -2,7 +2,8 @@
 
 A task is a small object: `load` yields `Example`s for a split, `prompt` builds the prediction
 (and training) prompt, `paraphrase_prompt` shows the gold as a reference answer, `gold_target`
-turns the dataset's gold into a training target in the task's answer format.
+turns the dataset's gold into a training target in the task's answer format, and `target` finishes
+every training target, whatever its source, the same way.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class Task(Protocol):
 
     def gold_target(self, ex: Example) -> str:
         """The gold response as a training target in the task's answer format."""
+        ...
+
+    def target(self, ex: Example, text: str) -> str:
+        """Any training target (the model's answer, a paraphrase or the gold target) as the task's format
+        needs it: e.g. ending with the stop string the gold carries (`TemplateTask.target`)."""
         ...
 
     def templates(self) -> dict[str, str]:

@@ -160,6 +160,19 @@ class TemplateTask:
     def gold_target(self, ex: Example) -> str:
         return ex.gold
 
+    def target(self, ex: Example, text: str) -> str:
+        """`text` (the model's answer, a paraphrase or the gold target) as a training target.
+
+        Where the gold target ends with one of the task's stop strings (MBPP's `[DONE]`), generation cut that
+        string off the model's own texts: every target then ends with it, on a line of its own, whatever its
+        source, so that all methods teach the same way to stop."""
+        gold = self.gold_target(ex).rstrip()
+        end = next((s for s in self.stop if s and gold.endswith(s)), None)
+        if end is None:
+            return text
+        body = text.rstrip()
+        return body if body.endswith(end) else f"{body}\n{end}"
+
     def prompt(self, ex: Example) -> Messages:
         return user_message(self._templates["predict"].format(**self.values(ex)))
 

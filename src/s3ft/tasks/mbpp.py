@@ -13,6 +13,8 @@ Both hub configs are read (`full`: `text`, `test_setup_code`; `sanitized`: `prom
   unterminated block to its end).
 - `gold_target`: `[BEGIN]\\n<code>\\n[DONE]` with the code's line endings normalised to `\\n`. The
   paraphrase prompt shows the bare code as its reference solution.
+- Every training target ends with `\\n[DONE]`, whatever its source (`TemplateTask.target`): the model's
+  answers and paraphrases were cut before it, and all methods should learn the same way to stop.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def code_text(code: str) -> str:
 
 class MBPP(TemplateTask):
     name = "mbpp"
-    version = "1"
+    version = "2"  # 2: every training target ends with [DONE]
     default_judge = "code"
     stop = ("[DONE]",)
     hub_dataset = ("google-research-datasets/mbpp", "full")
