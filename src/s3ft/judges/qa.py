@@ -32,7 +32,7 @@ _PUNCT = str.maketrans("", "", string.punctuation)
 _LABEL = re.compile(r"\b(?:the\s+)?(?:(?:short|final|correct)\s+)?answer\s*(?:is\b\s*:?|:)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "mt", "jr", "sr", "vs", "co", "inc", "ft", "gen", "gov", "sen"}
-_EDGE = " \t*_`\"'“”‘’.,;:!?-"
+_EDGES = re.compile(r"^[\s*_`\"'“”‘’.,;:!?-]+|[\s*_`\"'“”‘’.,;:!?-]+$")
 
 
 def normalize_answer(s: str) -> str:
@@ -53,7 +53,7 @@ def _first_sentence(line: str) -> str:
 
 
 def _tidy(s: str) -> str:
-    return re.sub(r"^\s*(?:[-*+]|\d+[.)])\s+", "", s.replace("**", "")).strip(_EDGE)
+    return _EDGES.sub("", re.sub(r"^\s*[-*+]\s+", "", s.replace("**", "")))
 
 
 def short_answers(prediction: str) -> list[str]:
