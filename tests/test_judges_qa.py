@@ -83,6 +83,7 @@ def test_token_f1() -> None:
         ("St. Louis, Missouri. It is on the Mississippi.", ["St. Louis, Missouri"]),
         ("The answer is 1944. No, the answer is 1945.", ["1944", "1945"]),
         ("3.5 million", ["3.5 million"]),
+        ("1945. The war in Europe ended in May.", ["1945"]),  # a leading number is no list marker
         ("", []),
         ("  \n ** \n", []),
     ],
