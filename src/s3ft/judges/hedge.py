@@ -4,8 +4,10 @@ Shared by the final, math and QA judges, which read no files and write nothing. 
 
 - A hedge is an answer that offers alternatives: split around the word "or" (also LaTeX `\\text{or}`; a
   leading "either" dropped), it gives two or more non-empty parts that the judge's own equality tells apart
-  ("7 or 9", "either B or C", "12 or so"). A hedge is undecided (`Verdict.correct` None), never right,
-  unless the gold itself is written with "or" (then the judge compares as usual).
+  ("7 or 9", "either B or C", "1944 or 1945"; for the final and QA judges "12 or so" too, while the math
+  judge has already read that as 12, as it reads "18 dollars" as 18). A hedge is undecided
+  (`Verdict.correct` None), never right, unless the gold itself is written with "or" (then the judge
+  compares as usual).
 - A response with several explicit final answers that disagree ("The answer is 7.\\n#### 9") is undecided
   too, whatever their order: the judge cannot tell which one the model meant.
 
@@ -20,7 +22,7 @@ from collections.abc import Callable, Hashable, Iterable
 
 _OR = re.compile(r"\\text\{\s*or\s*\}|(?<![\w\\])or(?!\w)", re.IGNORECASE)
 _EITHER = re.compile(r"^\s*either\s+", re.IGNORECASE)
-_EDGE = " \t\n,;:.!?\"'*()[]"
+_EDGE = " \t\n,;:.!?\"'*()[]$"
 
 
 def alternatives(answer: str) -> list[str]:
