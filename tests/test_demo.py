@@ -65,7 +65,7 @@ def test_single_seed_has_no_spread():
     assert "| sft | +10.0 | -30.0 |" in summary_markdown(s)
 
 
-WORLD_TASKS = [f"s3ft_world_{s}" for s in ("arith", "reverse", "passage", "facts")]
+WORLD_TASKS = [f"s3ft_world_{s}" for s in ("arith", "chain", "reverse", "passage", "facts", "paraphrase")]
 
 
 def test_world_config_resolves_package_paths():
@@ -98,7 +98,8 @@ def test_shortened_demo_through_the_cli(tmp_path):
     from s3ft.rundir import stage_root
 
     short = ["data.train.limit=48", "data.test.limit=24", "train.epochs=1", "train.batch_size=16",
-             "evaluate.forgetting.limit=16"]
+             "evaluate.forgetting.limit=16", "evaluate.curve.points=2", "evaluate.curve.in_domain.limit=12",
+             *[f"evaluate.curve.general.{i}.source.limit=4" for i in range(6)]]
     r = subprocess.run([sys.executable, "-m", "s3ft", "demo", "--seeds", "0,1", "--run-dir", str(tmp_path / "w"),
                         *short], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                        timeout=900)
@@ -111,8 +112,26 @@ def test_shortened_demo_through_the_cli(tmp_path):
     base = summary["base_general"]
     assert summary["general_from"] == "lm-evaluation-harness" and set(base) == set(WORLD_TASKS)
     assert all(0 <= acc <= 1 for acc in base.values()), base
-    assert base["s3ft_world_reverse"] >= 0.8, base  # the skill the shipped base model has learned best
+    assert base["s3ft_world_facts"] >= 0.8, base  # a skill the shipped base model has learned
     assert "scored through lm-evaluation-harness" in (tmp_path / "w" / "summary.md").read_text()
     assert (tmp_path / "w" / "summary.png").read_bytes()[:4] == b"\x89PNG"
     s3ft = json.loads((stage_root(tmp_path / "w" / "seed-0", "select") / "s3ft" / "stats.json").read_text())
     assert s3ft["composition"]["counts"]["self"] > 0  # the base model solves some target problems itself
+    md = (tmp_path / "w" / "summary.md").read_text()
+    assert "Paraphrase step (S3FT): of the" in md and "of the base model's non-embedding weights" in md
+    assert summary["curves"] == {"seed": 0, "plot": "seed-0/09_report/curves.png"}  # seed 0 only
+    assert (tmp_path / "w" / "seed-0" / "09_report" / "curves.png").is_file()
+    assert not (tmp_path / "w" / "seed-1" / "09_report" / "curves.png").exists()
+
+
+def test_summary_states_the_trainable_share_and_the_paraphrase_step():
+    r = report(0.1, 0.2, -0.3, -0.1)
+    r["methods"]["s3ft"].update(composition={"n": 100, "counts": {"self": 40, "paraphrase": 36, "gold": 24},
+                                             "percent": {}, "near_copies": 2},
+                                paraphrase_vs_gold_nll_per_token={"rows": 36, "paraphrase": 0.25, "gold": 0.9},
+                                train={"trainable_share_non_embedding": 0.0057})
+    md = summary_markdown(summarize({0: r}))
+    assert "Training updates 0.57% of the base model's non-embedding weights" in md
+    assert ("of the 60 training rows the base model got wrong, 36 (60.0%) train on an accepted paraphrase of the "
+            "gold; 2 accepted paraphrases nearly copied the gold and train as the gold. Under the base model, those "
+            "paraphrases cost 0.250 nats/token against 0.900 for the same rows' gold.") in md

@@ -117,3 +117,38 @@ def test_the_judge_sees_every_gold_alias() -> None:
 def test_reply_count_mismatch_raises() -> None:
     with pytest.raises(RuntimeError, match="1 replies for 2 prompts"):
         LLMJudge(JudgeConfig(), FakeBackend(["Yes"]), GenParams())([EX, EX], ["72", "72"])
+
+
+def test_a_judge_with_its_own_model_never_shares_the_device_with_the_base(monkeypatch, tmp_path):
+    """The base model is freed before a separate judge model loads, and the judge model before the base (or a
+    trained model) loads again."""
+    from s3ft.config import load_config
+    from s3ft.pipeline import Context
+
+    cfg = load_config(raw={"run_dir": str(tmp_path), "model": {"path": "base/model"},
+                           "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}},
+                           "judge": {"name": "llm", "llm": {"model": {"path": "judge/model"}}}})
+    loaded: list[str] = []
+
+    class Fake:
+        def __init__(self, path):
+            self.path = path
+            loaded.append(path)
+
+        def close(self):
+            loaded.remove(self.path)
+
+    monkeypatch.setattr(Context, "_make_backend", lambda self, m, backend, adapter=None: Fake(m.path))
+    ctx = Context(cfg)
+    ctx.backend()
+    assert loaded == ["base/model"]
+    ctx.judge()
+    assert loaded == ["judge/model"]
+    ctx.backend()
+    assert loaded == ["base/model"]
+    ctx.judge()
+    assert loaded == ["judge/model"]
+    ctx.trained_backend("sft")
+    assert loaded == ["base/model"]  # LoRA: the base model with the adapter
+    ctx.release()
+    assert loaded == []

@@ -100,8 +100,10 @@ class Context:
         return maybe_cached(b, (c.path or str(self.run_dir / "cache.sqlite")) if c.enabled else None)
 
     def backend(self):
-        """The base model, loaded on first use and kept for generate, paraphrase, NLL and evaluate."""
+        """The base model, loaded on first use and kept for generate, paraphrase, NLL and evaluate. A judge
+        with a model of its own is freed first: two models never share the device."""
         if self._backend is None:
+            self._release_judge_model()
             log.info("loading base model %s", self.cfg.model.path)
             self._backend = self._make_backend(self.cfg.model, self.cfg.generate.backend)
         return self._backend
@@ -124,6 +126,7 @@ class Context:
         key = (method, snapshot)
         if self._trained is None or self._trained[0] != key:
             self.release_trained()
+            self._release_judge_model()
             tdir = self.stage_dir("train") / method
             weights = snapshot or tdir / ("adapter" if self.cfg.train.mode == "lora" else "model")
             if self.cfg.train.mode == "lora":
@@ -145,6 +148,11 @@ class Context:
                 from s3ft.stages.generate import gen_params
 
                 llm = self.cfg.judge.llm or LLMJudgeConfig()
+                if llm.model is not None:  # a model of its own: free the base (and any trained) model first
+                    self.release_trained()
+                    if self._backend is not None:
+                        getattr(self._backend, "close", lambda: None)()
+                        self._backend = None
                 backend = self.backend() if llm.model is None else self._make_backend(llm.model, llm.backend)
                 template = Path(llm.template).read_text(encoding="utf-8") if llm.template else None
                 self._judges[name] = cls(self.cfg.judge, backend, gen_params(llm.generate), template)
@@ -160,6 +168,11 @@ class Context:
         """(config, task) of each general-skill validation set of the learning curves, built once."""
         c = self.cfg.evaluate.curve
         return [(g, resolve("task", g.task)(g.data_config())) for g in (c.general if c else [])]
+
+    def _release_judge_model(self) -> None:
+        llm = self.cfg.judge.llm
+        if llm is not None and llm.model is not None and "llm" in self._judges:
+            getattr(self._judges.pop("llm").backend, "close", lambda: None)()
 
     def release_trained(self) -> None:
         if self._trained is not None:
