@@ -175,3 +175,27 @@ def test_adapter_is_merged_and_keyed(tiny_model_dir, tmp_path):
     assert [s for s, _ in tuned_nll] != pytest.approx([s for s, _ in plain_nll], rel=1e-3)
     with pytest.raises(S3FTError, match="adapter"):
         HFBackend(_cfg(tiny_model_dir), adapter=str(tmp_path / "nowhere"))
+
+
+def test_each_generation_says_why_it_ended(backend, monkeypatch):
+    from s3ft.backends.base import finish_of
+
+    cut = backend.generate(PROMPTS[:3], GenParams(max_new_tokens=3))
+    assert [finish_of(t) for t in cut] == ["length"] * 3  # cut off at max_new_tokens
+    full = backend.generate(PROMPTS[:3], GenParams(max_new_tokens=16))
+    stopped = backend.generate(PROMPTS[:3], GenParams(max_new_tokens=16, stop=(full[0][2:5],)))
+    assert finish_of(stopped[0]) == "stop" and len(stopped[0]) < len(full[0])  # a stop string
+    first = backend.tokenizer.encode(backend.generate(PROMPTS[:1], GenParams(max_new_tokens=1))[0],
+                                     add_special_tokens=False)[0]
+    monkeypatch.setattr(backend, "eos_ids", [first])  # its first token now ends the turn
+    ended = backend.generate(PROMPTS[:1], GenParams(max_new_tokens=8))[0]
+    assert (str(ended), finish_of(ended)) == ("", "stop")
+
+
+def test_model_id_names_what_changes_outputs_besides_the_weights(tiny_model_dir):
+    import transformers
+
+    ids = {dtype: HFBackend(_cfg(tiny_model_dir).model_copy(update={"dtype": dtype})).model_id
+           for dtype in ("float32", "bfloat16")}
+    assert ids["float32"] != ids["bfloat16"]
+    assert ids["float32"].startswith(weights_id(str(tiny_model_dir)) + f"+hf:{transformers.__version__}:float32:cpu:")

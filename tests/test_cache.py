@@ -105,7 +105,7 @@ def test_cache_survives_reopen_and_a_second_process(tmp_path):
     key = generation_key("fake@1", _msgs("a")[0], GREEDY)
     code = (
         "import sys; from s3ft.cache import GenerationCache as G; c = G(sys.argv[1]);"
-        "v = c.get_many([sys.argv[2]]); c.put_many([('other', {'x': 1})]); print(v[sys.argv[2]])"
+        "v = c.get_many([sys.argv[2]]); c.put_many([('other', {'x': 1})]); print(v[sys.argv[2]]['text'])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(path), key], capture_output=True, text=True, check=True
@@ -135,3 +135,22 @@ def test_many_keys_and_nll(tmp_path):
 def test_maybe_cached_none_is_the_backend():
     fake = CountingBackend()
     assert maybe_cached(fake, None) is fake
+
+
+def test_a_generation_keeps_why_it_ended_through_the_cache(tmp_path):
+    from s3ft.backends.base import Completion, finish_of
+
+    class Finishing(CountingBackend):
+        def generate(self, prompts, params, **kwargs):
+            return [Completion(t, "length" if "long" in t else "stop") for t in super().generate(prompts, params)]
+
+    fake = Finishing()
+    cached = CachedBackend(fake, GenerationCache(tmp_path / "c.sqlite"))
+    first = cached.generate(_msgs("long one", "short"), GREEDY)
+    again = cached.generate(_msgs("long one", "short"), GREEDY)
+    assert len(fake.calls) == 1 and again == first
+    assert [finish_of(t) for t in again] == ["length", "stop"]
+    # an entry written before finish reasons were kept (a plain string) reads back with finish unknown
+    cached.cache.put_many([(generation_key(fake.model_id, _msgs("old")[0], GREEDY), "old text")])
+    old = cached.generate(_msgs("old"), GREEDY)[0]
+    assert (old, finish_of(old)) == ("old text", None) and len(fake.calls) == 1

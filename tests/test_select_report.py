@@ -398,3 +398,23 @@ def test_every_mbpp_target_ends_with_done_whatever_its_source(tmp_path):
     # a task whose gold carries no stop string keeps every target as it is
     gsm = GSM8K(DataConfig(train=SplitSource(path=TRAIN)))
     assert gsm.target(ctx.examples[0], "So 3 + 4 = 7. The answer is 7.\n") == "So 3 + 4 = 7. The answer is 7.\n"
+
+
+def test_an_answer_cut_off_at_max_new_tokens_is_never_a_target(tmp_path):
+    ctx = make_run(tmp_path)
+    for stage, n in (("generate", 0), ("paraphrase", 1)):  # example 0's answer, example 1's paraphrase
+        path = stage_root(ctx.run_dir, stage) / "rows.jsonl"
+        rows = read_jsonl(path)
+        for r in rows:
+            r["finish"] = "length" if r["id"] == ctx.examples[n].id else "stop"
+        write_jsonl(path, rows)
+    _, out, stats = run_select(ctx, "s3ft")
+    # example 0 (judged right, cut off) falls back to its paraphrase; example 1 (paraphrase cut off) to gold
+    assert [r["source"] for r in out] == ["paraphrase", "gold", "gold", "gold", "self", "paraphrase"]
+    assert out[0]["truncated"] == ["prediction"] and out[1]["truncated"] == ["paraphrase"]
+    assert "truncated" not in out[4] and stats["composition"]["truncated"] == 2
+    md = report.markdown({"task": "t", "model": "m", "base": {"accuracy": None},
+                          "methods": {"s3ft": {"composition": stats["composition"], "accuracy": None,
+                                               "accuracy_delta_vs_base": None, "target_nll_per_token": None,
+                                               "train": {}}}})
+    assert "cut off at max_new_tokens (never a target): s3ft 2." in md

@@ -2,7 +2,8 @@
 
 Reads and writes one SQLite file (by default `<run_dir>/cache.sqlite`), table `calls`: each row is
 keyed by the sha256 of a canonical JSON of {model_id, messages, params, kind} and holds the JSON
-result. WAL mode with a busy timeout: a second process may read and write the same file.
+result (a generation: its text and why it ended). A backend's `model_id` names the weights and everything
+else that changes outputs (backend and version, dtype, device type, attention kernel). WAL mode with a busy timeout: a second process may read and write the same file.
 
 `CachedBackend` wraps any backend. Greedy and seeded-sampling generations are cached (greedy keys
 ignore `seed` and `top_p`, which greedy decoding does not use); sampled
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from s3ft.backends.base import Backend, GenParams, Messages
+from s3ft.backends.base import Backend, Completion, GenParams, Messages, finish_of
 
 _CHUNK = 500  # keys per SELECT (SQLite limits the number of bound variables)
 
@@ -118,10 +119,13 @@ class CachedBackend:
             return self.backend.generate(prompts, params, **kwargs)
         keys = [generation_key(self.model_id, m, params) for m in prompts]
 
-        def compute(idx: list[int]) -> list[str]:
-            return self.backend.generate([prompts[i] for i in idx], params, **kwargs)
+        def compute(idx: list[int]) -> list[dict]:
+            texts = self.backend.generate([prompts[i] for i in idx], params, **kwargs)
+            return [{"text": str(t), "finish": finish_of(t)} for t in texts]
 
-        return self._cached("generate", keys, compute)
+        # values are {text, finish}; a plain string is an entry written before finish reasons were kept
+        return [Completion(v) if isinstance(v, str) else Completion(v["text"], v["finish"])
+                for v in self._cached("generate", keys, compute)]
 
     def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:
         keys = [

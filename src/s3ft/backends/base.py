@@ -32,13 +32,31 @@ class GenParams:
         return d
 
 
+class Completion(str):
+    """A generated text that also says why generation ended: `finish` is "stop" (end of turn or a stop
+    string), "length" (cut off at `max_new_tokens`), or None (the backend did not say)."""
+
+    finish: str | None
+
+    def __new__(cls, text: str, finish: str | None = None):
+        obj = super().__new__(cls, text)
+        obj.finish = finish
+        return obj
+
+
+def finish_of(text: str) -> str | None:
+    """Why the generation of `text` ended ("stop" / "length"), when its backend said; else None."""
+    return getattr(text, "finish", None)
+
+
 class Backend(Protocol):
     """A model that generates. `model_id` identifies the weights (it keys the cache)."""
 
     model_id: str
 
     def generate(self, prompts: list[Messages], params: GenParams) -> list[str]:
-        """One completion per prompt, truncated before the first stop string."""
+        """One completion per prompt, truncated before the first stop string (a `Completion` where the
+        backend knows why generation ended)."""
         ...
 
     def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:

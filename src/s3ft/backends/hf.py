@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from s3ft.backends.base import GenParams, Messages
+from s3ft.backends.base import Completion, GenParams, Messages
 from s3ft.config import ModelConfig
 from s3ft.errors import S3FTError
 
@@ -132,7 +132,12 @@ class HFBackend:
             dtype=self.dtype,
             device_map=str(self.device),  # loads straight onto the GPU
         )
-        self.model_id = weights_id(model.path, model.revision)
+        import transformers
+
+        # what else changes the outputs: backend and version, dtype, device type, attention kernel
+        self.model_id = weights_id(model.path, model.revision) + (
+            f"+hf:{transformers.__version__}:{str(self.dtype).removeprefix('torch.')}:{self.device.type}:"
+            f"{getattr(self.model.config, '_attn_implementation', None)}")
         if adapter is not None:
             from peft import PeftModel
 
@@ -177,7 +182,8 @@ class HFBackend:
 
     @torch.inference_mode()
     def generate(self, prompts: list[Messages], params: GenParams, desc: str = "generate") -> list[str]:
-        """One completion per prompt, in the prompts' order, cut before the first stop string."""
+        """One `Completion` per prompt, in the prompts' order, cut before the first stop string, with why
+        it ended: "stop" (an end-of-turn token or a stop string) or "length" (`max_new_tokens`)."""
         if not prompts:
             return []
         ids = [self._encode(m, add_generation_prompt=True) for m in prompts]
@@ -200,8 +206,11 @@ class HFBackend:
                     seqs = self.model.generate(**enc, generation_config=gc, stopping_criteria=crit)
                 new = seqs[:, width:]
                 texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-                for i, text in zip(batch, texts, strict=True):
-                    out[i] = cut_at_stop(text, params.stop)
+                ended = torch.isin(new, torch.tensor(self.eos_ids, device=new.device)).any(dim=1).tolist()
+                for i, text, eos in zip(batch, texts, ended, strict=True):
+                    cut = cut_at_stop(text, params.stop)
+                    # generation ends at an end-of-turn token, a stop string, or max_new_tokens
+                    out[i] = Completion(cut, "stop" if eos or len(cut) < len(text) else "length")
                 bar.update(len(batch))
         return out  # type: ignore[return-value]
 

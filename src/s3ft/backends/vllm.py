@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from s3ft.backends.base import GenParams, Messages
+from s3ft.backends.base import Completion, GenParams, Messages
 from s3ft.backends.hf import cut_at_stop, dir_hash, weights_id
 from s3ft.config import ModelConfig
 from s3ft.errors import S3FTError
@@ -63,7 +63,9 @@ class VLLMBackend:
             seed=seed,
             **llm_kwargs,
         )
-        self.model_id = weights_id(model.path, model.revision)
+        import vllm
+
+        self.model_id = weights_id(model.path, model.revision) + f"+vllm:{vllm.__version__}:{model.dtype}"
         if adapter is not None:
             self.model_id += f"+adapter:{Path(adapter).resolve()}#{dir_hash(adapter)}"
         if self.chat_template is not None:
@@ -91,7 +93,8 @@ class VLLMBackend:
             chat_template=self.chat_template,
             add_generation_prompt=True,
         )
-        return [cut_at_stop(o.outputs[0].text, params.stop) for o in outputs]
+        return [Completion(cut_at_stop(o.outputs[0].text, params.stop),
+                           "length" if o.outputs[0].finish_reason == "length" else "stop") for o in outputs]
 
     def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:
         raise NotImplementedError(

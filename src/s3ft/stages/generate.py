@@ -1,6 +1,6 @@
 """Stage 2, generate: the frozen base model answers every training prompt.
 
-Reads `01_data/train.jsonl`; appends `{id, prediction}` rows to `rows.jsonl` a chunk at a time, so
+Reads `01_data/train.jsonl`; appends `{id, prediction, finish}` rows to `rows.jsonl` a chunk at a time, so
 a killed run resumes where it stopped. `generate_into` is the shared loop that the paraphrase and
 evaluate stages use too.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from s3ft.backends.base import Backend, GenParams, Messages
+from s3ft.backends.base import Backend, GenParams, Messages, finish_of
 from s3ft.config import DecodeConfig
 from s3ft.rundir import Rows
 from s3ft.stages.data import load_examples
@@ -41,7 +41,8 @@ def generate_into(
     desc: str,
     extra: Callable[[str, str], dict] | None = None,
 ) -> int:
-    """Generate for every (id, prompt) not yet in `rows`, appending `{id, field: text, **extra}`."""
+    """Generate for every (id, prompt) not yet in `rows`, appending `{id, field: text, finish, **extra}`
+    (`finish`: "stop", "length" when cut off at max_new_tokens, or null when the backend did not say)."""
     todo = [(i, p) for i, p in items if i not in rows]
     if len(todo) < len(items):
         log.info("%s: resuming, %d of %d rows already written", desc, len(items) - len(todo), len(items))
@@ -50,7 +51,8 @@ def generate_into(
             part = todo[start : start + chunk]
             texts = backend.generate([p for _, p in part], params)
             rows.append(
-                {"id": i, field: t, **(extra(i, t) if extra else {})} for (i, _), t in zip(part, texts, strict=True)
+                {"id": i, field: str(t), "finish": finish_of(t), **(extra(i, t) if extra else {})}
+                for (i, _), t in zip(part, texts, strict=True)
             )
             bar.update(len(part))
     return len(todo)

@@ -109,6 +109,11 @@ def markdown(metrics: dict) -> str:
             f"{pct.get('self', '–')} | {pct.get('paraphrase', '–')} | {pct.get('gold', '–')} | "
             f"{_fmt(v['target_nll_per_token'])} | {_fmt(v['train'].get('train_loss'))} |"
         )
+    for key, what in (("near_copies", "Accepted paraphrases that nearly copy the gold, trained as the gold"),
+                      ("truncated", "Rows whose answer or paraphrase was cut off at max_new_tokens (never a target)")):
+        counts = {m: (v["composition"] or {}).get(key) for m, v in metrics["methods"].items()}
+        if any(counts.values()):
+            lines += ["", f"{what}: " + ", ".join(f"{m} {n}" for m, n in counts.items() if n is not None) + "."]
     for stage, counts in (metrics.get("sandbox") or {}).items():
         ran = ", ".join(f"`{name}` ({n} verdicts)" for name, n in counts.items())
         lines += ["", f"Model-written code judged in {stage} ran in: {ran} (docs/sandbox.md)."]

@@ -3,7 +3,8 @@
 Reads the examples, the model's answers and verdicts, and the paraphrases and their verdicts;
 writes `<method>/train.jsonl` in TRL's conversational prompt–completion format, each row with its
 provenance (source and both verdicts; for a paraphrase, its similarity to the gold, and a near-copy of
-the gold trains as the gold, flagged `near_copy`), and `<method>/stats.json` with the composition (the shape
+the gold trains as the gold, flagged `near_copy`; an answer or paraphrase cut off at max_new_tokens is
+never a target, flagged `truncated`), and `<method>/stats.json` with the composition (the shape
 of the paper's Table 3) and the mean per-token NLL of the chosen targets under the base model.
 NLLs are cached in `nll.jsonl` beside the method folders, so methods share each target's score.
 """
@@ -34,7 +35,11 @@ def build_rows(ctx, method: str) -> list[dict]:
     out = []
     for ex in load_examples(ctx.stage_dir("data"), "train"):
         v, pv = verdicts.get(ex.id), para_verdicts.get(ex.id)
-        source = choose_source(method, v and v["correct"], pv and pv["correct"])
+        # an answer cut off at max_new_tokens is never a target, whatever its verdict
+        cut = [name for name, rows in (("prediction", preds), ("paraphrase", paras))
+               if rows.get(ex.id, {}).get("finish") == "length"]
+        source = choose_source(method, v and v["correct"] and "prediction" not in cut,
+                               pv and pv["correct"] and "paraphrase" not in cut)
         gold, target, sim = task.gold_target(ex), None, None
         if source == "self":
             target = preds[ex.id]["prediction"]
@@ -56,6 +61,7 @@ def build_rows(ctx, method: str) -> list[dict]:
                 "self_verdict": v and {k: v[k] for k in ("correct", "reason", "extracted")},
                 "paraphrase_verdict": pv and {k: pv[k] for k in ("correct", "reason", "extracted")},
                 **({"paraphrase_similarity": sim, "near_copy": sim >= threshold} if sim is not None else {}),
+                **({"truncated": cut} if cut else {}),
             }
         )
     return out
@@ -82,11 +88,13 @@ def target_nll(ctx, rows: list[dict], cache_path: Path) -> None:
 
 def composition(rows: list[dict]) -> dict:
     """Counts and shares of each target source; `near_copies`: accepted paraphrases trained as gold because
-    they nearly copy it (counted in `gold`)."""
+    they nearly copy it (counted in `gold`); `truncated`: rows whose answer or paraphrase was cut off at
+    max_new_tokens (never a target)."""
     n = len(rows)
     counts = {s: sum(r["source"] == s for r in rows) for s in SOURCES}
     return {"n": n, "counts": counts, "percent": {s: round(100 * c / n, 2) if n else 0.0 for s, c in counts.items()},
-            "near_copies": sum(bool(r.get("near_copy")) for r in rows)}
+            "near_copies": sum(bool(r.get("near_copy")) for r in rows),
+            "truncated": sum(bool(r.get("truncated")) for r in rows)}
 
 
 def mean_nll(rows: list[dict]) -> float | None:
