@@ -135,3 +135,25 @@ def test_summary_states_the_trainable_share_and_the_paraphrase_step():
     assert ("of the 60 training rows the base model got wrong, 36 (60.0%) train on an accepted paraphrase of the "
             "gold; 2 accepted paraphrases nearly copied the gold and train as the gold. Under the base model, those "
             "paraphrases cost 0.250 nats/token against 0.900 for the same rows' gold.") in md
+
+
+def test_accuracy_by_kind_of_target_problem(tmp_path):
+    from s3ft.demo import accuracy_by_kind
+    from s3ft.rundir import stage_root, write_jsonl
+
+    questions = {"a": "Ada has 3 pens. She buys 2 more and then 1 more. How many pens does she have now?",
+                 "b": "Ben has 9 pens. He gives away 2 and then 1 more. How many pens does he have now?",
+                 "c": "Cy has 9 pens. He buys 2 more and gives away 1. How many pens does he have now?"}
+    runs = []
+    for seed, right in ((0, {"a": True, "b": False, "c": True}), (1, {"a": True, "b": True, "c": False})):
+        run = tmp_path / f"seed-{seed}"
+        write_jsonl(stage_root(run, "data") / "test.jsonl", [{"id": i, "question": q} for i, q in questions.items()])
+        for m in ("base", "sft"):
+            write_jsonl(stage_root(run, "evaluate") / m / "verdicts.jsonl",
+                        [{"id": i, "correct": ok if m == "sft" else i == "a"} for i, ok in right.items()])
+        runs.append(run)
+    by_kind = accuracy_by_kind(runs, ["base", "sft"])
+    assert by_kind == {"base": {"buy-give": 0.0, "buy-buy": 1.0, "give-give": 0.0},
+                       "sft": {"buy-give": 0.5, "buy-buy": 1.0, "give-give": 0.5}}
+    write_jsonl(stage_root(runs[0], "data") / "test.jsonl", [{"id": "a", "question": "What is 2 + 2?"}])
+    assert accuracy_by_kind(runs, ["base"]) is None  # not the world's target task

@@ -39,11 +39,36 @@ def demo(seeds: list[int], run_dir: str = "runs/world", overrides: list[str] = (
                       None)
     if curve_seed is not None:
         summary["curves"] = {"seed": curve_seed, "plot": f"seed-{curve_seed}/09_report/curves.png"}
+    if by_kind := accuracy_by_kind([Path(run_dir) / f"seed-{seed}" for seed in seeds],
+                                   ["base", *summary["methods"]]):
+        summary["accuracy_by_kind"] = by_kind
     write_json_atomic(out / "summary.json", summary)
     (out / "summary.md").write_text(summary_markdown(summary))
     summary_plot(summary, out / "summary.png")
     log.info("wrote %s", out / "summary.md")
     return out / "summary.md"
+
+
+def accuracy_by_kind(run_dirs: list[Path], models: list[str]) -> dict | None:
+    """Test accuracy per kind of target problem (the miniature world's `SHOP_KINDS`), each model's mean over
+    the runs: {model: {kind: mean}}. None when some test question is of no known kind (not the world)."""
+    from s3ft.rundir import read_jsonl
+    from s3ft.world.score import kind_rates
+    from s3ft.world.skills import SHOP_KINDS
+
+    out: dict[str, dict[str, list[float]]] = {}
+    for run_dir in run_dirs:
+        questions = {r["id"]: r["question"] for r in read_jsonl(stage_root(run_dir, "data") / "test.jsonl")}
+        if not all(any(p.search(q) for p in SHOP_KINDS.values()) for q in questions.values()):
+            return None
+        for m in models:
+            verdicts = read_jsonl(stage_root(run_dir, "evaluate") / m / "verdicts.jsonl")
+            rates = kind_rates([{"id": v["id"], "question": questions[v["id"]]} for v in verdicts],
+                               [v["correct"] is True for v in verdicts])
+            for kind, rate in rates.items():
+                out.setdefault(m, {}).setdefault(kind, []).append(rate)
+    return {m: {k: round(statistics.fmean(v), 4) for k, v in kinds.items() if None not in v}
+            for m, kinds in out.items()}
 
 
 def _stats(values: list[float | None]) -> dict:
@@ -113,6 +138,12 @@ def summary_markdown(summary: dict) -> str:
         )
     lines += ["", f"A negative general-skill change is forgetting (scored through {summary['general_from']}).", ""]
     lines += [x for x in (training_line(summary), paraphrase_line(summary)) if x]
+    if by_kind := summary.get("accuracy_by_kind"):
+        kinds = list(next(iter(by_kind.values())))
+        lines += ["Test accuracy by kind of target problem (%, mean over seeds):", "",
+                  "| model | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+        lines += [f"| {m} | " + " | ".join(f"{100 * v[k]:.1f}" for k in kinds) + " |" for m, v in by_kind.items()]
+        lines.append("")
     if (v := verdict(summary)) is not None:
         lines += [v, ""]
     lines += ["![summary](summary.png)", ""]
@@ -136,7 +167,7 @@ def paraphrase_line(summary: dict) -> str | None:
     accepted paraphrase (not a near-copy of the gold), and how close those paraphrases sit to the model."""
     v = summary["methods"].get("s3ft")
     comp = v and v["composition"]
-    if not comp:
+    if not comp or "counts" not in comp:
         return None
     counts = comp["counts"]
     wrong = comp["n"] - counts["self"]

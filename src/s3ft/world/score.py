@@ -119,8 +119,11 @@ def paraphrase_check(s: Scorer, rows: list[dict], right: list[bool] | None = Non
     if right is None:
         right = s.answer(rows)[1]
     wrong = [r for r, ok in zip(rows, right, strict=True) if not ok]
+    from s3ft.backends.base import finish_of
+
     paras = s.generate([s.render(r["question"], r["gold"]) for r in wrong], PARAPHRASE_MAX_NEW_TOKENS)
-    accepted = s.correct(wrong, paras)
+    # as the pipeline selects: judged right, and not cut off at max_new_tokens
+    accepted = [ok and finish_of(p) != "length" for ok, p in zip(s.correct(wrong, paras), paras, strict=True)]
     sims = [similarity(p, r["gold"]) for p, r in zip(paras, wrong, strict=True)]
     kept = [(r, p, sim) for r, p, ok, sim in zip(wrong, paras, accepted, sims, strict=True) if ok]
     own = [(r, p) for r, p, sim in kept if sim < NEAR_COPY]
