@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from s3ft.errors import InputError
+
 STAGES = ("data", "generate", "judge", "paraphrase", "judge_paraphrase", "select", "train", "evaluate", "report")
 
 
@@ -52,7 +54,9 @@ class Rows:
     """An append-only JSONL file of rows keyed by `id`, safe to resume after a kill.
 
     Opening repairs a torn last line (a kill mid-write) by truncating it; rows already written are
-    never rewritten, and `append` skips ids already present, so a resumed stage never duplicates.
+    never rewritten, and `append` skips ids already present (or repeated in its batch), so a resumed
+    stage never duplicates. A bad line with rows after it is no torn write but a damaged file, and
+    so is an id written twice: both are an `InputError` naming the line, never a silent drop.
     """
 
     def __init__(self, path: Path):
@@ -62,21 +66,30 @@ class Rows:
             self._load()
 
     def _load(self) -> None:
-        good = 0
         with open(self.path, "rb") as f:
-            for raw in f:
-                if not raw.strip() and raw.endswith(b"\n"):
-                    good += len(raw)  # a blank line (hand-edited file): keep going
-                    continue
-                try:
-                    row = json.loads(raw)
-                except ValueError:  # JSONDecodeError, or UnicodeDecodeError from a torn multi-byte character
-                    break  # a torn write: everything from here on is dropped
-                if not raw.endswith(b"\n"):
-                    break
-                self.rows[str(row["id"])] = row
-                good += len(raw)
-        if good != self.path.stat().st_size:
+            data = f.read()
+        parts = data.split(b"\n")
+        good, first_line = 0, {}
+        for n, raw in enumerate([p + b"\n" for p in parts[:-1]] + [parts[-1]] * bool(parts[-1]), 1):
+            if not raw.endswith(b"\n"):
+                break  # a torn write: the last line, cut short, is dropped
+            if not raw.strip():
+                good += len(raw)  # a blank line (hand-edited file): keep going
+                continue
+            try:
+                row = json.loads(raw)
+            except ValueError as e:  # JSONDecodeError, or UnicodeDecodeError (a torn multi-byte character)
+                if data[good + len(raw) :].strip():
+                    raise InputError(self.path, f"damaged row file (not a torn last line): {e}", n) from None
+                break  # the last line, unreadable: dropped like a torn one
+            if not isinstance(row, dict) or "id" not in row:
+                raise InputError(self.path, "damaged row file: each row is a JSON object with an id", n, "id")
+            key = str(row["id"])
+            if key in first_line:
+                raise InputError(self.path, f"id {key!r} written twice (first at line {first_line[key]})", n, "id")
+            self.rows[key], first_line[key] = row, n
+            good += len(raw)
+        if good != len(data):
             with open(self.path, "r+b") as f:
                 f.truncate(good)
 
@@ -87,16 +100,31 @@ class Rows:
         return len(self.rows)
 
     def append(self, rows: Iterable[dict]) -> None:
-        new = [r for r in rows if str(r["id"]) not in self.rows]
+        """Append the rows whose ids are new, in order (a repeated id: its first row). Every row is
+        serialised before anything is written, so a row that cannot be leaves the file as it was."""
+        new: dict[str, dict] = {}
+        for r in rows:
+            key = str(r["id"])
+            if key not in self.rows and key not in new:
+                new[key] = r
         if not new:
             return
+        data = b"".join(_json_line(r) for r in new.values())
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            for r in new:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-                self.rows[str(r["id"])] = r
+        with open(self.path, "ab") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        self.rows.update(new)
+
+
+def _json_line(row: dict) -> bytes:
+    """One UTF-8 JSONL line. Text that UTF-8 cannot hold (a lone surrogate, as a `\\ud800` escape in JSON
+    gives) is written as a JSON escape instead, so that the row reads back the same."""
+    try:
+        return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(row) + "\n").encode("ascii")
 
 
 def rows_by_id(path: Path) -> dict[str, dict]:
@@ -110,9 +138,9 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open(tmp, "wb") as f:
         for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            f.write(_json_line(r))
             n += 1
     os.replace(tmp, path)
     return n
