@@ -17,6 +17,19 @@ class InputError(S3FTError):
         super().__init__(f"{where}: {what}{message}")
 
 
+class StageError(S3FTError):
+    """A stage stopped midway: a backend or a judge failed on one chunk of rows. Names the stage, the chunk
+    and its ids; the rows written before it are kept, and a rerun resumes from them."""
+
+    def __init__(self, stage: str, chunk: int, chunks: int, ids: list[str], kept: int, problem: str):
+        self.stage, self.chunk, self.ids = stage, chunk, ids
+        span = repr(ids[0]) if len(ids) == 1 else f"{ids[0]!r} .. {ids[-1]!r}"
+        super().__init__(
+            f"{stage}: chunk {chunk} of {chunks} ({len(ids)} rows, ids {span}) failed: {problem}; "
+            f"the {kept} rows written before it are kept, and a rerun resumes from them"
+        )
+
+
 class ConfigError(S3FTError):
     """Bad configuration: names the config file, the dotted key and, when known, the line."""
 

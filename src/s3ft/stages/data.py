@@ -1,7 +1,9 @@
 """Stage 1, data: read the task's train and test splits into `train.jsonl` / `test.jsonl`.
 
 Each row is an `Example` (stable id, question, gold, meta). Duplicate ids are an error naming the
-split; the files are written atomically, so a failed read leaves nothing half-written.
+split; the files are written atomically, so a failed read leaves nothing half-written. The counts say,
+per split, the examples written and, for a task that reports them (`TemplateTask.load_counts`), the rows
+read (`<split>_rows`) and those folded into an earlier row with the same id (`<split>_repeats`).
 """
 
 from __future__ import annotations
@@ -23,15 +25,20 @@ def run(ctx, out: Path) -> dict:
         if source is None:
             continue
         examples: list[Example] = []
-        seen: set[str] = set()
-        for ex in ctx.task.load(source):
-            if ex.id in seen:
-                raise InputError(source.path, f"duplicate example id '{ex.id}'", field="id")
-            seen.add(ex.id)
+        seen: dict[str, int] = {}
+        for n, ex in enumerate(ctx.task.load(source), 1):
+            if ex.id in seen:  # a task's own load reports repeats by line; this guards a plug-in's
+                raise InputError(
+                    source.path, f"duplicate example id '{ex.id}' (examples {seen[ex.id]} and {n} of the task's load)",
+                    field="id",
+                )
+            seen[ex.id] = n
             examples.append(ex)
         if not examples:
             raise InputError(source.path, f"the {split} split has no examples")
         counts[split] = write_jsonl(out / f"{split}.jsonl", (e.to_dict() for e in examples))
+        if (read := getattr(ctx.task, "load_counts", None)) is not None:
+            counts[f"{split}_rows"], counts[f"{split}_repeats"] = read["rows"], read["repeats"]
         log.info("%s: %d examples from %s", split, counts[split], source.path)
     return counts
 

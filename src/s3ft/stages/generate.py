@@ -2,7 +2,8 @@
 
 Reads `01_data/train.jsonl`; appends `{id, prediction, finish}` rows to `rows.jsonl` a chunk at a time, so
 a killed run resumes where it stopped. `generate_into` is the shared loop that the paraphrase and
-evaluate stages use too.
+evaluate stages use too; a backend that fails on a chunk (raises, or returns too few texts or a non-text)
+stops it with a `StageError` naming the stage and the chunk, and the rows written before it are kept.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tqdm.auto import tqdm
 
 from s3ft.backends.base import Backend, GenParams, Messages, finish_of
 from s3ft.config import DecodeConfig
+from s3ft.errors import StageError
 from s3ft.rundir import Rows
 from s3ft.stages.data import load_examples
 
@@ -29,6 +31,14 @@ def gen_params(section: DecodeConfig, task_stop: tuple[str, ...] = (), max_new_t
         seed=section.seed,
         stop=tuple(dict.fromkeys([*task_stop, *section.stop])),
     )
+
+
+def _bad_reply(texts: list, ids: list[str]) -> str | None:
+    """What is wrong with a backend's texts for a chunk (too few or too many, or not text), or None."""
+    if len(texts) != len(ids):
+        return f"{len(texts)} texts for {len(ids)} prompts"
+    return next((f"a {type(t).__name__} for id {i!r}" for i, t in zip(ids, texts, strict=True) if not isinstance(t, str)),
+                None)  # fmt: skip
 
 
 def generate_into(
@@ -47,9 +57,17 @@ def generate_into(
     if len(todo) < len(items):
         log.info("%s: resuming, %d of %d rows already written", desc, len(items) - len(todo), len(items))
     with tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="ex") as bar:
-        for start in range(0, len(todo), chunk):
+        chunks = -(-len(todo) // chunk)
+        for k, start in enumerate(range(0, len(todo), chunk), 1):
             part = todo[start : start + chunk]
-            texts = backend.generate([p for _, p in part], params)
+            ids = [i for i, _ in part]
+            try:
+                texts = list(backend.generate([p for _, p in part], params))
+            except Exception as e:
+                log.debug("%s: the backend's traceback", desc, exc_info=True)
+                raise StageError(desc, k, chunks, ids, len(rows), f"the backend raised {type(e).__name__}: {e}") from e
+            if problem := _bad_reply(texts, ids):
+                raise StageError(desc, k, chunks, ids, len(rows), f"the backend returned {problem}")
             rows.append(
                 {"id": i, field: str(t), "finish": finish_of(t), **(extra(i, t) if extra else {})}
                 for (i, _), t in zip(part, texts, strict=True)

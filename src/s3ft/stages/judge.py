@@ -3,7 +3,9 @@
 Reads the examples and the upstream stage's rows (`prediction` or `paraphrase`); appends
 `{id, correct, reason, extracted, sandbox}` rows (the counts say how many verdicts ran code in each
 sandbox). A paraphrase rejected before judging (it talks about the reference answer) gets a `False`
-verdict carrying the rejection as its reason, without a judge call.
+verdict carrying the rejection as its reason, without a judge call. A judge that fails on a chunk (raises,
+or returns the wrong number of verdicts) stops the stage with a `StageError` naming it and the chunk; the
+verdicts written before it are kept.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from s3ft.errors import StageError
 from s3ft.records import Example, Verdict
 from s3ft.rundir import Rows, read_jsonl
 from s3ft.stages.data import load_examples
@@ -25,9 +28,18 @@ def judge_into(rows: Rows, judge, pairs: list[tuple[Example, str]], chunk: int, 
     """Judge every (example, text) not yet in `rows`; returns how many were judged now."""
     todo = [(ex, text) for ex, text in pairs if ex.id not in rows]
     with tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc=desc, unit="ex") as bar:
-        for start in range(0, len(todo), chunk):
+        chunks = -(-len(todo) // chunk)
+        for k, start in enumerate(range(0, len(todo), chunk), 1):
             part = todo[start : start + chunk]
-            verdicts = judge([ex for ex, _ in part], [t for _, t in part])
+            ids = [ex.id for ex, _ in part]
+            try:
+                verdicts = list(judge([ex for ex, _ in part], [t for _, t in part]))
+            except Exception as e:
+                log.debug("%s: the judge's traceback", desc, exc_info=True)
+                raise StageError(desc, k, chunks, ids, len(rows), f"the judge raised {type(e).__name__}: {e}") from e
+            if len(verdicts) != len(part) or not all(isinstance(v, Verdict) for v in verdicts):
+                got = f"{len(verdicts)} verdicts ({', '.join(sorted({type(v).__name__ for v in verdicts}))})"
+                raise StageError(desc, k, chunks, ids, len(rows), f"the judge returned {got} for {len(part)} texts")
             rows.append({"id": ex.id, **v.to_dict()} for (ex, _), v in zip(part, verdicts, strict=True))
             bar.update(len(part))
     return len(todo)

@@ -37,19 +37,28 @@ def _check_messages(path: Path, line: int, field: str, value: Any, roles: set[st
 
 
 def read_train_rows(path: Path) -> list[dict[str, Any]]:
-    """Read and validate the training JSONL; keep only `prompt` and `completion` of each row."""
+    """Read and validate the training JSONL; keep only `prompt` and `completion` of each row.
+
+    Each problem is an `InputError` naming the line and the field: bad UTF-8 or JSON, a missing or malformed
+    field, a blank completion (it would teach the model to stop at once). Repeated rows are kept (upsampling)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "training file not found")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for i, text in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for i, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(path, f"not valid UTF-8: {e.reason} at byte {e.start}", i) from None
             if not text.strip():
                 continue
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as e:
                 raise InputError(path, f"invalid JSON: {e.msg}", i) from None
+            except RecursionError:
+                raise InputError(path, "invalid JSON: nested too deeply", i) from None
             if not isinstance(row, dict):
                 raise InputError(path, "each line must be a JSON object", i)
             for key in ("prompt", "completion"):
@@ -57,6 +66,8 @@ def read_train_rows(path: Path) -> list[dict[str, Any]]:
                     raise InputError(path, "missing", i, key)
             _check_messages(path, i, "prompt", row["prompt"])
             _check_messages(path, i, "completion", row["completion"], roles={"assistant"})
+            if not "".join(m["content"] for m in row["completion"]).strip():
+                raise InputError(path, "empty: nothing to learn", i, "completion")
             rows.append({"prompt": row["prompt"], "completion": row["completion"]})
     if not rows:
         raise InputError(path, "no training rows (empty file)")

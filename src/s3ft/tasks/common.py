@@ -95,6 +95,9 @@ class TemplateTask:
     placeholders: frozenset[str] = frozenset({"question"})
     duplicate_hint: str = ""
     """Appended to the duplicate-id error (e.g. how the task derives its ids)."""
+    load_counts: dict[str, int] | None = None
+    """Of the last `load`, once read to its end: `rows` read and `repeats` (rows dropped or merged as repeats
+    of an earlier id), so that rows == examples + repeats; the data stage records them."""
 
     def __init__(self, cfg: DataConfig | None = None):
         self.cfg = cfg
@@ -121,7 +124,9 @@ class TemplateTask:
         `source.limit` counts rows read, so a dropped or merged repeat leaves fewer examples.
         """
         kept: dict[str, tuple[int, Example]] = {}
+        rows = 0
         for line, row in read_rows(source):
+            rows += 1
             ex = self.example(row, source, line)
             if ex.id not in kept:
                 kept[ex.id] = (line, ex)
@@ -143,6 +148,7 @@ class TemplateTask:
                 "dropped" if merged is first else "merged",
             )
             kept[ex.id] = (first_line, merged)
+        self.load_counts = {"rows": rows, "repeats": rows - len(kept)}
         for _, ex in kept.values():
             yield ex
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from s3ft.errors import InputError
 from s3ft.records import Example
 from s3ft.tasks.common import TemplateTask
-from s3ft.tasks.io import require
+from s3ft.tasks.io import require_text
 
 if TYPE_CHECKING:
     from s3ft.config import DataConfig, SplitSource
@@ -54,9 +54,9 @@ class GenericTask(TemplateTask):
 
     def example(self, row: dict[str, Any], source: SplitSource, line: int) -> Example:
         f, path = self.fields, source.path
-        question = str(require(row, f.question, path, line))
-        gold = str(require(row, f.gold, path, line))
-        ex_id = str(require(row, f.id, path, line)).strip() if f.id else f"{source.split}-{line}"
+        question = require_text(row, f.question, path, line)
+        gold = require_text(row, f.gold, path, line)
+        ex_id = require_text(row, f.id, path, line).strip() if f.id else f"{source.split}-{line}"
         meta = {}
         for key, field in f.meta.items():
             if field not in row:

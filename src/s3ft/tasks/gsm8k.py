@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from s3ft.errors import InputError
 from s3ft.records import Example
 from s3ft.tasks.common import TemplateTask, question_id
-from s3ft.tasks.io import require
+from s3ft.tasks.io import require_text
 
 if TYPE_CHECKING:
     from s3ft.config import SplitSource
@@ -56,8 +56,8 @@ class GSM8K(TemplateTask):
     duplicate_hint = ": the same question with a different solution (ids are a hash of the question)"
 
     def example(self, row: dict[str, Any], source: SplitSource, line: int) -> Example:
-        question = str(require(row, "question", source.path, line))
-        gold = str(require(row, "answer", source.path, line))
+        question = require_text(row, "question", source.path, line)
+        gold = require_text(row, "answer", source.path, line)
         answer = final_answer(gold)
         if answer is None:
             raise InputError(source.path, "no final '#### <answer>' line in the solution", line, "answer")

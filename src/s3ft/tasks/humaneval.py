@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from s3ft.errors import InputError
 from s3ft.records import Example
 from s3ft.tasks.common import TemplateTask
-from s3ft.tasks.io import require
+from s3ft.tasks.io import require_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -54,17 +54,17 @@ class HumanEval(TemplateTask):
         if source.path != PACKAGED:
             yield from super().load(source)
             return
-        for line, row in packaged_rows():
-            if source.limit is not None and line > source.limit:
-                return
-            yield self.example(row, source, line)
+        examples = [self.example(row, source, line) for line, row in packaged_rows()
+                    if source.limit is None or line <= source.limit]  # fmt: skip
+        self.load_counts = {"rows": len(examples), "repeats": 0}
+        yield from examples
 
     def example(self, row: dict[str, Any], source: SplitSource, line: int) -> Example:
         path = source.path
-        task_id = str(require(row, "task_id", path, line))
-        prompt, entry = str(require(row, "prompt", path, line)), str(require(row, "entry_point", path, line))
-        test = str(require(row, "test", path, line))
-        solution = str(require(row, "canonical_solution", path, line))
+        task_id = require_text(row, "task_id", path, line)
+        prompt, entry = require_text(row, "prompt", path, line), require_text(row, "entry_point", path, line)
+        test = require_text(row, "test", path, line)
+        solution = require_text(row, "canonical_solution", path, line)
         meta = {"tests": [f"{test}\n\ncheck({entry})\n"], "test_setup": "", "test_context": prompt,
                 "entry_point": entry}  # fmt: skip
         return Example(id=f"humaneval-{task_id.rsplit('/', 1)[-1]}", question=prompt, gold=prompt + solution, meta=meta)

@@ -3,15 +3,18 @@
 `read_rows(source)` yields `(number, row)` pairs, where `number` is the 1-based line of the row in
 a .jsonl or .csv file (the header is line 1; a quoted multi-line CSV row gets the line where it
 ends) and the 1-based row number in a .json, .parquet or hub split. It writes nothing.
-`require(row, field, path, line)` fetches a field that must be present and non-empty;
-`as_str_list` reads a list of strings, also from a JSON-encoded list (as a CSV cell holds it).
-Every problem raises `InputError` naming the file, the line and, where it applies, the field.
+`require(row, field, path, line)` fetches a field that must be present and non-empty, `require_text` one
+that must also be text (a string, or a number as JSON writes one); `as_str_list` reads a list of strings,
+also from a JSON-encoded list (as a CSV cell holds it). Every problem raises `InputError` naming the file,
+the line and, where it applies, the field; a .json file's unreadable text (bad JSON or UTF-8) is named by
+its line in the file. Text that UTF-8 cannot hold (a lone surrogate escape, `"\\ud800"`) is an error too.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _NOT_HUB_SUFFIXES = (*FILE_SUFFIXES, ".tsv", ".txt", ".gz", ".zip", ".arrow", ".ndjson", ".xlsx")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]", re.ASCII)
+_CSV_FIELD_LIMIT = 2**31 - 1  # the largest the csv module takes on every platform
 
 
 def looks_like_hub_id(path: str) -> bool:
@@ -59,13 +64,33 @@ def _jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
         for n, text in _decoded(path, f):
             if not text.strip():
                 continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise InputError(path, f"not valid JSON: {e}", line=n) from None
+            row = _parsed(path, text, n)
             if not isinstance(row, dict):
                 raise InputError(path, f"expected a JSON object, found {type(row).__name__}", line=n)
+            if _SURROGATE_ESCAPE.search(text):
+                _check_unicode(path, row, n)
             yield n, row
+
+
+def _parsed(path: str, text: str, line: int | None) -> Any:
+    """`json.loads(text)`; bad JSON, and JSON nested too deeply to read, raise `InputError` at `line`."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"not valid JSON: {e}", line=line if line is not None else e.lineno) from None
+    except RecursionError:
+        raise InputError(path, "not readable: JSON nested too deeply", line=line) from None
+
+
+def _check_unicode(path: str, row: dict[str, Any], line: int) -> None:
+    """A lone surrogate (a `"\\ud800"` escape: half of a UTF-16 pair, which no UTF-8 file can hold) raises
+    `InputError` naming the field."""
+    for field, value in row.items():
+        try:
+            json.dumps([field, value], ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as e:
+            what = f"not valid Unicode: a lone surrogate {e.object[e.start]!r} (half of a UTF-16 pair)"
+            raise InputError(path, what, line, ascii(field)[1:-1]) from None
 
 
 def _decoded(path: str, lines: Iterable[bytes]) -> Iterator[tuple[int, str]]:
@@ -79,24 +104,29 @@ def _decoded(path: str, lines: Iterable[bytes]) -> Iterator[tuple[int, str]]:
 
 
 def _json(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    with open(path, "rb") as f:
+        raw = f.read()
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise InputError(path, f"not valid JSON: {e}", line=e.lineno) from None
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise InputError(path, f"not valid UTF-8: {e.reason}") from None
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise InputError(path, f"not valid UTF-8: {e.reason} at byte {e.start}", line=line) from None
+    data = _parsed(path, text, None)
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
         raise InputError(path, 'expected a list of objects, or {"data": [...]}')
+    surrogates = bool(_SURROGATE_ESCAPE.search(text))
     for i, row in enumerate(data, 1):
         if not isinstance(row, dict):
             raise InputError(path, f"row {i} is not a JSON object ({type(row).__name__})", line=i)
+        if surrogates:
+            _check_unicode(path, row, i)
         yield i, row
 
 
 def _csv(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    csv.field_size_limit(_CSV_FIELD_LIMIT)  # the default, 128 KiB, would refuse a long gold that JSONL accepts
     with open(path, "rb") as f:
         reader = csv.DictReader(line for _, line in _decoded(path, f))
         try:
@@ -123,10 +153,13 @@ def _parquet(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
     except (pa.ArrowException, OSError) as e:
         raise InputError(path, f"not a readable Parquet file: {e}") from None
     n = 0
-    for batch in pf.iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
-            n += 1
-            yield n, row
+    try:
+        for batch in pf.iter_batches(batch_size=1024):
+            for row in batch.to_pylist():
+                n += 1
+                yield n, row
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
+        raise InputError(path, f"not readable after row {n}: {e}", line=n + 1) from None
 
 
 def _hub(source: SplitSource) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -158,6 +191,24 @@ def require(row: dict[str, Any], field: str, path: str, line: int) -> Any:
     return value
 
 
+def require_text(row: dict[str, Any], field: str, path: str, line: int) -> str:
+    """`require`, as text: a string, or a finite number as written (JSON `42` -> "42"); an object, a list,
+    true/false or NaN raises `InputError` naming the field (no `{'a': 1}` enters a prompt as a question)."""
+    value = require(row, field, path, line)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return str(value)
+    raise InputError(path, f"expected text, found {_kind(value)}", line, field)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, float):
+        return f"the number {value}"
+    kinds = {dict: "an object", list: "a list", bool: "true/false", bytes: "bytes", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
 def as_str_list(value: Any, path: str, line: int, field: str) -> list[str]:
     """A list of strings, also from a JSON-encoded list (as a CSV cell holds it)."""
     if isinstance(value, str) and value.lstrip().startswith("["):
@@ -167,6 +218,8 @@ def as_str_list(value: Any, path: str, line: int, field: str) -> list[str]:
             raise InputError(path, f"not a valid JSON list: {e}", line, field) from None
     if value is None:
         return []
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise InputError(path, f"expected a list of strings, found {type(value).__name__}", line, field)
+    if not isinstance(value, (list, tuple)):
+        raise InputError(path, f"expected a list of strings, found {_kind(value)}", line, field)
+    if odd := [v for v in value if not isinstance(v, str)]:
+        raise InputError(path, f"expected a list of strings, found a list holding {_kind(odd[0])}", line, field)
     return list(value)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from s3ft.errors import InputError
 from s3ft.records import Example
 from s3ft.tasks.common import TemplateTask
-from s3ft.tasks.io import as_str_list, require
+from s3ft.tasks.io import as_str_list, require, require_text
 
 if TYPE_CHECKING:
     from s3ft.config import SplitSource
@@ -46,15 +46,15 @@ class MBPP(TemplateTask):
 
     def example(self, row: dict[str, Any], source: SplitSource, line: int) -> Example:
         path = source.path
-        task_id = require(row, "task_id", path, line)
-        question = str(
-            require(row, "text" if row.get("text") or "prompt" not in row else "prompt", path, line)
-        )
-        code = str(require(row, "code", path, line))
+        task_id = require_text(row, "task_id", path, line)
+        question = require_text(row, "text" if row.get("text") or "prompt" not in row else "prompt", path, line)
+        code = require_text(row, "code", path, line)
         tests = as_str_list(require(row, "test_list", path, line), path, line, "test_list")
         if not tests:
             raise InputError(path, "empty list", line, "test_list")
         setup = row.get("test_setup_code")
+        if setup is not None and not isinstance(setup, str):
+            raise InputError(path, f"expected text, found {type(setup).__name__}", line, "test_setup_code")
         if not setup and "test_imports" in row:
             setup = "\n".join(as_str_list(row["test_imports"], path, line, "test_imports"))
         meta = {

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from s3ft.errors import InputError
 from s3ft.records import Example
 from s3ft.tasks.common import TemplateTask, question_id
-from s3ft.tasks.io import as_str_list, require
+from s3ft.tasks.io import as_str_list, require, require_text
 
 if TYPE_CHECKING:
     from s3ft.config import SplitSource
@@ -34,7 +34,7 @@ class NaturalQuestions(TemplateTask):
     paraphrase_file = "nq_paraphrase.txt"
 
     def example(self, row: dict[str, Any], source: SplitSource, line: int) -> Example:
-        question = str(require(row, "question", source.path, line))
+        question = require_text(row, "question", source.path, line)
         raw = require(row, "answer", source.path, line)
         if isinstance(raw, str) and not raw.lstrip().startswith("["):
             raw = [raw]  # a single answer, as a CSV cell may hold it
