@@ -22,14 +22,6 @@ DATA = Path(__file__).resolve().parents[1] / "src" / "s3ft" / "data"
 METHODS = ["sft", "ssr", "sdft", "s3ft"]
 
 
-@pytest.fixture(scope="session")
-def taught_model(tmp_path_factory):
-    from s3ft.tiny import build_tiny_model, teach, teaching_rows
-
-    path = build_tiny_model(tmp_path_factory.mktemp("taught"), hidden_size=64, num_layers=2)
-    return teach(path, teaching_rows(limit_train=16, limit_test=8), steps=120, lr=5e-3)
-
-
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "s3ft", *args], cwd=cwd, env=env, capture_output=True, text=True,

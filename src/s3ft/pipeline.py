@@ -59,7 +59,7 @@ class Context:
         self.cfg = cfg
         self.run_dir = Path(cfg.run_dir)
         self.task = resolve("task", cfg.data.task)(cfg.data)
-        self.chunk = max(64, cfg.generate.batch_size * 4)
+        self.chunk = cfg.generate.batch_size  # rows are flushed per batch: a kill loses at most one
         self._backend = None
         self._judges: dict[str, object] = {}
         self._trained: tuple[str, object] | None = None

@@ -52,8 +52,10 @@ def generate_into(
     extra: Callable[[str, str], dict] | None = None,
 ) -> int:
     """Generate for every (id, prompt) not yet in `rows`, appending `{id, field: text, finish, **extra}`
-    (`finish`: "stop", "length" when cut off at max_new_tokens, or null when the backend did not say)."""
-    todo = [(i, p) for i, p in items if i not in rows]
+    (`finish`: "stop", "length" when cut off at max_new_tokens, or null when the backend did not say).
+    Prompts go longest first, `chunk` (the batch size) at a time, each chunk's rows flushed as it ends: the
+    batches are of similar lengths, and a kill loses at most the one batch in flight."""
+    todo = sorted(((i, p) for i, p in items if i not in rows), key=lambda x: -sum(len(m["content"]) for m in x[1]))
     if len(todo) < len(items):
         log.info("%s: resuming, %d of %d rows already written", desc, len(items) - len(todo), len(items))
     with tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="ex") as bar:

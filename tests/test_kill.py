@@ -1,0 +1,141 @@
+"""Nothing lost: the real CLI killed with SIGKILL at seeded random moments, in every stage (train and evaluate
+included), then run again until it finishes; the result is compared with an uninterrupted run.
+
+Each kill lands after the CLI has started, at a random point up to a few stage units' time later (the
+durations come from the uninterrupted run), so every resume has time to finish something: each one must
+make durable progress (a unit done, rows written, a trainer checkpoint), and none may lose or repeat a row.
+The fast test kills a handful of times; the `slow` one at least 50 times, over several rounds.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from s3ft.rundir import read_json, read_jsonl, stage_root
+
+DATA = Path(__file__).resolve().parents[1] / "src" / "s3ft" / "data"
+ROWS = ("rows.jsonl", "predictions.jsonl", "verdicts.jsonl", "train.jsonl", "nll.jsonl")
+
+
+def config(tmp: Path, model: Path, run: str, methods: list[str]) -> Path:
+    cfg = {
+        "run_dir": str(tmp / run), "method": methods, "model": {"path": str(model), "dtype": "float32"},
+        "data": {"task": "gsm8k", "train": {"path": str(DATA / "tiny_gsm8k_train.jsonl"), "limit": 24},
+                 "test": {"path": str(DATA / "tiny_gsm8k_test.jsonl"), "limit": 8}},
+        # small chunks and frequent checkpoints: a kill can land between durable steps of every stage
+        "generate": {"batch_size": 4, "max_new_tokens": 40}, "paraphrase": {"max_new_tokens": 40},
+        "judge": {"workers": 1},
+        "train": {"mode": "lora", "lora_r": 4, "lora_alpha": 8, "epochs": 2, "batch_size": 4, "learning_rate": 1e-3,
+                  "max_length": 384, "logging_steps": 1, "save_steps": 2, "save_total_limit": 1},
+        "cache": {"enabled": False},  # every resume recomputes what it lost: nothing served from a cache
+    }
+    path = tmp / f"{run}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def start(cfg: Path) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "s3ft", "run", str(cfg)], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def progress(run: Path) -> tuple[int, int, int]:
+    """(units done, rows written, steps saved in trainer checkpoints): what a kill cannot take back."""
+    units = sum(1 for _ in run.rglob("manifest.json"))
+    rows = sum(len(read_jsonl(p)) for name in ROWS for p in run.rglob(name) if "checkpoint" not in str(p))
+    steps = sum(max((int(c.parent.name.split("-")[1]) for c in d.glob("checkpoint-*/trainer_state.json")), default=0)
+                for d in run.rglob("checkpoints"))
+    return units, rows, steps
+
+
+def outputs(run: Path, methods: list[str]) -> dict:
+    """What a finished run produced, for comparison: every stage's rows (sorted by id), training sets,
+    adapters' bytes, evaluation metrics."""
+    out = {}
+    for stage in ("generate", "judge", "paraphrase", "judge_paraphrase"):
+        rows = read_jsonl(stage_root(run, stage) / "rows.jsonl")
+        assert len({r["id"] for r in rows}) == len(rows), f"{stage}: an id written twice"
+        out[stage] = sorted(rows, key=lambda r: r["id"])
+    for m in methods:
+        out[f"select/{m}"] = (stage_root(run, "select") / m / "train.jsonl").read_bytes()
+        out[f"adapter/{m}"] = (stage_root(run, "train") / m / "adapter" / "adapter_model.safetensors").read_bytes()
+        metrics = read_json(stage_root(run, "evaluate") / m / "metrics.json")
+        out[f"evaluate/{m}"] = (metrics["n"], metrics["correct"])
+    return out
+
+
+def kill_until_done(cfg: Path, run: Path, rng: random.Random, window: tuple[float, float], max_kills: int) -> int:
+    """Start, kill at a random moment in `window` seconds, repeat until a start finishes; returns the kills."""
+    kills = 0
+    before = progress(run)
+    while True:
+        p = start(cfg)
+        delay = rng.uniform(*window)
+        try:
+            p.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            kills += 1
+            now = progress(run)
+            assert now != before and all(a >= b for a, b in zip(now, before, strict=True)), (
+                f"kill {kills} after {delay:.1f} s made no progress: {before} -> {now}")
+            before = now
+            assert kills <= max_kills, "the run did not finish"
+            continue
+        assert p.returncode == 0, p.stderr.read()[-3000:]
+        return kills
+
+
+def reference(tmp: Path, model: Path, methods: list[str]) -> tuple[dict, tuple[float, float]]:
+    """An uninterrupted run's outputs, and the kill window: the CLI's start-up time plus 1.2 to 3 times the
+    longest stage unit (which includes loading the model), so that every resume can finish at least one."""
+    cfg = config(tmp, model, "ref", methods)
+    t = time.time()
+    r = subprocess.run([sys.executable, "-m", "s3ft", "validate", str(cfg)], capture_output=True, text=True,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    startup = time.time() - t
+    assert r.returncode == 0, r.stderr
+    p = start(cfg)
+    assert p.wait(timeout=900) == 0, p.stderr.read()[-3000:]
+    longest = max(read_json(m)["seconds"] for m in (tmp / "ref").rglob("manifest.json"))
+    return outputs(tmp / "ref", methods), (startup + 1.2 * longest, startup + 3 * longest)
+
+
+def check_same(killed: dict, ref: dict) -> None:
+    """Every row once and the same results. Greedy generation on CPU in float32 gives the same text whatever
+    the batch it ran in for this model, so training sets and adapters are compared byte for byte."""
+    for key, value in ref.items():
+        assert killed[key] == value, f"{key} differs from the uninterrupted run"
+
+
+def test_killed_at_random_moments_the_run_resumes_to_the_same_result(taught_model, tmp_path):
+    methods = ["sft", "s3ft"]
+    ref, window = reference(tmp_path, taught_model, methods)
+    cfg = config(tmp_path, taught_model, "killed", methods)
+    kills = kill_until_done(cfg, tmp_path / "killed", random.Random(0), window, max_kills=60)
+    assert kills >= 4
+    check_same(outputs(tmp_path / "killed", methods), ref)
+
+
+@pytest.mark.slow
+def test_fifty_kills_across_every_stage_and_method(taught_model, tmp_path):
+    methods = ["sft", "ssr", "sdft", "s3ft"]
+    ref, window = reference(tmp_path, taught_model, methods)
+    total, rounds = 0, 0
+    while total < 50:
+        run = f"killed-{rounds}"
+        cfg = config(tmp_path, taught_model, run, methods)
+        total += kill_until_done(cfg, tmp_path / run, random.Random(rounds), window, max_kills=200)
+        check_same(outputs(tmp_path / run, methods), ref)
+        rounds += 1
