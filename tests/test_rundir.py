@@ -215,3 +215,20 @@ def test_read_json_missing_or_corrupt_is_none(tmp_path):
     assert read_json(tmp_path / "none.json") is None
     (tmp_path / "bad.json").write_text('{"a": ')
     assert read_json(tmp_path / "bad.json") is None
+
+
+def test_settings_that_do_not_change_the_weights_do_not_make_a_trained_model_stale(tmp_path):
+    from s3ft.config import load_config
+    from s3ft.pipeline import Context, plan
+
+    def fingerprints(*overrides):
+        cfg = load_config(raw={"run_dir": str(tmp_path), "method": ["sft"], "model": {"path": "m"},
+                               "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}}}, overrides=list(overrides))
+        return {u.name: u.dir.fp for u in plan(Context(cfg))}
+
+    base = fingerprints()
+    quiet = fingerprints("train.logging_steps=99", "train.save_steps=7", "train.save_total_limit=5",
+                         "train.report_to=[tensorboard]")
+    assert quiet == base
+    lr = fingerprints("train.learning_rate=3e-4")
+    assert {k for k in base if lr[k] != base[k]} == {"train/sft", "report"}

@@ -242,7 +242,7 @@ def plan(ctx: Context) -> list[Unit]:
                                 "judge_paraphrase": fp_jpara if para else None, "select": section_dict(cfg.select),
                                 "model": ctx.model_ref if cfg.select.nll else None},
                      lambda out, m=m: select.run(ctx, out, m), sub=m)
-        fp_train = add("train", {"select": fp_sel, "model": ctx.model_ref, "train": section_dict(cfg.train),
+        fp_train = add("train", {"select": fp_sel, "model": ctx.model_ref, "train": weights_settings(cfg.train),
                                  "seed": cfg.seed, **({"snapshots": n} if (n := cfg.curve_points()) else {})},
                        lambda out, m=m: _train(ctx, out, m), sub=m)
         if has_test:
@@ -251,6 +251,14 @@ def plan(ctx: Context) -> list[Unit]:
     add("report", {"upstream": upstream, "report": section_dict(cfg.report)}, lambda out: report.run(ctx, out))
     order = {s: i for i, s in enumerate(STAGES)}
     return sorted(units, key=lambda u: order[u.stage])  # stable: evaluate/base stays first
+
+
+NOT_WEIGHTS = ("report_to", "logging_steps", "save_steps", "save_total_limit")
+"""Train settings that do not change the trained weights: changing them does not make a trained model stale."""
+
+
+def weights_settings(train) -> dict:
+    return {k: v for k, v in section_dict(train).items() if k not in NOT_WEIGHTS}
 
 
 def _train(ctx: Context, out: Path, method: str) -> dict:
