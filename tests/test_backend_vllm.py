@@ -35,3 +35,44 @@ def test_vllm_generates_in_order(tiny_model_dir):
             b.nll(prompts, ["a", "b", "c"])
     finally:
         b.close()
+
+
+def test_engine_arguments_reach_vllm_and_are_checked_against_its_own(monkeypatch, tmp_path):
+    """`generate.engine` goes to `vllm.LLM` as given; `validate` checks its names against `vllm.EngineArgs`
+    (a stand-in module here: vLLM is not installed on CPU); the hf backend refuses it."""
+    import dataclasses
+    import types
+
+    from s3ft.config import load_config
+    from s3ft.errors import ConfigError
+    from s3ft.pipeline import Context
+    from s3ft.validate import engine_check
+
+    made = {}
+
+    @dataclasses.dataclass
+    class EngineArgs:
+        tensor_parallel_size: int = 1
+        gpu_memory_utilization: float = 0.9
+        max_lora_rank: int = 16
+
+    class LLM:
+        def __init__(self, **kwargs):
+            made.update(kwargs)
+
+    fake = types.ModuleType("vllm")
+    fake.EngineArgs, fake.LLM, fake.__version__ = EngineArgs, LLM, "0.0-test"
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    engine = {"tensor_parallel_size": 2, "gpu_memory_utilization": 0.5}
+    raw = {"run_dir": str(tmp_path), "model": {"path": "org/model"}, "data": {"task": "gsm8k", "train": {"path": "x"}},
+           "generate": {"backend": "vllm", "engine": engine}}
+    cfg = load_config(raw=raw)
+    assert engine_check(cfg.generate.engine) == "generate.engine: tensor_parallel_size, gpu_memory_utilization (vLLM engine arguments)"
+    Context(cfg)._make_backend(cfg.model, "vllm")
+    assert made["tensor_parallel_size"] == 2 and made["gpu_memory_utilization"] == 0.5 and made["model"] == "org/model"
+    with pytest.raises(ConfigError, match="generate.engine.tensor_parallel"):
+        engine_check({"tensor_parallel": 2})
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    assert "not checked: vLLM is not installed" in engine_check(engine)
+    with pytest.raises(ConfigError, match="set generate.backend: vllm"):
+        load_config(raw={**raw, "generate": {"engine": engine}})

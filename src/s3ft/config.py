@@ -102,6 +102,18 @@ class GenerateConfig(DecodeConfig):
     """Generation backend: `hf` (transformers), `vllm`, or `package.module:Class`. Paraphrase and
     evaluate use the same backend."""
     batch_size: int = Field(default=16, ge=1)
+    """Prompts per batch; rows are written to disk after each batch (a kill loses at most one)."""
+    engine: dict[str, Any] = Field(default_factory=dict)
+    """vLLM engine arguments, passed to `vllm.LLM` as given: `tensor_parallel_size`, `data_parallel_size`,
+    `gpu_memory_utilization`, `max_model_len`, `enable_prefix_caching`, `max_lora_rank`, `enforce_eager`, or
+    any other `vllm.EngineArgs` field (`s3ft validate` checks the names where vLLM is installed). Only for
+    the vllm backend."""
+
+    @model_validator(mode="after")
+    def _engine_needs_vllm(self):
+        if self.engine and self.backend == "hf":
+            raise ValueError("generate.engine holds vLLM engine arguments: set generate.backend: vllm, or remove it")
+        return self
 
 
 class LLMJudgeConfig(Section):

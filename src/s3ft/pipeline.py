@@ -95,7 +95,8 @@ class Context:
     def _make_backend(self, model_cfg, backend: str, adapter: str | None = None):
         from s3ft.cache import maybe_cached
 
-        b = resolve("backend", backend)(model_cfg, batch_size=self.cfg.generate.batch_size, adapter=adapter)
+        engine = self.cfg.generate.engine if backend == "vllm" else {}  # vLLM engine arguments, as given
+        b = resolve("backend", backend)(model_cfg, batch_size=self.cfg.generate.batch_size, adapter=adapter, **engine)
         c = self.cfg.cache
         return maybe_cached(b, (c.path or str(self.run_dir / "cache.sqlite")) if c.enabled else None)
 

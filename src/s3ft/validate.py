@@ -44,6 +44,22 @@ def judge_warning(cfg: Config) -> str | None:
             "paraphrases (name another model in judge.llm.model)")  # fmt: skip
 
 
+def engine_check(engine: dict) -> str:
+    """`generate.engine`'s names checked against vLLM's own `EngineArgs`, where vLLM is installed."""
+    import dataclasses
+
+    try:
+        from vllm import EngineArgs
+    except ImportError:
+        return f"generate.engine: {', '.join(engine)} (not checked: vLLM is not installed here)"
+    known = {f.name for f in dataclasses.fields(EngineArgs)}
+    unknown = sorted(set(engine) - known)
+    if unknown:
+        raise ConfigError(None, f"generate.engine.{unknown[0]}",
+                          f"not a vLLM engine argument (vllm.EngineArgs has no {', '.join(unknown)})")
+    return f"generate.engine: {', '.join(engine)} (vLLM engine arguments)"
+
+
 def validate(cfg: Config, ctx=None) -> list[str]:
     """Lines describing what was checked; raises `S3FTError` on the first problem.
 
@@ -63,6 +79,8 @@ def validate(cfg: Config, ctx=None) -> list[str]:
         value = getattr(getattr(cfg, section), field)
         if value and not Path(value).is_file():
             raise ConfigError(None, key, f"no such file: {value}")
+    if cfg.generate.engine:
+        lines.append(engine_check(cfg.generate.engine))
     ctx = ctx or Context(cfg)
     task = ctx.task
     for name, fn in (("prompt", task.prompt), ("paraphrase_prompt", task.paraphrase_prompt)):
