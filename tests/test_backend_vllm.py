@@ -60,6 +60,9 @@ def test_engine_arguments_reach_vllm_and_are_checked_against_its_own(monkeypatch
         def __init__(self, **kwargs):
             made.update(kwargs)
 
+        def get_tokenizer(self):  # a tokenizer without a chat template: nothing to fold
+            return types.SimpleNamespace()
+
     fake = types.ModuleType("vllm")
     fake.EngineArgs, fake.LLM, fake.__version__ = EngineArgs, LLM, "0.0-test"
     monkeypatch.setitem(sys.modules, "vllm", fake)

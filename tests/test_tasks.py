@@ -168,7 +168,9 @@ def test_hub_id_goes_to_load_dataset(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     task = GSM8K()
     assert [ex.meta["answer"] for ex in load(task, "openai/gsm8k", name="main", limit=1)] == ["4"]
-    assert calls == [(("openai/gsm8k", "main"), {"split": "train"})]
+    assert calls == [(("openai/gsm8k", "main"), {"split": "train", "revision": None})]
+    load(task, "openai/gsm8k", name="main", revision="e53f048", limit=1)  # a pinned hub revision reaches datasets
+    assert calls[-1] == (("openai/gsm8k", "main"), {"split": "train", "revision": "e53f048"})
     with pytest.raises(InputError, match=r"openai/gsm8k:2: field 'answer': empty"):
         load(task, "openai/gsm8k", name="main")
 

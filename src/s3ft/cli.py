@@ -69,6 +69,8 @@ STATUS_KEYS = {"train": ("train_loss", "steps", "epochs", "mode", "resumed_from"
 
 
 def _status_table(rows: list[dict]) -> str:
+    from s3ft.provenance import listed
+
     lines = [f"{'unit':<24} {'state':<8} {'seconds':>8}  counts"]
     for r in rows:
         counts = ", ".join(
@@ -77,7 +79,8 @@ def _status_table(rows: list[dict]) -> str:
             if isinstance(v, (int, float, str)) and k in STATUS_KEYS.get(r["unit"].split("/")[0], (k,))
         )
         secs = f"{r['seconds']:.1f}" if r["seconds"] is not None else "-"
-        lines.append(f"{r['unit']:<24} {r['state']:<8} {secs:>8}  {counts}")
+        why = f"  (changed: {listed(r['why'])})" if r.get("why") else ""
+        lines.append(f"{r['unit']:<24} {r['state']:<8} {secs:>8}  {counts}{why}")
     return "\n".join(lines)
 
 

@@ -50,6 +50,9 @@ class SplitSource(Section):
     (set `validation` for nq_open)."""
     limit: int | None = Field(default=None, ge=1)
     """Keep only the first N examples."""
+    revision: str | None = None
+    """Hub dataset revision (branch, tag or commit) to pin; either way, the commit it resolves to in the local
+    hub cache enters the fingerprint of the stage that reads it."""
 
 
 class FieldMap(Section):
@@ -78,11 +81,28 @@ class DataConfig(Section):
     """Path to a template file replacing the paraphrase prompt ({question}, {reference})."""
     judge: str | None = None
     """The generic task's judge (built-ins pick their own; `judge.name` overrides both)."""
+    format: Literal["auto", "fields", "messages", "sharegpt", "alpaca"] = "auto"
+    """The generic task's rows: `fields` (columns named by `fields`), or one training example per conversation:
+    `messages` (TRL's `{role, content}` turns), `sharegpt` (`conversations` of `{from, value}`, a `system`
+    column), `alpaca` (`instruction`, `input`, `output`, `system`, `history`); the last assistant turn is the
+    gold, the turns before it the prompt. `auto`: `fields` when `fields.question` or `fields.gold` is set, else
+    the format of each source's first row (`s3ft.tasks.chat`)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Settings of a plug-in task (`package.module:Class`): its constructor receives this section and reads
+    them as `cfg.options`. Built-in tasks take none."""
 
     @model_validator(mode="after")
     def _test_split_name(self) -> DataConfig:
         if self.test is not None and "split" not in self.test.model_fields_set:
             self.test.split = "test"
+        return self
+
+    @model_validator(mode="after")
+    def _fields_fit_format(self) -> DataConfig:
+        named = sorted({"question", "gold"} & self.fields.model_fields_set)
+        if named and self.format not in ("auto", "fields"):
+            raise ValueError(f"fields.{named[0]} names a column, but data.format {self.format} reads the question "
+                             "and gold from the conversation (set only fields.id and fields.meta)")
         return self
 
 
@@ -146,6 +166,9 @@ class JudgeConfig(Section):
     """The token F1 (`qa_match: f1`) or recall (`qa_match: recall`) a correct short answer reaches."""
     llm: LLMJudgeConfig | None = None
     """Settings of the LLM judge (used when the judge is `llm`)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Settings of a plug-in judge (`package.module:Class`): its constructor receives this section and reads
+    them as `cfg.options`. Built-in judges take none."""
 
 
 class ParaphraseConfig(DecodeConfig):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import yaml
 from s3ft import methods as M
 from s3ft.config import Config, LLMJudgeConfig, section_dict
 from s3ft.errors import S3FTError
+from s3ft.provenance import Refs, changed, listed, named_inputs, versions
 from s3ft.registry import resolve
 from s3ft.rundir import STAGES, UnitDir, fingerprint, rows_by_id, stage_root
 from s3ft.stages import data, evaluate, generate, judge, paraphrase, report, select
@@ -35,6 +36,8 @@ class Unit:
     run: Callable[[Path], dict]
     complete: Callable[[], bool] | None = None
     """For units whose needed rows can grow (paraphrase scope): are all needed rows present?"""
+    inputs: dict[str, str] = field(default_factory=dict)
+    """The fingerprint's parts by name, each hashed (`provenance.named_inputs`): recorded in the manifest."""
 
     def state(self) -> str:
         s = self.dir.state()
@@ -42,14 +45,10 @@ class Unit:
             return "partial"
         return s
 
-
-def _files_ref(path: str) -> str | None:
-    """A cheap identity for a local file or directory (names, sizes, mtimes), None for hub ids."""
-    p = Path(path)
-    if not p.exists():
-        return None
-    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
-    return fingerprint([(str(f.relative_to(p.parent)), f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+    def why_stale(self) -> list[str]:
+        """The inputs that changed since the manifest was written (`train.learning_rate`, `model.files`,
+        `templates.predict`, `upstream.generate`, ...)."""
+        return changed((self.dir.manifest or {}).get("inputs"), self.inputs) or ["fingerprint"]
 
 
 class Context:
@@ -64,17 +63,34 @@ class Context:
         self._judges: dict[str, object] = {}
         self._trained: tuple[str, object] | None = None
         self._scorer = None
+        self.refs = Refs(self.run_dir)
 
     def stage_dir(self, stage: str) -> Path:
         return stage_root(self.run_dir, stage)
 
+    def ref(self, path: str, revision: str | None = None, repo_type: str = "model") -> str | None:
+        """What identifies the files at `path` in the fingerprints: local files, or a hub commit (`Refs`)."""
+        return self.refs(path, revision, repo_type)
+
+    def refresh_refs(self) -> bool:
+        """After a stage that may have downloaded a hub model or dataset: True when a commit moved (`Refs.refresh`),
+        and the plan's fingerprints must be recomputed, so that the manifest names the commit its stage used."""
+        if not self.refs.refresh():
+            return False
+        for name in ("model_ref", "judge_ref"):
+            self.__dict__.pop(name, None)
+        return True
+
+    @property
+    def model_parts(self) -> dict:
+        """What identifies the base model in the fingerprints (`model.*` among a manifest's inputs)."""
+        m = self.cfg.model
+        return {"path": m.path, "revision": m.revision, "dtype": m.dtype, "files": self.ref(m.path, m.revision),
+                "chat_template": m.chat_template and self.ref(m.chat_template)}
+
     @cached_property
     def model_ref(self) -> str:
-        m = self.cfg.model
-        return fingerprint(
-            {"path": m.path, "revision": m.revision, "dtype": m.dtype, "files": _files_ref(m.path),
-             "chat_template": m.chat_template and _files_ref(m.chat_template)}
-        )
+        return fingerprint(self.model_parts)
 
     @property
     def judge_name(self) -> str:
@@ -83,14 +99,21 @@ class Context:
             raise S3FTError("no judge: set judge.name (or data.judge for the generic task)")
         return name
 
-    @cached_property
-    def judge_ref(self) -> str:
+    @property
+    def judge_parts(self) -> dict:
+        """What identifies the judge in the fingerprints (`judge.*` among a manifest's inputs)."""
         cls = resolve("judge", self.judge_name)
         section = {k: v for k, v in section_dict(self.cfg.judge).items() if k != "workers"}
-        llm = self.cfg.judge.llm
-        judge_model = self.model_ref if not (llm and llm.model) else _files_ref(llm.model.path) or llm.model.path
-        return fingerprint({"name": self.judge_name, "version": getattr(cls, "version", "0"), "cfg": section,
-                            "model": judge_model if self.judge_name == "llm" else None})
+        llm, model = self.cfg.judge.llm, None
+        if self.judge_name == "llm":
+            m = llm and llm.model
+            own = {"path": m.path, "revision": m.revision, "files": self.ref(m.path, m.revision)} if m else None
+            model = own or self.model_parts
+        return {"name": self.judge_name, "version": getattr(cls, "version", "0"), "cfg": section, "model": model}
+
+    @cached_property
+    def judge_ref(self) -> str:
+        return fingerprint(self.judge_parts)
 
     def _make_backend(self, model_cfg, backend: str, adapter: str | None = None):
         from s3ft.cache import maybe_cached
@@ -195,19 +218,21 @@ def plan(ctx: Context) -> list[Unit]:
     def add(stage: str, fp_inputs: dict, fn, sub: str | None = None, complete=None) -> str:
         fp = fingerprint({"stage": stage, **fp_inputs})
         path = ctx.stage_dir(stage) / sub if sub else ctx.stage_dir(stage)
-        units.append(Unit(stage, f"{stage}/{sub}" if sub else stage, UnitDir(path, fp), fn, complete))
+        inputs = named_inputs(fp_inputs, {u.dir.fp: u.name for u in units})
+        units.append(Unit(stage, f"{stage}/{sub}" if sub else stage, UnitDir(path, fp), fn, complete, inputs))
         return fp
 
     decode = {k: v for k, v in section_dict(cfg.generate).items() if k != "batch_size"}
-    data_files = {s.path: _files_ref(s.path) for s in (cfg.data.train, cfg.data.test) if s is not None}
+    splits = [s for s in (cfg.data.train, cfg.data.test) if s is not None]
+    data_files = {s.path: ctx.ref(s.path, s.revision, "dataset") for s in splits}
     fp_data = add("data", {"task": ctx.task.name, "version": ctx.task.version, "data": section_dict(cfg.data),
                            "templates": ctx.task.templates(), "files": data_files}, lambda out: data.run(ctx, out))
     stop = list(getattr(ctx.task, "stop", ()))
     fp_judge = fp_jpara = None
     if M.needs_generation(cfg.method):
-        fp_gen = add("generate", {"data": fp_data, "model": ctx.model_ref, "decode": decode, "stop": stop},
+        fp_gen = add("generate", {"data": fp_data, "model": ctx.model_parts, "generate": decode, "stop": stop},
                      lambda out: generate.run(ctx, out))
-        fp_judge = add("judge", {"upstream": fp_gen, "judge": ctx.judge_ref}, lambda out: judge.run(ctx, out))
+        fp_judge = add("judge", {"upstream": fp_gen, "judge": ctx.judge_parts}, lambda out: judge.run(ctx, out))
     scope = M.paraphrase_scope(cfg.method)
     if scope:
         para_dir = ctx.stage_dir("paraphrase")
@@ -221,18 +246,20 @@ def plan(ctx: Context) -> list[Unit]:
             judged = rows_by_id(ctx.stage_dir("judge_paraphrase") / "rows.jsonl")
             return rows_by_id(para_dir / "rows.jsonl").keys() <= judged.keys()
 
-        fp_para = add("paraphrase", {"data": fp_data, "model": ctx.model_ref, "decode": section_dict(cfg.paraphrase),
+        fp_para = add("paraphrase", {"data": fp_data, "model": ctx.model_parts, "paraphrase": section_dict(cfg.paraphrase),
                                      "backend": cfg.generate.backend, "stop": stop},
                       lambda out: paraphrase.run(ctx, out, scope), complete=para_complete)
-        fp_jpara = add("judge_paraphrase", {"upstream": fp_para, "judge": ctx.judge_ref},
+        fp_jpara = add("judge_paraphrase", {"upstream": fp_para, "judge": ctx.judge_parts},
                        lambda out: judge.run_paraphrase(ctx, out), complete=jpara_complete)
-    general = [{"templates": t.templates(), "version": t.version, "files": _files_ref(g.source.path),
+    general = [{"templates": t.templates(), "version": t.version,
+                "files": ctx.ref(g.source.path, g.source.revision, "dataset"),
                 "judge": getattr(resolve("judge", g.judge or t.default_judge), "version", "0")}
                for g, t in ctx.general_sets + ctx.curve_sets]
     if cfg.evaluate.curve is not None:
-        general.append({"curve_in_domain": _files_ref(cfg.evaluate.curve.in_domain.path),
+        curve = cfg.evaluate.curve.in_domain
+        general.append({"curve_in_domain": ctx.ref(curve.path, curve.revision, "dataset"),
                         "curve_points": cfg.curve_points()})
-    eval_inputs = {"data": fp_data, "model": ctx.model_ref, "decode": decode, "judge": ctx.judge_ref,
+    eval_inputs = {"data": fp_data, "model": ctx.model_parts, "generate": decode, "judge": ctx.judge_parts,
                    "evaluate": section_dict(cfg.evaluate), "general": general}
     has_test = cfg.data.test is not None
     if has_test and cfg.evaluate.base:
@@ -241,9 +268,9 @@ def plan(ctx: Context) -> list[Unit]:
         needs_gen, para = M.METHOD_NEEDS[m]
         fp_sel = add("select", {"method": m, "data": fp_data, "judge": fp_judge if needs_gen else None,
                                 "judge_paraphrase": fp_jpara if para else None, "select": section_dict(cfg.select),
-                                "model": ctx.model_ref if cfg.select.nll else None},
+                                "model": ctx.model_parts if cfg.select.nll else None},
                      lambda out, m=m: select.run(ctx, out, m), sub=m)
-        fp_train = add("train", {"select": fp_sel, "model": ctx.model_ref, "train": weights_settings(cfg.train),
+        fp_train = add("train", {"select": fp_sel, "model": ctx.model_parts, "train": weights_settings(cfg.train),
                                  "seed": cfg.seed, **({"snapshots": n} if (n := cfg.curve_points()) else {})},
                        lambda out, m=m: _train(ctx, out, m), sub=m)
         if has_test:
@@ -290,9 +317,10 @@ def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list
     save_config(cfg)
     first_forced = min((STAGES.index(s) for s in force), default=len(STAGES))
     last = STAGES.index(until) if until else len(STAGES) - 1
-    results = []
+    results, units, seen = [], plan(ctx), set()
     try:
-        for unit in plan(ctx):
+        while (unit := next((u for u in units if u.name not in seen), None)) is not None:
+            seen.add(unit.name)
             i = STAGES.index(unit.stage)
             if i > last:
                 continue
@@ -310,21 +338,28 @@ def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list
                 (unit.dir.path / "manifest.json").unlink()  # needed rows grew: resume, keep rows
             action = "resumed" if state == "partial" and not forced else "ran"
             log.info("%s: %s", unit.name, {"ran": "running", "resumed": "resuming"}[action]
-                     + (" (stale)" if state == "stale" else "") + (" (forced)" if forced else ""))
+                     + (f" (stale: {listed(unit.why_stale())} changed)" if state == "stale" else "")
+                     + (" (forced)" if forced else ""))
             unit.dir.begin(force=forced)
             counts = unit.run(unit.dir.path)
-            m = unit.dir.finish(unit.stage, counts)
+            if ctx.refresh_refs():  # a hub model or dataset it downloaded: the manifest names that commit
+                units = plan(ctx)
+                unit = next(u for u in units if u.name == unit.name)
+            m = unit.dir.finish(unit.stage, counts, unit.inputs, versions())
             results.append({"unit": unit.name, "action": action, "seconds": m["seconds"], "counts": counts})
+        ctx.refresh_refs()
     finally:
         ctx.release()
     return results
 
 
 def status(cfg: Config) -> list[dict]:
-    """Each unit's state (done / partial / stale / to do), counts and time, without loading a model."""
+    """Each unit's state (done / partial / stale / to do), counts and time, and for a stale one the inputs that
+    changed (`why`), without loading a model."""
     ctx = Context(cfg)
     out = []
     for unit in plan(ctx):
-        m = unit.dir.manifest or {}
-        out.append({"unit": unit.name, "state": unit.state(), "counts": m.get("counts"), "seconds": m.get("seconds")})
+        m, state = unit.dir.manifest or {}, unit.state()
+        out.append({"unit": unit.name, "state": state, "counts": m.get("counts"), "seconds": m.get("seconds"),
+                    "why": unit.why_stale() if state == "stale" else None})
     return out

@@ -18,19 +18,28 @@ class Example:
     gold, under conventional keys: `answer` (final answer, math judge), `answers` (list of aliases,
     QA judge), `tests` (list of assert statements, code judge), `test_setup` (code run before the
     tests), plus any extra fields a task keeps.
+
+    `context` holds the turns of a conversation before the question, as chat messages (the system prompt
+    first, then earlier user and assistant turns): the question is the last user turn, the gold the
+    assistant's answer to it (`s3ft.tasks.chat`). Empty for single-turn data, and then left out of `to_dict`.
     """
 
     id: str
     question: str
     gold: str
     meta: dict[str, Any] = field(default_factory=dict)
+    context: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if not d["context"]:
+            del d["context"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Example:
-        return cls(id=str(d["id"]), question=d["question"], gold=d["gold"], meta=dict(d.get("meta") or {}))
+        return cls(id=str(d["id"]), question=d["question"], gold=d["gold"], meta=dict(d.get("meta") or {}),
+                   context=list(d.get("context") or []))
 
 
 @dataclass

@@ -178,7 +178,9 @@ class UnitDir:
         if not resumable or force:
             write_json_atomic(self.path / "progress.json", {"fingerprint": self.fp, "started": time.time()})
 
-    def finish(self, stage: str, counts: dict, inputs: dict | None = None) -> dict:
+    def finish(self, stage: str, counts: dict, inputs: dict | None = None, versions: dict | None = None) -> dict:
+        """Write the manifest: the fingerprint, the counts, the fingerprint's named inputs (what `s3ft status`
+        compares to say why a unit is stale) and the versions that produced the unit."""
         progress = read_json(self.path / "progress.json") or {}
         started = progress.get("started", time.time())
         manifest = {
@@ -186,6 +188,7 @@ class UnitDir:
             "fingerprint": self.fp,
             "counts": counts,
             "inputs": inputs or {},
+            "versions": versions or {},
             "started": started,
             "finished": time.time(),
             "seconds": round(time.time() - started, 2),

@@ -15,7 +15,7 @@ from s3ft import methods as M
 from s3ft.config import Config
 from s3ft.errors import ConfigError, S3FTError
 from s3ft.records import Example
-from s3ft.registry import resolve
+from s3ft.registry import JUDGES, TASKS, resolve
 
 log = logging.getLogger("s3ft.validate")
 PLACEHOLDER = Example(
@@ -89,6 +89,12 @@ def validate(cfg: Config, ctx=None) -> list[str]:
         except (KeyError, IndexError, ValueError) as e:
             raise S3FTError(f"task '{task.name}': the {name} template does not render: {e!r}") from e
     lines.append(f"task: {task.name} (v{task.version}), templates: {', '.join(task.templates())}")
+    for key, kind, name, table in (("data", "task", cfg.data.task, TASKS), ("judge", "judge", ctx.judge_name, JUDGES)):
+        if getattr(cfg, key).options and name in table:  # a typo in a plug-in's settings must not pass silently
+            raise ConfigError(None, f"{key}.options", f"the built-in {kind} '{name}' takes no options (they are "
+                              "settings of a plug-in, 'package.module:Class')")
+    if cfg.data.format != "auto" and cfg.data.task in TASKS and cfg.data.task != "generic":
+        raise ConfigError(None, "data.format", f"only the generic task reads it; '{cfg.data.task}' has its own")
     judge_cls = resolve("judge", ctx.judge_name)
     lines.append(f"judge: {ctx.judge_name} (v{getattr(judge_cls, 'version', '?')})")
     if ctx.judge_name == "code":

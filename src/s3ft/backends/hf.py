@@ -20,8 +20,10 @@ from tqdm import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from s3ft.backends.base import Completion, GenParams, Messages
+from s3ft.backends.template import fold_system_if_rejected
 from s3ft.config import ModelConfig
 from s3ft.errors import S3FTError
+from s3ft.provenance import hub_commit
 
 # Neutral decoding settings, set explicitly so the checkpoint's own cannot leak in (see `_gen_config`).
 _NEUTRAL = dict(repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0, num_return_sequences=1)
@@ -42,13 +44,8 @@ def weights_id(path: str, revision: str | None = None) -> str:
     """Identify weights for cache keys: `abs/dir#hash` for a local dir, `hub/id@commit` for a hub id."""
     if Path(path).is_dir():
         return f"{Path(path).resolve()}#{dir_hash(path)}"
-    try:  # the commit of the cached snapshot, when it is in the local hub cache (no network)
-        from huggingface_hub import snapshot_download
-
-        revision = Path(snapshot_download(path, revision=revision, local_files_only=True)).name
-    except Exception:
-        pass
-    return f"{path}@{revision or 'main'}"
+    # the commit of the revision, when the local hub cache holds it (no network)
+    return f"{path}@{hub_commit(path, revision) or revision or 'main'}"
 
 
 def cut_at_stop(text: str, stop: tuple[str, ...] | list[str]) -> str:
@@ -93,7 +90,8 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def load_tokenizer(model: ModelConfig):
-    """The tokenizer, left-padded, with a pad token and a chat template (else a clear S3FTError)."""
+    """The tokenizer, left-padded, with a pad token and a chat template (else a clear S3FTError); a template
+    that rejects a system role folds the system prompt into the first user turn (`s3ft.backends.template`)."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(
@@ -109,6 +107,7 @@ def load_tokenizer(model: ModelConfig):
             f"the tokenizer of {model.path} has no chat template; set model.chat_template to a Jinja "
             "template file (s3ft sends chat messages, so the template defines the prompt format)"
         )
+    fold_system_if_rejected(tok, model.path)  # Mistral-7B-Instruct-v0.2's raises on a system turn
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

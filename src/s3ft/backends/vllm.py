@@ -14,6 +14,7 @@ from pathlib import Path
 
 from s3ft.backends.base import Completion, GenParams, Messages
 from s3ft.backends.hf import cut_at_stop, dir_hash, weights_id
+from s3ft.backends.template import fold_system_if_rejected
 from s3ft.config import ModelConfig
 from s3ft.errors import S3FTError
 
@@ -63,13 +64,19 @@ class VLLMBackend:
             seed=seed,
             **llm_kwargs,
         )
+        override = self.chat_template
+        tok = self.llm.get_tokenizer()  # a template that rejects a system role folds it (s3ft.backends.template)
+        if override is not None and hasattr(tok, "chat_template"):
+            tok.chat_template = override
+        if fold_system_if_rejected(tok, model.path):  # no prompt that rendered before renders otherwise: same key
+            self.chat_template = tok.chat_template
         import vllm
 
         self.model_id = weights_id(model.path, model.revision) + f"+vllm:{vllm.__version__}:{model.dtype}"
         if adapter is not None:
             self.model_id += f"+adapter:{Path(adapter).resolve()}#{dir_hash(adapter)}"
-        if self.chat_template is not None:
-            self.model_id += f"+template:{hashlib.sha256(self.chat_template.encode()).hexdigest()[:12]}"
+        if override is not None:
+            self.model_id += f"+template:{hashlib.sha256(override.encode()).hexdigest()[:12]}"
 
     def generate(self, prompts: list[Messages], params: GenParams, desc: str = "generate") -> list[str]:
         """One completion per prompt, in order, cut before the first stop string."""

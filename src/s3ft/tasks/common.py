@@ -5,7 +5,9 @@ Templates are plain text files rendered with `str.format`: the package's own liv
 them (read once, when the task is built). Literal braces in a template must be doubled (`{{`, `}}`).
 Placeholders are checked when the task is built, so an unknown one fails before any model runs.
 Prompts are a single user message, `[{"role": "user", "content": ...}]`: no system message, so
-the model's chat template decides what a system turn holds. The rendered text is stripped of
+the model's chat template decides what a system turn holds; an example from a conversation
+(`Example.context`: a system prompt, earlier turns) has those turns before it, in the prediction and in the
+paraphrase prompt alike (the template renders the last user turn). The rendered text is stripped of
 surrounding whitespace (a template file's final newline does not enter the prompt); `templates()`
 returns the files' exact text, which is what enters the stage fingerprints.
 """
@@ -180,11 +182,11 @@ class TemplateTask:
         return body if body.endswith(end) else f"{body}\n{end}"
 
     def prompt(self, ex: Example) -> Messages:
-        return user_message(self._templates["predict"].format(**self.values(ex)))
+        return [*ex.context, *user_message(self._templates["predict"].format(**self.values(ex)))]
 
     def paraphrase_prompt(self, ex: Example) -> Messages:
         values = {**self.values(ex), "reference": self.reference(ex)}
-        return user_message(self._templates["paraphrase"].format(**values))
+        return [*ex.context, *user_message(self._templates["paraphrase"].format(**values))]
 
     def templates(self) -> dict[str, str]:
         return dict(self._templates)

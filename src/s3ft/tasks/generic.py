@@ -1,4 +1,11 @@
-"""The generic task: any question/gold dataset described by `data.fields`; reads rows, writes nothing.
+"""The generic task: any question/gold or chat dataset; reads rows, writes nothing.
+
+`data.format` says how a row holds its example: `fields` (the columns `data.fields` names), or a chat
+format, one training example per conversation (`messages`: TRL's conversational rows; `sharegpt`; `alpaca`;
+rules in `s3ft.tasks.chat`): the last assistant turn is the gold, the user turn before it the question (what
+the judges see), and the turns before that `Example.context`, which every prompt shows before the question.
+`auto` (the default) reads a source as `fields` when `data.fields.question` or `.gold` is set, else as the
+format its first row looks like (`chat.detect`), and logs what it chose.
 
 `data.fields` names the row fields: `question`, `gold`, optionally `id`, and `meta` (judge inputs,
 meta key -> field, e.g. `{tests: test_list}` for the code judge or `{answers: aliases}` for the QA
@@ -18,15 +25,19 @@ list) is decoded into that list; other values are kept as they are, empty ones i
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from s3ft.errors import InputError
 from s3ft.records import Example
+from s3ft.tasks.chat import conversation, detect
 from s3ft.tasks.common import TemplateTask
 from s3ft.tasks.io import require_text
 
 if TYPE_CHECKING:
     from s3ft.config import DataConfig, SplitSource
+
+log = logging.getLogger(__name__)
 
 
 def _decoded(value: Any, path: str, line: int, field: str) -> Any:
@@ -42,27 +53,42 @@ def _decoded(value: Any, path: str, line: int, field: str) -> Any:
 
 class GenericTask(TemplateTask):
     name = "generic"
-    version = "1"
+    version = "2"  # 2: chat formats (data.format)
     predict_file = "generic_predict.txt"
     paraphrase_file = "generic_paraphrase.txt"
 
     def __init__(self, cfg: DataConfig):
         self.fields = cfg.fields
+        self.format = cfg.format
+        self.formats: dict[str, str] = {}
+        """The format each source was read as (`auto` decides per source, on its first row)."""
         self.default_judge = cfg.judge or ""
         self.placeholders = frozenset({"question", *cfg.fields.meta})
         super().__init__(cfg)
 
+    def source_format(self, row: dict[str, Any], source: SplitSource) -> str:
+        if source.path not in self.formats:
+            fmt = self.format
+            if fmt == "auto":
+                fmt = "fields" if {"question", "gold"} & self.fields.model_fields_set else detect(row)
+                log.info("%s: read as data.format %s (auto, from its first row)", source.path, fmt)
+            self.formats[source.path] = fmt
+        return self.formats[source.path]
+
     def example(self, row: dict[str, Any], source: SplitSource, line: int) -> Example:
-        f, path = self.fields, source.path
-        question = require_text(row, f.question, path, line)
-        gold = require_text(row, f.gold, path, line)
+        f, path, context = self.fields, source.path, []
+        if self.source_format(row, source) == "fields":
+            question = require_text(row, f.question, path, line)
+            gold = require_text(row, f.gold, path, line)
+        else:
+            context, question, gold = conversation(row, self.formats[path], path, line)
         ex_id = require_text(row, f.id, path, line).strip() if f.id else f"{source.split}-{line}"
         meta = {}
         for key, field in f.meta.items():
             if field not in row:
                 raise InputError(path, "missing (named in data.fields.meta)", line, field)
             meta[key] = _decoded(row[field], path, line, field)
-        return Example(id=ex_id, question=question, gold=gold, meta=meta)
+        return Example(id=ex_id, question=question, gold=gold, meta=meta, context=context)
 
     def merge(self, first: Example, repeat: Example) -> Example | None:
         return None  # ids come from the data: a repeat is always a data error

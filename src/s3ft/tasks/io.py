@@ -166,12 +166,13 @@ def _hub(source: SplitSource) -> Iterator[tuple[int, dict[str, Any]]]:
     import datasets
 
     try:
-        ds = datasets.load_dataset(source.path, source.name, split=source.split)
-    except Exception as e:  # offline, unknown id, wrong config or split: all reported the same way
+        ds = datasets.load_dataset(source.path, source.name, split=source.split, revision=source.revision)
+    except Exception as e:  # offline, unknown id, wrong config, split or revision: all reported the same way
         local = "" if Path(source.path).expanduser().is_dir() else "no such local file, and "
+        pinned = f", revision={source.revision!r}" if source.revision else ""
         raise InputError(
             source.path,
-            f"{local}could not load hub dataset (name={source.name!r}, split={source.split!r}): {e}",
+            f"{local}could not load hub dataset (name={source.name!r}, split={source.split!r}{pinned}): {e}",
         ) from e
     for i, row in enumerate(ds, 1):
         yield i, dict(row)
