@@ -138,6 +138,19 @@ def test_chat_template_override(tiny_model_dir, tmp_path):
         load_tokenizer(_cfg(tiny_model_dir, chat_template=str(tmp_path / "missing.jinja")))
 
 
+def test_a_template_that_rejects_a_system_role_gets_it_folded_into_the_first_user_turn(tiny_model_dir):
+    """Mistral-7B-Instruct-v0.2's kind of template raises on a system turn: load_tokenizer folds it (the same
+    tokenizer serves generation, NLL and TRL's training), and prompt + answer still starts with the prompt."""
+    mistral = Path(__file__).parent / "fixtures" / "mistral_chat_template.jinja"
+    b = HFBackend(_cfg(tiny_model_dir, chat_template=str(mistral)), batch_size=2)
+    prompt = [{"role": "system", "content": "Be brief."}, *PROMPTS[0]]
+    text = b.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    assert text.count("[INST]") == 1 and "[INST] Be brief.\n\n" + PROMPTS[0][0]["content"] in text
+    assert len(b.generate([prompt, PROMPTS[1]], GenParams(max_new_tokens=2))) == 2
+    [(nll, tokens)] = b.nll([prompt], ["4"])
+    assert tokens >= 1 and nll > 0
+
+
 def test_missing_chat_template_is_a_clear_error(tiny_model_dir, tmp_path):
     d = Path(shutil.copytree(tiny_model_dir, tmp_path / "no_template"))
     (d / "chat_template.jinja").unlink()

@@ -209,3 +209,42 @@ def test_other_tasks_and_judges_through_the_pipeline(taught_model, tmp_path, tas
     stats = json.loads((stage_root(run, "select") / "s3ft" / "stats.json").read_text())
     assert stats["composition"]["n"] == n
     assert not (stage_root(run, "train")).exists()  # --until select stops there
+
+
+def test_chat_data_through_every_stage_with_a_template_that_rejects_a_system_role(tiny_model_dir, tmp_path):
+    """ShareGPT rows (system prompts, earlier turns) to train on and TRL `messages` rows to evaluate on, through
+    every stage, on a model whose chat template (Mistral-7B-Instruct-v0.2's kind) rejects a system role: the
+    system prompt is folded into the first user turn, and the log says so once. Then status says why a stage
+    is stale, and each manifest records its inputs and versions."""
+    run = tmp_path / "run"
+    cfg = {
+        "run_dir": str(run), "method": ["sft", "s3ft"],
+        "model": {"path": str(tiny_model_dir), "dtype": "float32",
+                  "chat_template": str(FIXTURES / "mistral_chat_template.jinja")},
+        "data": {"task": "generic", "judge": "qa", "train": {"path": str(FIXTURES / "chat_sharegpt.json")},
+                 "test": {"path": str(FIXTURES / "chat_messages.jsonl")}},
+        "generate": {"batch_size": 4, "max_new_tokens": 8}, "paraphrase": {"max_new_tokens": 8},
+        "judge": {"workers": 1},
+        "train": {"mode": "lora", "lora_r": 4, "lora_alpha": 8, "epochs": 1, "batch_size": 2, "max_length": 256},
+    }
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    r = cli("run", str(config), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("rejects a system role") == 1 and "read as data.format sharegpt" in r.stderr
+    examples = read_jsonl(stage_root(run, "data") / "train.jsonl")
+    assert [m["role"] for m in examples[1]["context"]] == ["system", "user", "assistant"]
+    rows = {r["id"]: r for r in read_jsonl(stage_root(run, "select") / "s3ft" / "train.jsonl")}
+    assert [m["role"] for m in rows["train-2"]["prompt"]] == ["system", "user", "assistant", "user"]
+    assert rows["train-2"]["prompt"][-1]["content"] == "Plus 10?"
+    assert (stage_root(run, "train") / "sft" / "adapter" / "adapter_config.json").is_file()
+    assert json.loads((stage_root(run, "evaluate") / "s3ft" / "metrics.json").read_text())["n"] == 3
+    manifest = json.loads((stage_root(run, "train") / "sft" / "manifest.json").read_text())
+    assert {"python", "torch", "transformers", "trl", "peft"} <= set(manifest["versions"])
+    assert "train.learning_rate" in manifest["inputs"] and "model.chat_template" in manifest["inputs"]
+    st = cli("status", str(run), cwd=tmp_path)
+    assert all(line.split()[1] == "done" for line in st.stdout.splitlines()[1:]), st.stdout
+    r = cli("run", str(config), "train.learning_rate=2e-3", "--until", "select", cwd=tmp_path)  # saves the config
+    assert r.returncode == 0 and "0 stage unit(s) ran" in r.stdout, r.stderr[-2000:]
+    st = cli("status", str(run), cwd=tmp_path)  # read against the saved config: train is stale, and why
+    assert "train/sft" in st.stdout and "(changed: train.learning_rate)" in st.stdout, st.stdout
