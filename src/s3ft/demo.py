@@ -39,6 +39,7 @@ def demo(seeds: list[int], run_dir: str = "runs/world", overrides: list[str] = (
                       None)
     if curve_seed is not None:
         summary["curves"] = {"seed": curve_seed, "plot": f"seed-{curve_seed}/09_report/curves.png"}
+    summary["seconds_by_stage"] = seconds_by_stage([Path(run_dir) / f"seed-{seed}" for seed in seeds])
     if by_kind := accuracy_by_kind([Path(run_dir) / f"seed-{seed}" for seed in seeds],
                                    ["base", *summary["methods"]]):
         summary["accuracy_by_kind"] = by_kind
@@ -47,6 +48,19 @@ def demo(seeds: list[int], run_dir: str = "runs/world", overrides: list[str] = (
     summary_plot(summary, out / "summary.png")
     log.info("wrote %s", out / "summary.md")
     return out / "summary.md"
+
+
+def seconds_by_stage(run_dirs: list[Path]) -> dict[str, float]:
+    """Wall time of each stage, summed over its units in every run, from the manifests (a unit skipped
+    because a previous run had done it counts its original time)."""
+    from s3ft.rundir import STAGES
+
+    total: dict[str, float] = {}
+    for run_dir in run_dirs:
+        for stage in STAGES:
+            for m in stage_root(run_dir, stage).rglob("manifest.json"):
+                total[stage] = round(total.get(stage, 0.0) + (read_json(m) or {}).get("seconds", 0.0), 1)
+    return total
 
 
 def accuracy_by_kind(run_dirs: list[Path], models: list[str]) -> dict | None:
@@ -146,6 +160,9 @@ def summary_markdown(summary: dict) -> str:
         lines.append("")
     if (v := verdict(summary)) is not None:
         lines += [v, ""]
+    if secs := summary.get("seconds_by_stage"):
+        lines += ["Time per stage, all seeds (s): " + ", ".join(f"{k} {v:.0f}" for k, v in secs.items() if v)
+                  + f"; total {sum(secs.values()):.0f} s.", ""]
     lines += ["![summary](summary.png)", ""]
     if summary.get("curves"):
         lines += [f"Learning curves (seed {summary['curves']['seed']}; validation samples; step 0 is the base model):",
