@@ -119,7 +119,7 @@ def test_shortened_demo_through_the_cli(tmp_path):
     assert s3ft["composition"]["counts"]["self"] > 0  # the base model solves some target problems itself
     md = (tmp_path / "w" / "summary.md").read_text()
     assert "Paraphrase step (S3FT): of the" in md and "of the base model's non-embedding weights" in md
-    assert "Time per stage, all seeds (s): data" in md and summary["seconds_by_stage"]["train"] > 0
+    assert "Time per stage, all seeds (s): " in md and summary["seconds_by_stage"]["train"] > 0
     assert set(summary["accuracy_by_kind"]) == {"base", "sft", "ssr", "sdft", "s3ft"}
     assert summary["curves"] == {"seed": 0, "plot": "seed-0/09_report/curves.png"}  # seed 0 only
     assert (tmp_path / "w" / "seed-0" / "09_report" / "curves.png").is_file()

@@ -16,6 +16,7 @@ from s3ft.harness import primary_metric
 from s3ft.stages.report import _deltas, benchmarks_markdown
 
 WORLD_MODEL = Path(s3ft.__file__).parent / "data" / "world_model"
+WORLD_SKILLS = sorted(("arith", "chain", "facts", "paraphrase", "passage", "reverse"))  # the tag's tasks, by name
 
 
 def test_primary_metric_prefers_acc_norm_then_acc_and_honours_an_override():
@@ -129,7 +130,7 @@ def test_a_tag_stands_for_its_tasks():
 
     out = run(ForgettingConfig(tasks=["s3ft_world"], limit=2, apply_chat_template=True, batch_size=8),
               ModelConfig(path=str(WORLD_MODEL), dtype="float32"))
-    assert set(out["scores"]) == {f"s3ft_world_{s}" for s in ("arith", "facts", "passage", "reverse")}
+    assert set(out["scores"]) == {f"s3ft_world_{s}" for s in WORLD_SKILLS}
     assert all(s["n"] == 2 and s["metric"] == "acc" for s in out["scores"].values())
 
 
@@ -159,7 +160,7 @@ def test_few_shot_per_task_groups_tasks_and_rejects_unknown_names():
     from s3ft.harness import shot_groups, task_manager
 
     tm = task_manager(["s3ft_world"])
-    world = [f"s3ft_world_{s}" for s in ("arith", "facts", "passage", "reverse")]
+    world = [f"s3ft_world_{s}" for s in WORLD_SKILLS]
     assert shot_groups(tm, ["s3ft_world"], None) == {None: world}
     assert shot_groups(tm, ["s3ft_world"], 3) == {3: world}
     assert shot_groups(tm, ["s3ft_world"], {"s3ft_world": 1, "s3ft_world_facts": 2}) == {
@@ -207,11 +208,13 @@ def test_an_edited_task_or_its_data_misses_the_cache(tmp_path):
     first = run(cfg, model, cache_dir=tmp_path / "c")
     assert run(cfg, model, cache_dir=tmp_path / "c") == first
     assert len(list((tmp_path / "c" / "lm_eval").glob("*.json"))) == 1
-    rows[0]["answer"] = "not what the model says"
+    assert first["scores"]["rev_local"]["value"] > 0  # the shipped base model reverses some of them
+    for r in rows:
+        r["answer"] = "not what the model says"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     edited = run(cfg, model, cache_dir=tmp_path / "c")
     assert len(list((tmp_path / "c" / "lm_eval").glob("*.json"))) == 2
-    assert edited["scores"]["rev_local"]["value"] == first["scores"]["rev_local"]["value"] - 0.25
+    assert edited["scores"]["rev_local"]["value"] == 0
 
 
 def test_local_files_of_a_task_config():

@@ -535,3 +535,24 @@ def test_a_killed_pre_training_build_resumes_from_its_checkpoint(tmp_path, monke
     info = json.loads((out / "pretrain.json").read_text())
     assert info["resumed_from"] == "checkpoint-2" and not work.exists()
     assert (out / "model.safetensors").read_bytes() == (whole / "model.safetensors").read_bytes()
+
+
+def test_settings_protocol_runs_sft_on_validation_and_checks_precondition_1(tmp_path):
+    """The protocol's code path on the shipped base, shortened (two settings, a few rows): every setting's
+    validation accuracy per kind, the base's, the choice by the rule, and precondition 1 at the choice."""
+    from s3ft.world.protocol import KEPT_KIND, grid
+
+    settings = [{"mode": "full", "learning_rate": 1e-5, "epochs": 1},
+                {"mode": "lora", "lora_r": 1, "lora_alpha": 2, "learning_rate": 1e-3, "epochs": 1}]
+    summary = grid(tmp_path, settings=settings, extra_overrides=["data.train.limit=16", "data.test.limit=12"])
+    assert [r["name"] for r in summary["grid"]] == ["full-lr1e-05-ep1", "lora-r1-lr0.001-ep1"]
+    for r in summary["grid"]:
+        assert r["n"] == 12 and set(r["by_kind"]) == {"buy-give", "buy-buy", "give-give"}
+    assert summary["grid"][0]["trainable_share_non_embedding"] == 1.0
+    assert 0 < summary["grid"][1]["trainable_share_non_embedding"] <= 0.01  # LoRA r 1: under 1%
+    assert summary["chosen"] in {r["name"] for r in summary["grid"]} | {None}
+    if summary["chosen"]:
+        p = summary["precondition_1"]
+        assert set(p) == {"base", "sft_all_gold", f"sft_{KEPT_KIND}_gold_only", "holds"}
+        assert (tmp_path / f"shop_train_{KEPT_KIND}.jsonl").read_text().count("buys") > 0
+    assert (tmp_path / "grid.md").read_text().startswith("| setting |")

@@ -204,8 +204,13 @@ class HFBackend:
                     crit = StoppingCriteriaList([StopOnText(stop, width, self.tokenizer)] if stop else [])
                     seqs = self.model.generate(**enc, generation_config=gc, stopping_criteria=crit)
                 new = seqs[:, width:]
-                texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-                ended = torch.isin(new, torch.tensor(self.eos_ids, device=new.device)).any(dim=1).tolist()
+                is_eos = torch.isin(new, torch.tensor(self.eos_ids, device=new.device))
+                ended = is_eos.any(dim=1).tolist()
+                # cut at the first end-of-turn token: it and the padding after it are not text, even where the
+                # tokenizer does not call that token special
+                ends = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1), new.shape[1]).tolist()
+                texts = self.tokenizer.batch_decode([row[:e] for row, e in zip(new, ends, strict=True)],
+                                                    skip_special_tokens=True)
                 for i, text, eos in zip(batch, texts, ended, strict=True):
                     cut = cut_at_stop(text, params.stop)
                     # generation ends at an end-of-turn token, a stop string, or max_new_tokens

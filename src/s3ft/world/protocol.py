@@ -65,7 +65,8 @@ def overrides(setting: dict) -> list[str]:
     return [f"train.{k}={v}" for k, v in setting.items()]
 
 
-def sft_run(out: Path, name: str, setting: dict, base: str | None, train_file: str | None = None) -> dict:
+def sft_run(out: Path, name: str, setting: dict, base: str | None, train_file: str | None = None,
+            extra_overrides: list[str] = ()) -> dict:
     """One SFT run of the demo config at `setting`, scored on the validation split; returns its scores."""
     from s3ft.config import load_config
     from s3ft.demo import DEMO_CONFIG
@@ -78,7 +79,7 @@ def sft_run(out: Path, name: str, setting: dict, base: str | None, train_file: s
     cfg = load_config(DEMO_CONFIG, [
         "method=[sft]", "seed=0", f"run_dir={out / name}", f"cache.path={out / 'cache.sqlite'}",
         "data.test.path=${s3ft}/data/world/shop_val.jsonl", "data.test.split=val",
-        "evaluate.forgetting=null", "evaluate.curve=null", *overrides(setting), *extra])
+        "evaluate.forgetting=null", "evaluate.curve=null", *overrides(setting), *extra, *extra_overrides])
     run(cfg)
     run_dir = Path(cfg.run_dir)
     train = (read_json(stage_root(run_dir, "train") / "sft" / "manifest.json") or {})
@@ -112,15 +113,18 @@ def kept_kind_train(out: Path) -> Path:
     return path
 
 
-def grid(out: Path, base: str | None = None) -> dict:
+def grid(out: Path, base: str | None = None, settings: list[dict] = GRID, extra_overrides: list[str] = ()) -> dict:
+    """Run `settings` (the pre-registered `GRID`; another list only to test this code), choose, and check
+    precondition 1 at the choice. `extra_overrides` (e.g. data limits) are for tests too."""
     out.mkdir(parents=True, exist_ok=True)
-    results = [sft_run(out, setting_name(s), s, base) for s in GRID]
+    results = [sft_run(out, setting_name(s), s, base, extra_overrides=extra_overrides) for s in settings]
     base_scores = results[0]["base"]
     chosen = choose(results, base_scores["by_kind"][KEPT_KIND])
     summary = {"base_model": base or "shipped", "grid": results, "base": base_scores, "rule": choose.__doc__,
                "chosen": chosen and chosen["name"]}
     if chosen:
-        only = sft_run(out, f"{chosen['name']}-{KEPT_KIND}-only", chosen["setting"], base, str(kept_kind_train(out)))
+        only = sft_run(out, f"{chosen['name']}-{KEPT_KIND}-only", chosen["setting"], base, str(kept_kind_train(out)),
+                       extra_overrides)
         summary["precondition_1"] = {
             "base": base_scores["by_kind"][KEPT_KIND],
             "sft_all_gold": chosen["by_kind"][KEPT_KIND],
