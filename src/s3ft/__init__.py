@@ -1,7 +1,7 @@
 """s3ft: Selective Self-to-Supervised Fine-Tuning (Gupta et al., NAACL Findings 2025).
 
 The Python API mirrors the CLI: `load_config`, `validate`, `run` (with `until`, `force`, `only`),
-`status`, `listing`. Each stage is also a function in `s3ft.stages.<stage>.run(ctx, out_dir)`.
+`status`, `export`, `listing`. Each stage is also a function in `s3ft.stages.<stage>.run(ctx, out_dir)`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,16 @@ def status(run_dir: str | Path) -> list[dict]:
     if not saved.is_file():
         raise S3FTError(f"{run_dir}: not a run directory (no config.yaml)")
     return _status(load_config(saved))
+
+
+def export(run_dir: str | Path, out: str | Path | None = None, methods: list[str] | None = None,
+           merge: bool = False, push: str | None = None) -> dict[str, dict[str, str]]:
+    """Write a run's training sets (HF dataset, LLaMA-Factory, axolotl, with cards) under `out` (default
+    `run_dir/export`) and, with `merge`, its trained models as full weights; `push`: a hub repo id to upload
+    one method's folders to. Returns each method's folders (see `s3ft.artifacts`)."""
+    from s3ft.artifacts import export as _export
+
+    return _export(run_dir, out, methods, merge=merge, push_to=push)
 
 
 def validate(cfg: Config) -> list[str]:

@@ -1,4 +1,4 @@
-"""The `s3ft` command: run, status, validate, ls, make-tiny.
+"""The `s3ft` command: run, status, validate, ls, demo, export, make-tiny.
 
 Every subcommand is a thin wrapper over the Python API (`s3ft.run`, `s3ft.status`, ...).
 Errors a user can fix (bad config, bad data) print one line naming the file, line and key, and
@@ -12,6 +12,7 @@ import logging
 import sys
 
 from s3ft.errors import S3FTError
+from s3ft.methods import METHOD_NEEDS
 from s3ft.rundir import STAGES
 
 
@@ -50,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("config")
     v.add_argument("overrides", nargs="*")
     sub.add_parser("ls", help="list tasks, judges, backends and methods")
+    x = sub.add_parser("export", help="write a run's training sets (HF datasets, LLaMA-Factory, axolotl) with cards, "
+                                      "and with --merge its trained models")
+    x.add_argument("run_dir")
+    x.add_argument("--out", help="output folder (default RUN_DIR/export)")
+    x.add_argument("--method", nargs="+", action="extend", choices=list(METHOD_NEEDS),
+                   help="export these methods (default: every method with a training set)")
+    x.add_argument("--merge", action="store_true",
+                   help="also write each trained model as full weights: a LoRA adapter merged into the base")
+    x.add_argument("--push", metavar="REPO_ID",
+                   help="upload the exported dataset (and model) of one method to the Hugging Face hub as REPO_ID")
     d = sub.add_parser("demo", help="the miniature world: every method, several seeds, one summary")
     d.add_argument("overrides", nargs="*", help="key=value overrides of the demo config")
     d.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
@@ -107,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"summary: {demo(seeds, args.run_dir, args.overrides)}")
         elif args.cmd == "ls":
             print(s3ft.listing())
+        elif args.cmd == "export":
+            from s3ft.artifacts import summary
+
+            print(summary(s3ft.export(args.run_dir, args.out, args.method, merge=args.merge, push=args.push)))
         elif args.cmd == "make-tiny":
             from s3ft.tiny import build_tiny_model
 

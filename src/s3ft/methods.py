@@ -21,6 +21,15 @@ METHOD_NEEDS = {
     "s3ft": (True, "wrong"),
 }
 
+TARGETS = {
+    # method: its training targets, in words (model cards, `s3ft export`)
+    "sft": "the gold response for every example",
+    "ssr": "the model's own answer where the judge accepted it, else the gold",
+    "sdft": "the model's paraphrase of the gold where the judge accepted it, else the gold",
+    "s3ft": "the model's own answer where the judge accepted it, else its paraphrase of the gold where the "
+            "judge accepted that, else the gold",
+}
+
 
 def choose_source(method: str, self_correct: bool | None, paraphrase_correct: bool | None) -> str:
     """`self`, `paraphrase` or `gold` for one example under `method`."""

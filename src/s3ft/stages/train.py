@@ -137,6 +137,27 @@ def non_embedding_params(model) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values() if id(p) not in skip)
 
 
+def load_base_model(model: ModelConfig, dtype: str):
+    """The base model as training loads it: `model.path` at `model.revision`, in `dtype` (a torch dtype name,
+    or `auto`: the checkpoint's own), on the CPU."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        model.path,
+        dtype=dtype if dtype == "auto" else getattr(torch, dtype),
+        revision=model.revision,
+        trust_remote_code=model.trust_remote_code,
+    )
+
+
+def save_merged(peft_model, tokenizer, out: Path) -> None:
+    """Merge a peft model's LoRA adapter into its weights and save a complete model (with its generation config)
+    and the tokenizer (with its chat template) into `out`, loadable by `AutoModelForCausalLM.from_pretrained`."""
+    peft_model.merge_and_unload().save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
 def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainConfig, seed: int,
                 snapshots: int = 0) -> dict:
     """Fine-tune `model` on `train_file` per `cfg`; save to `out_dir` and return the training metrics.
@@ -147,7 +168,6 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
     import datasets
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
     from s3ft.backends.hf import load_tokenizer
@@ -163,12 +183,7 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
     if dtype == "auto":
         dtype = "bfloat16" if cuda and bf16 and cfg.mode == "lora" else "float32"
     tokenizer = load_tokenizer(model)  # applies model.chat_template; a clear error if there is no template
-    lm = AutoModelForCausalLM.from_pretrained(
-        model.path,
-        dtype=getattr(torch, dtype),
-        revision=model.revision,
-        trust_remote_code=model.trust_remote_code,
-    )
+    lm = load_base_model(model, dtype)
     base_non_embedding = non_embedding_params(lm)
 
     ckpt_dir = out_dir / "checkpoints"
@@ -244,9 +259,7 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
     merged_dir = None
     if cfg.save_merged and cfg.mode == "lora":
         merged_dir = "merged"
-        merged = trainer.model.merge_and_unload()
-        merged.save_pretrained(out_dir / merged_dir)
-        tokenizer.save_pretrained(out_dir / merged_dir)
+        save_merged(trainer.model, tokenizer, out_dir / merged_dir)
     elif cfg.save_merged:
         log.info("save_merged ignored: full fine-tuning already saves a complete model")
 
