@@ -164,7 +164,7 @@ def test_few_shot_per_task_groups_tasks_and_rejects_unknown_names():
     assert shot_groups(tm, ["s3ft_world"], None) == {None: world}
     assert shot_groups(tm, ["s3ft_world"], 3) == {3: world}
     assert shot_groups(tm, ["s3ft_world"], {"s3ft_world": 1, "s3ft_world_facts": 2}) == {
-        1: ["s3ft_world_arith", "s3ft_world_passage", "s3ft_world_reverse"], 2: ["s3ft_world_facts"]}
+        1: [t for t in world if t != "s3ft_world_facts"], 2: ["s3ft_world_facts"]}
     assert shot_groups(tm, ["s3ft_world_arith", "s3ft_world_facts"], {"s3ft_world_facts": 2}) == {
         None: ["s3ft_world_arith"], 2: ["s3ft_world_facts"]}
     with pytest.raises(ValueError, match="'mmlu' is not among evaluate.forgetting.tasks"):
