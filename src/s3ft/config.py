@@ -219,7 +219,10 @@ class TrainConfig(Section):
     """Checkpoint interval; an interrupted train stage resumes from the last checkpoint."""
     save_total_limit: int = 2
     report_to: list[str] = Field(default_factory=list)
-    """e.g. [tensorboard] or [wandb]."""
+    """Experiment trackers, e.g. [tensorboard] or [wandb]: the trainer logs its loss curves there, and the report
+    stage logs per model the in-domain accuracy, composition, target NLL and forgetting to those it supports
+    (`tensorboard`, under `09_report/tensorboard/<model>/`; `wandb` and `mlflow`, untested), so that
+    `tensorboard --logdir RUN_DIR` shows both. One named but not installed is a warning; `none` is ignored."""
     save_merged: bool = False
     """Also save the LoRA adapter merged into the base weights, in Hugging Face format."""
 

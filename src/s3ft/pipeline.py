@@ -276,7 +276,9 @@ def plan(ctx: Context) -> list[Unit]:
         if has_test:
             add("evaluate", {**eval_inputs, "train": fp_train}, lambda out, m=m: evaluate.run(ctx, out, m), sub=m)
     upstream = [u.dir.fp for u in units if u.stage in ("select", "train", "evaluate")]
-    add("report", {"upstream": upstream, "report": section_dict(cfg.report)}, lambda out: report.run(ctx, out))
+    trackers = {"report_to": cfg.train.report_to} if cfg.train.report_to else {}  # the report logs to them
+    add("report", {"upstream": upstream, "report": section_dict(cfg.report), **trackers},
+        lambda out: report.run(ctx, out))
     order = {s: i for i, s in enumerate(STAGES)}
     return sorted(units, key=lambda u: order[u.stage])  # stable: evaluate/base stays first
 

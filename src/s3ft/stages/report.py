@@ -3,7 +3,8 @@
 Reads each method's `06_select/<m>/stats.json`, `07_train/<m>/` manifest and
 `08_evaluate/<model>/metrics.json`; writes into `09_report/`. Plots: training-set composition per
 method, in-domain accuracy per model, and target NLL per method (the distribution-distance
-argument of the paper as one number per method).
+argument of the paper as one number per method). With `train.report_to`, the same numbers go to those
+trackers too (`s3ft.trackers`: TensorBoard event files under `09_report/tensorboard/<model>/`).
 """
 
 from __future__ import annotations
@@ -288,4 +289,11 @@ def run(ctx, out: Path) -> dict:
     (out / "report.md").write_text(markdown(metrics))
     files = plots(metrics, out) if ctx.cfg.report.plots else []
     log.info("wrote %s", out / "report.md")
-    return {"methods": len(metrics["methods"]), "plots": len(files)}
+    counts = {"methods": len(metrics["methods"]), "plots": len(files)}
+    if ctx.cfg.train.report_to:  # the trackers the trainer logs to get the report's numbers too
+        from s3ft.trackers import log_metrics
+
+        logged = log_metrics(metrics, ctx.cfg.train.report_to, out, run_name=Path(ctx.cfg.run_dir).name)
+        if logged:
+            counts["trackers"] = logged
+    return counts
