@@ -4,6 +4,7 @@ Nothing here loads a model: only the data stage runs, on data files or a stand-i
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -11,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-import s3ft.validate
 from s3ft.cli import _status_table
 from s3ft.config import load_config
 from s3ft.errors import ConfigError
@@ -20,6 +20,7 @@ from s3ft.provenance import Refs, changed, hub_commit, listed, named_inputs, ver
 from s3ft.rundir import read_json, stage_root
 
 FIX = Path(__file__).parent / "fixtures"
+VALIDATE = importlib.import_module("s3ft.validate")  # the module (the package exports the function by that name)
 SHA1, SHA2 = "a" * 40, "b" * 40
 
 
@@ -118,7 +119,7 @@ def test_a_hub_dataset_revision_reaches_datasets_and_its_commit_enters_the_data_
         return [{"question": "What is 1 + 1?", "answer": "1 + 1 = 2\n#### 2"}]
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    monkeypatch.setattr(s3ft.validate, "validate", lambda cfg, ctx=None: [])  # its backend check imports torch
+    monkeypatch.setattr(VALIDATE, "validate", lambda cfg, ctx=None: [])  # its backend check imports torch
     cfg = config(tmp_path, "data.train={path: org/math}", "data.test=null")
     assert plan(Context(cfg))[0].inputs["files.org/math"] == named_inputs({"x": None}, {})["x"]  # unknown yet
     [result] = run(cfg, until="data")
@@ -236,7 +237,7 @@ def test_a_plugin_judge_and_task_receive_their_options(tmp_path, monkeypatch):
 ])
 def test_options_a_builtin_would_ignore_are_errors(tmp_path, overrides, key, message):
     with pytest.raises(ConfigError, match=f"{key}: {message}"):
-        s3ft.validate.validate(config(tmp_path, *overrides))
+        VALIDATE.validate(config(tmp_path, *overrides))
 
 
 def test_versions_are_cheap_and_read_installed_packages():

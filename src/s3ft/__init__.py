@@ -10,6 +10,9 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
+# the submodule is loaded now, so that `validate` below stays the function (a later first import of the
+# submodule would rebind the package's `validate` to it)
+import s3ft.validate  # noqa: E402, F401
 from s3ft.config import Config, load_config  # noqa: E402
 
 

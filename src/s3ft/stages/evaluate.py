@@ -22,10 +22,12 @@ from s3ft.stages.judge import judge_into, summarize
 log = logging.getLogger("s3ft.evaluate")
 
 
-def score(ctx, out: Path, model_name: str, examples: list[Example], task, judge, max_new_tokens, label: str,
-          snapshot: Path | None = None) -> dict:
-    """Generate (resumably) and judge `examples` under `task`'s prompt; returns accuracy and counts. The
-    model is the base, a method's trained model, or one of its learning-curve `snapshot`s."""
+def score(ctx, out: Path, model_name: str, examples: list[Example], task, judge: str | None, max_new_tokens,
+          label: str, snapshot: Path | None = None) -> dict:
+    """Generate (resumably) and judge `examples` under `task`'s prompt with the judge named `judge` (None: the
+    task's); returns accuracy and counts. The model is the base, a method's trained model, or one of its
+    learning-curve `snapshot`s. The judge is fetched after generating: one with a model of its own is freed
+    while the model under test generates, and loaded again (a fresh backend) to judge."""
     params = gen_params(ctx.cfg.generate, getattr(task, "stop", ()), max_new_tokens)
     preds = Rows(out / "predictions.jsonl")
     todo = [(ex.id, task.prompt(ex)) for ex in examples if ex.id not in preds]
@@ -33,7 +35,7 @@ def score(ctx, out: Path, model_name: str, examples: list[Example], task, judge,
         backend = ctx.backend() if model_name == "base" else ctx.trained_backend(model_name, snapshot)
         generate_into(preds, backend, todo, params, ctx.chunk, "prediction", f"evaluate {label}")
     verdicts = Rows(out / "verdicts.jsonl")
-    judge_into(verdicts, judge, [(ex, preds.rows[ex.id]["prediction"]) for ex in examples], ctx.chunk,
+    judge_into(verdicts, ctx.judge(judge), [(ex, preds.rows[ex.id]["prediction"]) for ex in examples], ctx.chunk,
                f"judge {label}")
     counts = summarize(verdicts)
     n = counts["rows"]
@@ -45,13 +47,13 @@ def run(ctx, out: Path, model_name: str) -> dict:
     ecfg = ctx.cfg.evaluate
     max_new = ecfg.max_new_tokens
     examples = load_examples(ctx.stage_dir("data"), "test")
-    metrics = {"model": model_name, **score(ctx, out, model_name, examples, ctx.task, ctx.judge(), max_new, model_name)}
+    metrics = {"model": model_name, **score(ctx, out, model_name, examples, ctx.task, None, max_new, model_name)}
     log.info("%s: in-domain accuracy %s (%d/%d)", model_name, metrics["accuracy"], metrics["correct"], metrics["n"])
     general = {}
     for g, task in ctx.general_sets:
         gexamples = list(task.load(g.source))
-        judge = ctx.judge(g.judge or task.default_judge)
-        general[g.name] = score(ctx, out / "general" / g.name, model_name, gexamples, task, judge,
+        general[g.name] = score(ctx, out / "general" / g.name, model_name, gexamples, task,
+                                g.judge or task.default_judge,
                                 g.max_new_tokens or max_new, f"{model_name} {g.name}")
         log.info("%s: %s accuracy %s", model_name, g.name, general[g.name]["accuracy"])
     if general:
@@ -84,10 +86,10 @@ def curve(ctx, out: Path, model_name: str) -> list[dict]:
         where = out / f"step-{step}"
         label = f"{model_name} step {step}"
         point = {"step": step, "in_domain": score(ctx, where / "in_domain", model_name, examples, ctx.task,
-                                                  ctx.judge(), max_new, label, snap)["accuracy"], "general": {}}
+                                                  None, max_new, label, snap)["accuracy"], "general": {}}
         for g, task in ctx.curve_sets:
             point["general"][g.name] = score(ctx, where / "general" / g.name, model_name, list(task.load(g.source)),
-                                             task, ctx.judge(g.judge or task.default_judge),
+                                             task, g.judge or task.default_judge,
                                              g.max_new_tokens or max_new, f"{label} {g.name}", snap)["accuracy"]
         accs = [a for a in point["general"].values() if a is not None]
         point["general_mean"] = round(sum(accs) / len(accs), 4) if accs else None
