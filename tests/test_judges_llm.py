@@ -152,3 +152,70 @@ def test_a_judge_with_its_own_model_never_shares_the_device_with_the_base(monkey
     assert loaded == ["base/model"]  # LoRA: the base model with the adapter
     ctx.release()
     assert loaded == []
+
+
+def test_the_base_and_a_trained_model_never_share_the_device(monkeypatch, tmp_path):
+    """Evaluating a method frees the base model (and an LLM judge that generates through it, built again on a
+    freshly loaded base when next asked for); loading the base frees the trained model."""
+    from s3ft.config import load_config
+    from s3ft.pipeline import Context
+
+    cfg = load_config(raw={"run_dir": str(tmp_path), "model": {"path": "base/model"},
+                           "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}}, "judge": {"name": "llm"},
+                           "train": {"mode": "full"}})
+    loaded: list[str] = []
+
+    class Fake:
+        def __init__(self, path):
+            self.path = path
+            loaded.append(path)
+
+        def close(self):
+            loaded.remove(self.path)
+
+    monkeypatch.setattr(Context, "_make_backend", lambda self, m, backend, adapter=None: Fake(m.path))
+    ctx = Context(cfg)
+    first_judge = ctx.judge()
+    assert loaded == ["base/model"] and first_judge.backend is ctx.backend()
+    ctx.trained_backend("sft")
+    assert loaded == [str(tmp_path / "07_train" / "sft" / "model")]
+    judge = ctx.judge()  # judging the trained model's answers: the base again, the trained model freed
+    assert judge is not first_judge and loaded == ["base/model"] and judge.backend is ctx.backend()
+    ctx.trained_backend("sft")
+    ctx.trained_backend("ssr")
+    assert loaded == [str(tmp_path / "07_train" / "ssr" / "model")]
+    ctx.release()
+    assert loaded == []
+
+
+def test_evaluate_generates_every_set_before_it_judges_any(tmp_path):
+    """One model's in-domain and general sets are all generated before the first is judged: a judge with a
+    model (its own, or the base judging a trained model) loads once per evaluated model, not once per set."""
+    from types import SimpleNamespace
+
+    from s3ft.config import load_config
+    from s3ft.records import Example, Verdict
+    from s3ft.stages.evaluate import Scoring, score_all
+
+    events: list[str] = []
+
+    class Backend:
+        def generate(self, prompts, params):
+            events.append("generate")
+            return ["4"] * len(prompts)
+
+    def judge(examples, texts):
+        events.append("judge")
+        return [Verdict(t == ex.gold, "same") for ex, t in zip(examples, texts, strict=True)]
+
+    cfg = load_config(raw={"run_dir": str(tmp_path), "model": {"path": "m"},
+                           "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}}})
+    ctx = SimpleNamespace(cfg=cfg, chunk=8, trained_backend=lambda m, snap: Backend(), judge=lambda name: judge)
+    task = SimpleNamespace(prompt=lambda ex: [{"role": "user", "content": ex.question}])
+    sets = [Scoring(tmp_path / name, [Example(f"{name}{i}", "2+2?", str(gold)) for i, gold in enumerate((4, 5))],
+                    task, None, 8, name) for name in ("in_domain", "g1", "g2")]
+    results = score_all(ctx, "sft", sets)
+    assert events == ["generate"] * 3 + ["judge"] * 3
+    assert [r["accuracy"] for r in results] == [0.5] * 3
+    events.clear()
+    assert score_all(ctx, "sft", sets) == results and events == []  # resumed: nothing generated or judged again

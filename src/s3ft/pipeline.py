@@ -125,9 +125,10 @@ class Context:
 
     def backend(self):
         """The base model, loaded on first use and kept for generate, paraphrase, NLL and evaluate. A judge
-        with a model of its own is freed first: two models never share the device."""
+        with a model of its own, or a trained model, is freed first: two models never share the device."""
         if self._backend is None:
             self._release_judge_model()
+            self.release_trained()
             log.info("loading base model %s", self.cfg.model.path)
             self._backend = self._make_backend(self.cfg.model, self.cfg.generate.backend)
         return self._backend
@@ -151,6 +152,7 @@ class Context:
         if self._trained is None or self._trained[0] != key:
             self.release_trained()
             self._release_judge_model()
+            self._release_base()
             tdir = self.stage_dir("train") / method
             weights = snapshot or tdir / ("adapter" if self.cfg.train.mode == "lora" else "model")
             if self.cfg.train.mode == "lora":
@@ -197,6 +199,16 @@ class Context:
         llm = self.cfg.judge.llm
         if llm is not None and llm.model is not None and "llm" in self._judges:
             getattr(self._judges.pop("llm").backend, "close", lambda: None)()
+
+    def _release_base(self) -> None:
+        """Free the base model (and an NLL scorer), with an LLM judge that generates through it: it is built
+        again, on a freshly loaded base, when next asked for."""
+        llm = self.cfg.judge.llm
+        if "llm" in self._judges and (llm is None or llm.model is None):
+            self._judges.pop("llm")
+        for obj in (self._backend, self._scorer):
+            getattr(obj, "close", lambda: None)()
+        self._backend, self._scorer = None, None
 
     def release_trained(self) -> None:
         if self._trained is not None:

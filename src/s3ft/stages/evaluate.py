@@ -11,6 +11,7 @@ also scored on general benchmarks through lm-evaluation-harness (`s3ft.harness`)
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from s3ft.records import Example
@@ -22,40 +23,54 @@ from s3ft.stages.judge import judge_into, summarize
 log = logging.getLogger("s3ft.evaluate")
 
 
-def score(ctx, out: Path, model_name: str, examples: list[Example], task, judge: str | None, max_new_tokens,
-          label: str, snapshot: Path | None = None) -> dict:
-    """Generate (resumably) and judge `examples` under `task`'s prompt with the judge named `judge` (None: the
-    task's); returns accuracy and counts. The model is the base, a method's trained model, or one of its
-    learning-curve `snapshot`s. The judge is fetched after generating: one with a model of its own is freed
-    while the model under test generates, and loaded again (a fresh backend) to judge."""
-    params = gen_params(ctx.cfg.generate, getattr(task, "stop", ()), max_new_tokens)
-    preds = Rows(out / "predictions.jsonl")
-    todo = [(ex.id, task.prompt(ex)) for ex in examples if ex.id not in preds]
-    if todo:
-        backend = ctx.backend() if model_name == "base" else ctx.trained_backend(model_name, snapshot)
-        generate_into(preds, backend, todo, params, ctx.chunk, "prediction", f"evaluate {label}")
-    verdicts = Rows(out / "verdicts.jsonl")
-    judge_into(verdicts, ctx.judge(judge), [(ex, preds.rows[ex.id]["prediction"]) for ex in examples], ctx.chunk,
-               f"judge {label}")
-    counts = summarize(verdicts)
-    n = counts["rows"]
-    return {"n": n, "correct": counts["correct"], "undecided": counts["undecided"],
-            "accuracy": round(counts["correct"] / n, 4) if n else None}
+@dataclass
+class Scoring:
+    """One set of examples to score a model on: its prompt (`task`), judge (None: the task's) and output folder."""
+
+    out: Path
+    examples: list[Example]
+    task: object
+    judge: str | None
+    max_new_tokens: int | None
+    label: str
+
+
+def score_all(ctx, model_name: str, sets: list[Scoring], snapshot: Path | None = None) -> list[dict]:
+    """Generate (resumably) the answers of the model to every set, then judge them: accuracy and counts per
+    set. The model is the base, a method's trained model, or one of its learning-curve `snapshot`s. The
+    judges are fetched after all generating: one with a model of its own (or the base model, judging a
+    trained one) is loaded once the model under test is freed, never beside it."""
+    for s in sets:
+        params = gen_params(ctx.cfg.generate, getattr(s.task, "stop", ()), s.max_new_tokens)
+        preds = Rows(s.out / "predictions.jsonl")
+        todo = [(ex.id, s.task.prompt(ex)) for ex in s.examples if ex.id not in preds]
+        if todo:
+            backend = ctx.backend() if model_name == "base" else ctx.trained_backend(model_name, snapshot)
+            generate_into(preds, backend, todo, params, ctx.chunk, "prediction", f"evaluate {s.label}")
+    results = []
+    for s in sets:
+        preds, verdicts = Rows(s.out / "predictions.jsonl"), Rows(s.out / "verdicts.jsonl")
+        judge_into(verdicts, ctx.judge(s.judge), [(ex, preds.rows[ex.id]["prediction"]) for ex in s.examples],
+                   ctx.chunk, f"judge {s.label}")
+        counts = summarize(verdicts)
+        n = counts["rows"]
+        results.append({"n": n, "correct": counts["correct"], "undecided": counts["undecided"],
+                        "accuracy": round(counts["correct"] / n, 4) if n else None})
+    return results
 
 
 def run(ctx, out: Path, model_name: str) -> dict:
     ecfg = ctx.cfg.evaluate
     max_new = ecfg.max_new_tokens
-    examples = load_examples(ctx.stage_dir("data"), "test")
-    metrics = {"model": model_name, **score(ctx, out, model_name, examples, ctx.task, None, max_new, model_name)}
+    sets = [Scoring(out, load_examples(ctx.stage_dir("data"), "test"), ctx.task, None, max_new, model_name)]
+    sets += [Scoring(out / "general" / g.name, list(task.load(g.source)), task, g.judge or task.default_judge,
+                     g.max_new_tokens or max_new, f"{model_name} {g.name}") for g, task in ctx.general_sets]
+    in_domain, *general_scores = score_all(ctx, model_name, sets)
+    metrics = {"model": model_name, **in_domain}
     log.info("%s: in-domain accuracy %s (%d/%d)", model_name, metrics["accuracy"], metrics["correct"], metrics["n"])
-    general = {}
-    for g, task in ctx.general_sets:
-        gexamples = list(task.load(g.source))
-        general[g.name] = score(ctx, out / "general" / g.name, model_name, gexamples, task,
-                                g.judge or task.default_judge,
-                                g.max_new_tokens or max_new, f"{model_name} {g.name}")
-        log.info("%s: %s accuracy %s", model_name, g.name, general[g.name]["accuracy"])
+    general = {g.name: r for (g, _), r in zip(ctx.general_sets, general_scores, strict=True)}
+    for name, r in general.items():
+        log.info("%s: %s accuracy %s", model_name, name, r["accuracy"])
     if general:
         accs = [v["accuracy"] for v in general.values() if v["accuracy"] is not None]
         metrics["general"] = general
@@ -85,12 +100,12 @@ def curve(ctx, out: Path, model_name: str) -> list[dict]:
     for step, snap in snaps:
         where = out / f"step-{step}"
         label = f"{model_name} step {step}"
-        point = {"step": step, "in_domain": score(ctx, where / "in_domain", model_name, examples, ctx.task,
-                                                  None, max_new, label, snap)["accuracy"], "general": {}}
-        for g, task in ctx.curve_sets:
-            point["general"][g.name] = score(ctx, where / "general" / g.name, model_name, list(task.load(g.source)),
-                                             task, g.judge or task.default_judge,
-                                             g.max_new_tokens or max_new, f"{label} {g.name}", snap)["accuracy"]
+        sets = [Scoring(where / "in_domain", examples, ctx.task, None, max_new, label)]
+        sets += [Scoring(where / "general" / g.name, list(task.load(g.source)), task, g.judge or task.default_judge,
+                         g.max_new_tokens or max_new, f"{label} {g.name}") for g, task in ctx.curve_sets]
+        in_domain, *general = score_all(ctx, model_name, sets, snap)
+        point = {"step": step, "in_domain": in_domain["accuracy"],
+                 "general": {g.name: r["accuracy"] for (g, _), r in zip(ctx.curve_sets, general, strict=True)}}
         accs = [a for a in point["general"].values() if a is not None]
         point["general_mean"] = round(sum(accs) / len(accs), 4) if accs else None
         log.info("%s: validation in-domain %s, general mean %s", label, point["in_domain"], point["general_mean"])
