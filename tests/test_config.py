@@ -163,3 +163,72 @@ def test_config_reference_is_up_to_date():
     script = Path(__file__).resolve().parents[1] / "scripts" / "config_reference.py"
     r = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert r.returncode == 0, "docs/config.md is stale: run python scripts/config_reference.py"
+
+
+RAW = {"model": {"path": "m"}, "data": {"train": {"path": "x.jsonl"}}}
+
+
+@pytest.mark.parametrize(
+    "override, key, name, use",
+    [
+        ("train.sft_args.learning_rate=1e-3", "train.sft_args", "learning_rate", "use train.learning_rate"),
+        ("train.sft_args.per_device_train_batch_size=4", "train.sft_args", "per_device_train_batch_size",
+         "use train.batch_size"),
+        ("train.sft_args.seed=3", "train.sft_args", "seed", "use the top-level seed"),
+        ("train.sft_args.completion_only_loss=false", "train.sft_args", "completion_only_loss",
+         "completion tokens only"),
+        ("train.sft_args.model_init_kwargs={}", "train.sft_args", "model_init_kwargs", "use model.load_args"),
+        ("train.lora_args.r=4", "train.lora_args", "r", "use train.lora_r"),
+        ("train.lora_args.target_modules=[q_proj]", "train.lora_args", "target_modules", "use train.lora_target_modules"),
+        ("model.load_args.torch_dtype=float16", "model.load_args", "torch_dtype", "use model.dtype"),
+        ("model.load_args.quantization_config={}", "model.load_args", "quantization_config", "use train.quantization"),
+        ("judge.llm.model={path: j, load_args: {device_map: auto}}", "judge.llm.model.load_args", "device_map",
+         "use model.device"),
+    ],
+)
+def test_pass_through_refuses_what_s3ft_sets_and_names_the_key_to_use(override, key, name, use):
+    e = error(raw=RAW, overrides=[override])
+    assert e.key == key and f"{name}: s3ft sets it" in str(e) and use in str(e)
+
+
+def test_pass_through_sections_load_as_given(tmp_path):
+    text = GOOD + ("  sft_args:\n    optim: adafactor\n    max_grad_norm: 0.5\n  lora_args:\n    use_rslora: true\n"
+                   "  quantization: 4bit\n")
+    cfg = load_config(write(tmp_path, text), ["model.load_args.attn_implementation=eager"])
+    assert cfg.train.sft_args == {"optim": "adafactor", "max_grad_norm": 0.5}
+    assert cfg.train.lora_args == {"use_rslora": True} and cfg.train.quantization == "4bit"
+    assert cfg.model.from_pretrained_kwargs() == {"revision": None, "trust_remote_code": False,
+                                                  "attn_implementation": "eager"}
+    defaults = load_config(raw=RAW)
+    assert (defaults.train.sft_args, defaults.train.lora_args, defaults.model.load_args) == ({}, {}, {})
+    assert defaults.train.quantization is None
+
+
+def test_quantization_only_with_lora_and_without_save_merged():
+    e = error(raw=RAW, overrides=["train.quantization=4bit", "train.mode=full"])
+    assert e.key == "train" and "set train.mode: lora" in str(e)
+    e = error(raw=RAW, overrides=["train.quantization=4bit", "train.save_merged=true"])
+    assert "s3ft export RUN_DIR --merge" in str(e)
+    e = error(raw=RAW, overrides=["train.quantization=8bit"])
+    assert e.key == "train.quantization"
+    assert load_config(raw=RAW, overrides=["train.mode=full", "train.lora_args.use_dora=true"])  # ignored, as lora_r
+
+
+def test_check_pass_through_names_an_unknown_field_and_its_close_matches():
+    import dataclasses
+
+    from s3ft.config import check_pass_through
+
+    @dataclasses.dataclass
+    class Args:
+        neftune_noise_alpha: float | None = None
+        optim: str = "adamw_torch"
+        derived: int = dataclasses.field(default=0, init=False)  # not an argument
+
+    check_pass_through("train.sft_args", {"optim": "sgd", "neftune_noise_alpha": 5}, Args)
+    with pytest.raises(ConfigError) as info:
+        check_pass_through("train.sft_args", {"optim": "sgd", "neftune_noise_alpa": 5}, Args)
+    assert info.value.key == "train.sft_args.neftune_noise_alpa"
+    assert "not a field of Args; did you mean neftune_noise_alpha?" in str(info.value)
+    with pytest.raises(ConfigError, match="train.sft_args.derived: not a field of Args$"):
+        check_pass_through("train.sft_args", {"derived": 1}, Args)

@@ -234,3 +234,32 @@ def test_settings_that_do_not_change_the_weights_do_not_make_a_trained_model_sta
     assert fingerprints("train.report_to=[]") == base
     lr = fingerprints("train.learning_rate=3e-4")
     assert {k for k in base if lr[k] != base[k]} == {"train/sft", "report"}
+
+
+def test_pass_through_settings_in_the_fingerprints(tmp_path):
+    """`train.sft_args`, `train.lora_args`, `train.quantization` and `model.load_args` make the units that use
+    them stale, but for the logging, tracking and hub keys of `sft_args`; unset (or empty), they leave every
+    fingerprint as it was before they existed."""
+    from s3ft.config import TrainConfig, load_config
+    from s3ft.pipeline import ONLY_WHEN_SET, Context, plan, weights_settings
+
+    def fingerprints(*overrides):
+        cfg = load_config(raw={"run_dir": str(tmp_path), "method": ["sft"], "model": {"path": "m"},
+                               "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}}}, overrides=list(overrides))
+        return {u.name: u.dir.fp for u in plan(Context(cfg))}
+
+    def changed(*overrides):
+        new = fingerprints(*overrides)
+        return {k for k in base if new[k] != base[k]}
+
+    base = fingerprints()
+    assert not set(weights_settings(TrainConfig())) & set(ONLY_WHEN_SET)
+    assert changed("train.sft_args={}", "train.lora_args={}", "model.load_args={}") == set()
+    quiet = "train.sft_args={run_name: a, project: p, logging_first_step: true, log_level: info, hub_model_id: o/m, " \
+            "push_to_hub: true, trackio_space_id: s, disable_tqdm: true}"
+    assert changed(quiet) == set()
+    assert changed("train.sft_args.neftune_noise_alpha=5") == {"train/sft", "report"}
+    assert changed(quiet, "train.sft_args.neftune_noise_alpha=5") == {"train/sft", "report"}
+    assert changed("train.lora_args.use_rslora=true") == {"train/sft", "report"}
+    assert changed("train.quantization=4bit") == {"train/sft", "report"}
+    assert changed("model.load_args.attn_implementation=eager") == {"select/sft", "train/sft", "report"}

@@ -12,7 +12,7 @@ import torch
 import trl
 
 from s3ft.config import ModelConfig, TrainConfig
-from s3ft.errors import InputError
+from s3ft.errors import ConfigError, InputError
 from s3ft.stages.train import train_model
 
 pytestmark = pytest.mark.filterwarnings(  # peft reads a property transformers 5 deprecated
@@ -227,6 +227,33 @@ def test_bad_train_file_is_reported_before_loading_the_model(case, tmp_path):
     assert str(path) in str(e.value)
 
 
+@pytest.mark.parametrize(
+    "cfg, match",
+    [
+        (dict(sft_args={"max_grad_nrom": 0.5}), r"train.sft_args.max_grad_nrom: not a field of SFTConfig; did you mean"),
+        (dict(lora_args={"use_rslor": True}), r"train.lora_args.use_rslor: not a field of LoraConfig; did you mean"),
+        (dict(quantization="4bit"), r"train.quantization: 4bit \(QLoRA through bitsandbytes\) needs a CUDA GPU"),
+    ],
+    ids=["sft_args", "lora_args", "qlora-on-cpu"],
+)
+def test_bad_train_settings_are_reported_before_loading_the_model(cfg, match, train_file, tmp_path):
+    model = ModelConfig(path=str(tmp_path / "no-model"), device="cpu")  # loading it would fail differently
+    with pytest.raises(ConfigError, match=match):
+        train_model(train_file, tmp_path / "out", model, TrainConfig(**cfg), 0)
+
+
+def test_pass_through_reaches_the_trainer_peft_and_the_model(tiny_model_dir, train_file, tmp_path, recording):
+    model = ModelConfig(path=str(tiny_model_dir), load_args={"attn_implementation": "eager"})
+    cfg = TrainConfig(**FAST, sft_args={"max_grad_norm": 0.5, "run_name": "pass-through"},
+                      lora_args={"use_rslora": True})
+    m = train_model(train_file, tmp_path / "out", model, cfg, 0)
+    assert m["steps"] == 2 and m["quantization"] is None
+    trainer = recording.instances[-1]
+    assert (trainer.args.max_grad_norm, trainer.args.run_name) == (0.5, "pass-through")
+    assert trainer.model.peft_config["default"].use_rslora is True
+    assert trainer.model.get_base_model().config._attn_implementation == "eager"
+
+
 def test_missing_train_file(tmp_path):
     with pytest.raises(InputError, match="not found"):
         train_model(tmp_path / "nope.jsonl", tmp_path / "out", ModelConfig(path="unused"), TrainConfig(), 0)
@@ -247,3 +274,25 @@ def test_lora_on_gpu_with_automatic_bf16(tiny_model_dir, train_file, tmp_path):
     m = _train(train_file, tmp_path / "out", tiny_model_dir, bf16=None)
     assert m["bf16"] is torch.cuda.is_bf16_supported()
     assert math.isfinite(m["train_loss"]) and m["steps"] == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_qlora_on_gpu(tiny_model_dir, train_file, tmp_path, recording):
+    """`train.quantization: 4bit`: the base loads in 4 bits, the LoRA adapter trains, and it loads on the
+    full-precision base as the evaluate stage loads it."""
+    pytest.importorskip("bitsandbytes", reason="QLoRA needs bitsandbytes (pip install bitsandbytes)")
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "out"
+    m = _train(train_file, out, tiny_model_dir, quantization="4bit", bf16=None, learning_rate=1e-2)
+    assert (m["quantization"], m["mode"], m["steps"]) == ("4bit", "lora", 2) and math.isfinite(m["train_loss"])
+    assert 0 < m["trainable_params"] < m["total_params"] and 0 < m["trainable_share_non_embedding"] < 0.5
+    assert any(p.__class__.__name__ == "Params4bit" for p in recording.instances[-1].model.parameters())
+    assert (out / "adapter" / "adapter_model.safetensors").is_file() and not (out / "merged").exists()
+    tok = AutoTokenizer.from_pretrained(out / "adapter")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    before = _logits(base, tok)
+    tuned = PeftModel.from_pretrained(base, out / "adapter")
+    assert (_logits(tuned, tok) - before).abs().max() > 1e-4

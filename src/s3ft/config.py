@@ -9,6 +9,8 @@ report.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +27,85 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, protected_namespaces=())
 
 
+SFT_OWNED: dict[str, str] = {
+    "output_dir": "the train stage's folder under run_dir",
+    "completion_only_loss": "the loss covers completion tokens only",
+    "assistant_only_loss": "the loss covers completion tokens only",
+    "max_length": "use train.max_length",
+    "packing": "use train.packing",
+    "train_sampling_strategy": "use train.shuffle",
+    "learning_rate": "use train.learning_rate",
+    "num_train_epochs": "use train.epochs",
+    "max_steps": "use train.max_steps",
+    "per_device_train_batch_size": "use train.batch_size",
+    "gradient_accumulation_steps": "use train.grad_accum",
+    "lr_scheduler_type": "use train.lr_scheduler",
+    "warmup_steps": "use train.warmup_ratio",
+    "weight_decay": "use train.weight_decay",
+    "logging_steps": "use train.logging_steps",
+    "save_strategy": "it saves every train.save_steps",
+    "save_steps": "use train.save_steps",
+    "save_total_limit": "use train.save_total_limit",
+    "report_to": "use train.report_to",
+    "seed": "use the top-level seed",
+    "bf16": "use train.bf16",
+    "use_cpu": "use model.device",
+    "activation_checkpointing": "use train.gradient_checkpointing",
+    "gradient_checkpointing": "use train.gradient_checkpointing",
+    "dataset_num_proc": "rows are prepared in the s3ft process",
+    "resume_from_checkpoint": "it resumes from the last complete checkpoint itself",
+    "model_init_kwargs": "it loads the model itself: use model.load_args",
+    "trust_remote_code": "use model.trust_remote_code",
+    "chat_template_path": "use model.chat_template",
+}
+"""`SFTConfig` fields that s3ft sets from its own keys (or fixes): refused in `train.sft_args`, with the hint."""
+
+LORA_OWNED: dict[str, str] = {
+    "r": "use train.lora_r",
+    "lora_alpha": "use train.lora_alpha",
+    "lora_dropout": "use train.lora_dropout",
+    "target_modules": "use train.lora_target_modules",
+    "task_type": "it trains causal LMs (CAUSAL_LM)",
+    "peft_type": "this is a LoRA config",
+    "inference_mode": "it trains the adapter",
+    "base_model_name_or_path": "use model.path",
+    "revision": "use model.revision",
+}
+"""`LoraConfig` fields that s3ft sets: refused in `train.lora_args`."""
+
+LOAD_OWNED: dict[str, str] = {
+    "pretrained_model_name_or_path": "use model.path",
+    "revision": "use model.revision",
+    "dtype": "use model.dtype",
+    "torch_dtype": "use model.dtype",
+    "trust_remote_code": "use model.trust_remote_code",
+    "device_map": "use model.device",
+    "quantization_config": "use train.quantization",
+    "load_in_4bit": "use train.quantization",
+    "load_in_8bit": "use train.quantization",
+}
+"""`from_pretrained` arguments that s3ft sets: refused in `model.load_args`."""
+
+
+def refuse_owned(given: dict[str, Any], owned: dict[str, str]) -> dict[str, Any]:
+    """`given` unchanged, or a ValueError naming the first key s3ft sets itself and what to use instead."""
+    taken = [k for k in given if k in owned]
+    if taken:
+        raise ValueError(f"{taken[0]}: s3ft sets it ({owned[taken[0]]})")
+    return given
+
+
+def check_pass_through(key: str, given: dict[str, Any], cls: type) -> None:
+    """Every name in `given` (the section `key`, e.g. `train.sft_args`) must be an init field of the dataclass
+    `cls` (e.g. TRL's `SFTConfig`): a ConfigError names the first that is not, with its close matches."""
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in given if k not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ConfigError(None, f"{key}.{unknown[0]}", f"not a field of {cls.__name__}{hint}")
+
+
 class ModelConfig(Section):
     path: str
     """Hub id or local directory of the base (instruction-tuned) model."""
@@ -38,6 +119,20 @@ class ModelConfig(Section):
     """Allow model code from the hub (only for models you trust)."""
     chat_template: str | None = None
     """Path to a Jinja chat template that replaces the tokenizer's own."""
+    load_args: dict[str, Any] = Field(default_factory=dict)
+    """More keyword arguments for transformers' `from_pretrained` of the model, as given (e.g.
+    `{attn_implementation: sdpa}`): where training, the `hf` backend and `s3ft export --merge` load it (not
+    vLLM, not lm-eval). Not the ones set by the keys above (`dtype`, `revision`, ...) or by
+    `train.quantization`. Set, they enter the fingerprint of every stage that uses the model."""
+
+    @field_validator("load_args")
+    @classmethod
+    def _load_args_not_owned(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return refuse_owned(v, LOAD_OWNED)
+
+    def from_pretrained_kwargs(self) -> dict[str, Any]:
+        """`from_pretrained`'s keyword arguments from this section, all but the dtype and device (the caller resolves them)."""
+        return {"revision": self.revision, "trust_remote_code": self.trust_remote_code, **self.load_args}
 
 
 class SplitSource(Section):
@@ -194,6 +289,14 @@ class TrainConfig(Section):
     lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
     lora_target_modules: list[str] | str = "all-linear"
     """Module names to adapt, or `all-linear`."""
+    lora_args: dict[str, Any] = Field(default_factory=dict)
+    """More `peft.LoraConfig` fields, as given (e.g. `{use_rslora: true, use_dora: true}`); mode `full` ignores
+    them, as it does the `lora_*` keys. Not those s3ft sets (the error names the key to use). Names are checked
+    against `LoraConfig` at training and by `s3ft validate`."""
+    quantization: Literal["4bit"] | None = None
+    """`4bit`: QLoRA, the frozen base loaded in 4 bits (bitsandbytes NF4, double quantization, bfloat16
+    compute, float16 where the GPU lacks bfloat16) and prepared with peft's `prepare_model_for_kbit_training`.
+    Only with mode `lora`, on a CUDA GPU, with `pip install bitsandbytes`. NOT RUN on a GPU yet (docs/gpu.md)."""
     learning_rate: float = Field(default=1e-4, gt=0)
     epochs: float = Field(default=3.0, gt=0)
     max_steps: int = -1
@@ -225,6 +328,33 @@ class TrainConfig(Section):
     `tensorboard --logdir RUN_DIR` shows both. One named but not installed is a warning; `none` is ignored."""
     save_merged: bool = False
     """Also save the LoRA adapter merged into the base weights, in Hugging Face format."""
+    sft_args: dict[str, Any] = Field(default_factory=dict)
+    """More TRL `SFTConfig` (and so transformers `TrainingArguments`) fields, as given (e.g. `{optim:
+    adamw_torch_fused, max_grad_norm: 0.5, neftune_noise_alpha: 5}`). Not those s3ft sets itself: the error
+    names the key to use; `fp16: true` turns off the automatic `bf16`. Names are checked against `SFTConfig`
+    at training and by `s3ft validate`. They enter the train stage's fingerprint, but for logging, tracking
+    and hub upload: `run_name`, `project`, `disable_tqdm`, `skip_memory_metrics`,
+    `include_num_input_tokens_seen`, `push_to_hub` and those starting with `log`, `trackio_` or `hub_`."""
+
+    @field_validator("sft_args")
+    @classmethod
+    def _sft_args_not_owned(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return refuse_owned(v, SFT_OWNED)
+
+    @field_validator("lora_args")
+    @classmethod
+    def _lora_args_not_owned(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return refuse_owned(v, LORA_OWNED)
+
+    @model_validator(mode="after")
+    def _quantization_needs_lora(self) -> TrainConfig:
+        if self.quantization and self.mode == "full":
+            raise ValueError("train.quantization (QLoRA) trains LoRA adapters on a quantized base: set "
+                             "train.mode: lora, or remove it")
+        if self.quantization and self.save_merged:
+            raise ValueError("train.save_merged with train.quantization would merge into the 4-bit base: merge "
+                             "into the full-precision base with `s3ft export RUN_DIR --merge` instead")
+        return self
 
 
 class GeneralSet(Section):

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from functools import cached_property
 from pathlib import Path
 
@@ -86,7 +87,8 @@ class Context:
         """What identifies the base model in the fingerprints (`model.*` among a manifest's inputs)."""
         m = self.cfg.model
         return {"path": m.path, "revision": m.revision, "dtype": m.dtype, "files": self.ref(m.path, m.revision),
-                "chat_template": m.chat_template and self.ref(m.chat_template)}
+                "chat_template": m.chat_template and self.ref(m.chat_template),
+                **({"load_args": m.load_args} if m.load_args else {})}  # only when set: older runs stay done
 
     @cached_property
     def model_ref(self) -> str:
@@ -107,7 +109,8 @@ class Context:
         llm, model = self.cfg.judge.llm, None
         if self.judge_name == "llm":
             m = llm and llm.model
-            own = {"path": m.path, "revision": m.revision, "files": self.ref(m.path, m.revision)} if m else None
+            own = {"path": m.path, "revision": m.revision, "files": self.ref(m.path, m.revision),
+                   **({"load_args": m.load_args} if m.load_args else {})} if m else None
             model = own or self.model_parts
         return {"name": self.judge_name, "version": getattr(cls, "version", "0"), "cfg": section, "model": model}
 
@@ -297,10 +300,17 @@ def plan(ctx: Context) -> list[Unit]:
 
 NOT_WEIGHTS = ("report_to", "logging_steps", "save_steps", "save_total_limit")
 """Train settings that do not change the trained weights: changing them does not make a trained model stale."""
+SFT_NOT_WEIGHTS = ("run_name", "project", "disable_tqdm", "skip_memory_metrics", "include_num_input_tokens_seen",
+                   "push_to_hub", "log*", "trackio_*", "hub_*")
+"""The same for `train.sft_args` (logging, tracking, hub upload): names, or patterns (`fnmatch`)."""
+ONLY_WHEN_SET = ("lora_args", "quantization", "sft_args")
+"""Train settings that enter the fingerprint only when set, so that runs from before they existed stay done."""
 
 
 def weights_settings(train) -> dict:
-    return {k: v for k, v in section_dict(train).items() if k not in NOT_WEIGHTS}
+    out = {k: v for k, v in section_dict(train).items() if k not in NOT_WEIGHTS}
+    out["sft_args"] = {k: v for k, v in out["sft_args"].items() if not any(fnmatch(k, p) for p in SFT_NOT_WEIGHTS)}
+    return {k: v for k, v in out.items() if v or k not in ONLY_WHEN_SET}
 
 
 def _train(ctx: Context, out: Path, method: str) -> dict:

@@ -2,17 +2,20 @@
 
 Resolves every plug-in name, renders every prompt template on a placeholder example (so a typo in a
 placeholder fails here, not after an hour of generation), checks that local files exist, and, for the
-code judge, starts one empty sandbox (docs/sandbox.md). Warns (a logged warning and a `warning:` line)
+code judge, starts one empty sandbox (docs/sandbox.md). Where set, checks the names in `generate.engine`,
+`train.sft_args` and `train.lora_args` against vLLM's, TRL's and peft's own (where installed), and that
+bitsandbytes is installed for `train.quantization`. Warns (a logged warning and a `warning:` line)
 when the LLM judge is the model being trained: it would grade its own answers and paraphrases.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 
 from s3ft import methods as M
-from s3ft.config import Config
+from s3ft.config import Config, TrainConfig, check_pass_through
 from s3ft.errors import ConfigError, S3FTError
 from s3ft.records import Example
 from s3ft.registry import JUDGES, TASKS, resolve
@@ -60,6 +63,30 @@ def engine_check(engine: dict) -> str:
     return f"generate.engine: {', '.join(engine)} (vLLM engine arguments)"
 
 
+def train_args_check(train: TrainConfig) -> list[str]:
+    """`train.sft_args` and `train.lora_args` checked against TRL's `SFTConfig` and peft's `LoraConfig` (imported
+    only when one is set), and bitsandbytes for `train.quantization` (the CUDA GPU is checked at training)."""
+    lines = []
+    lora = train.lora_args if train.mode == "lora" else {}  # mode full ignores them
+    for key, given, module, name in (("train.sft_args", train.sft_args, "trl", "SFTConfig"),
+                                     ("train.lora_args", lora, "peft", "LoraConfig")):
+        if not given:
+            continue
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except ImportError:
+            lines.append(f"{key}: {', '.join(given)} (not checked: {module} is not installed here)")
+            continue
+        check_pass_through(key, given, cls)
+        lines.append(f"{key}: {', '.join(given)} ({name} fields)")
+    if train.quantization:
+        from s3ft.stages.train import check_quantization
+
+        check_quantization(train, cuda=None)
+        lines.append(f"train.quantization: {train.quantization} (bitsandbytes installed; training needs a CUDA GPU)")
+    return lines
+
+
 def validate(cfg: Config, ctx=None) -> list[str]:
     """Lines describing what was checked; raises `S3FTError` on the first problem.
 
@@ -81,6 +108,7 @@ def validate(cfg: Config, ctx=None) -> list[str]:
             raise ConfigError(None, key, f"no such file: {value}")
     if cfg.generate.engine:
         lines.append(engine_check(cfg.generate.engine))
+    lines += train_args_check(cfg.train)
     ctx = ctx or Context(cfg)
     task = ctx.task
     for name, fn in (("prompt", task.prompt), ("paraphrase_prompt", task.paraphrase_prompt)):

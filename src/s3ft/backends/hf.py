@@ -13,6 +13,7 @@ batch composition (e.g. fewer prompts because others came from the cache) sample
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -126,10 +127,9 @@ class HFBackend:
         self.tokenizer = load_tokenizer(model)
         self.model = AutoModelForCausalLM.from_pretrained(
             model.path,
-            revision=model.revision,
-            trust_remote_code=model.trust_remote_code,
             dtype=self.dtype,
             device_map=str(self.device),  # loads straight onto the GPU
+            **model.from_pretrained_kwargs(),  # revision, trust_remote_code, model.load_args
         )
         import transformers
 
@@ -137,6 +137,8 @@ class HFBackend:
         self.model_id = weights_id(model.path, model.revision) + (
             f"+hf:{transformers.__version__}:{str(self.dtype).removeprefix('torch.')}:{self.device.type}:"
             f"{getattr(self.model.config, '_attn_implementation', None)}")
+        if model.load_args:  # e.g. rope scaling; only when set, so that the keys of older caches still match
+            self.model_id += f"+load:{json.dumps(model.load_args, sort_keys=True, default=str)}"
         if adapter is not None:
             from peft import PeftModel
 

@@ -19,10 +19,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from s3ft.config import ModelConfig, TrainConfig
-from s3ft.errors import InputError
+from s3ft.config import ModelConfig, TrainConfig, check_pass_through
+from s3ft.errors import ConfigError, InputError
 
 log = logging.getLogger("s3ft.train")
+QLORA_4BIT = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
+"""transformers' `BitsAndBytesConfig` for `train.quantization: 4bit` (QLoRA), but for the compute dtype."""
 
 
 def _check_messages(path: Path, line: int, field: str, value: Any, roles: set[str] | None = None) -> None:
@@ -130,25 +132,93 @@ def _snapshot_callback(curve_dir: Path, points: int, tokenizer):
     return Snapshots()
 
 
+def numel(p) -> int:
+    """Parameters in the tensor `p`; bitsandbytes packs a 4-bit one two to a byte of storage (counted as peft does)."""
+    if p.__class__.__name__ == "Params4bit":
+        return p.numel() * 2 * p.element_size()
+    return p.numel()
+
+
 def non_embedding_params(model) -> int:
     """Parameters of `model` outside its input and output embeddings (a tied head counted once)."""
     skip = {id(p) for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None
             for p in m.parameters()}
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values() if id(p) not in skip)
+    return sum(numel(p) for p in {id(p): p for p in model.parameters()}.values() if id(p) not in skip)
 
 
-def load_base_model(model: ModelConfig, dtype: str):
-    """The base model as training loads it: `model.path` at `model.revision`, in `dtype` (a torch dtype name,
-    or `auto`: the checkpoint's own), on the CPU."""
+def has_bitsandbytes() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bitsandbytes") is not None
+
+
+def check_quantization(cfg: TrainConfig, cuda: bool | None) -> None:
+    """`train.quantization` (QLoRA) needs a CUDA GPU and bitsandbytes: a ConfigError naming what is missing.
+    `cuda`: whether training runs on CUDA; None where that is not known yet (`s3ft validate`)."""
+    if not cfg.quantization:
+        return
+    if cuda is False:
+        raise ConfigError(None, "train.quantization", f"{cfg.quantization} (QLoRA through bitsandbytes) needs a CUDA "
+                          "GPU; training here would run on the CPU (no CUDA device visible, or model.device: cpu)")
+    if not has_bitsandbytes():
+        raise ConfigError(None, "train.quantization", f"{cfg.quantization} (QLoRA) needs bitsandbytes, which is not "
+                          "installed: pip install bitsandbytes")
+
+
+def load_base_model(model: ModelConfig, dtype: str, quantization: str | None = None):
+    """The base model as training loads it: `model.path` at `model.revision` with `model.load_args`, in `dtype` (a
+    torch dtype name, or `auto`: the checkpoint's own), on the CPU; with `quantization` (`4bit`), QLoRA's 4-bit
+    base (`QLORA_4BIT`, bfloat16 compute where the GPU has it, else float16) on the current CUDA device."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    kwargs = model.from_pretrained_kwargs()
+    if quantization == "4bit":
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        kwargs.update(quantization_config=BitsAndBytesConfig(**QLORA_4BIT, bnb_4bit_compute_dtype=compute),
+                      device_map={"": torch.cuda.current_device()})  # 4-bit weights are made on the GPU
     return AutoModelForCausalLM.from_pretrained(
-        model.path,
-        dtype=dtype if dtype == "auto" else getattr(torch, dtype),
-        revision=model.revision,
-        trust_remote_code=model.trust_remote_code,
+        model.path, dtype=dtype if dtype == "auto" else getattr(torch, dtype), **kwargs)
+
+
+def sft_kwargs(cfg: TrainConfig, ckpt_dir: Path, seed: int, bf16: bool, cuda: bool) -> dict[str, Any]:
+    """TRL `SFTConfig`'s keyword arguments: s3ft's own settings, then `cfg.sft_args` (which may not repeat them:
+    `config.SFT_OWNED`)."""
+    return dict(
+        output_dir=str(ckpt_dir),
+        completion_only_loss=True,
+        assistant_only_loss=False,
+        max_length=cfg.max_length,
+        packing=cfg.packing,
+        train_sampling_strategy="random" if cfg.shuffle else "sequential",
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
+        weight_decay=cfg.weight_decay,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        report_to=cfg.report_to or "none",
+        seed=seed,
+        bf16=bf16,
+        use_cpu=not cuda,
+        activation_checkpointing=cfg.gradient_checkpointing,  # the transformers 5 name
+        dataset_num_proc=None,
+        **cfg.sft_args,
     )
+
+
+def lora_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """peft `LoraConfig`'s keyword arguments: s3ft's own settings, then `cfg.lora_args` (`config.LORA_OWNED`)."""
+    return dict(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM", **cfg.lora_args)
 
 
 def save_merged(peft_model, tokenizer, out: Path) -> None:
@@ -174,56 +244,31 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
 
     datasets.disable_progress_bars()  # dataset preparation bars; the training bar stays
 
+    check_pass_through("train.sft_args", cfg.sft_args, SFTConfig)  # a typo fails before loading the model
+    if cfg.mode == "lora":
+        from peft import LoraConfig
+
+        check_pass_through("train.lora_args", cfg.lora_args, LoraConfig)
     cuda = torch.cuda.is_available() and model.device != "cpu"
+    check_quantization(cfg, cuda)
     if cuda and model.device.startswith("cuda:"):
         torch.cuda.set_device(torch.device(model.device))  # the Trainer uses the current CUDA device
-    bf16 = _bf16_supported(cuda) if cfg.bf16 is None else cfg.bf16
+    bf16 = (_bf16_supported(cuda) and not cfg.sft_args.get("fp16")) if cfg.bf16 is None else cfg.bf16
     # Mixed precision keeps fp32 master weights; a frozen LoRA base may stay in bf16 on a GPU to save memory.
     dtype = model.dtype
     if dtype == "auto":
         dtype = "bfloat16" if cuda and bf16 and cfg.mode == "lora" else "float32"
     tokenizer = load_tokenizer(model)  # applies model.chat_template; a clear error if there is no template
-    lm = load_base_model(model, dtype)
+    lm = load_base_model(model, dtype, cfg.quantization)
     base_non_embedding = non_embedding_params(lm)
+    if cfg.quantization:  # QLoRA: norms and head in float32, the base frozen, inputs ready for checkpointing
+        from peft import prepare_model_for_kbit_training
+
+        lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=cfg.gradient_checkpointing)
 
     ckpt_dir = out_dir / "checkpoints"
-    args = SFTConfig(
-        output_dir=str(ckpt_dir),
-        completion_only_loss=True,
-        assistant_only_loss=False,
-        max_length=cfg.max_length,
-        packing=cfg.packing,
-        train_sampling_strategy="random" if cfg.shuffle else "sequential",
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
-        weight_decay=cfg.weight_decay,
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        report_to=cfg.report_to or "none",
-        seed=seed,
-        bf16=bf16,
-        use_cpu=not cuda,
-        activation_checkpointing=cfg.gradient_checkpointing,  # the transformers 5 name
-        dataset_num_proc=None,
-    )
-    peft_config = None
-    if cfg.mode == "lora":
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=cfg.lora_target_modules,
-            task_type="CAUSAL_LM",
-        )
+    args = SFTConfig(**sft_kwargs(cfg, ckpt_dir, seed, bf16, cuda))
+    peft_config = LoraConfig(**lora_kwargs(cfg)) if cfg.mode == "lora" else None
     with warnings.catch_warnings():  # peft reads a property transformers 5 deprecated; nothing to act on
         warnings.filterwarnings("ignore", r".*is_gradient_checkpointing.* is deprecated", FutureWarning)
         trainer = SFTTrainer(
@@ -235,13 +280,13 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
             callbacks=[_snapshot_callback(out_dir / "curve", snapshots, tokenizer)] if snapshots else None,
         )
     params = list({id(p): p for p in trainer.model.parameters()}.values())
-    trainable = sum(p.numel() for p in params if p.requires_grad)
-    total = sum(p.numel() for p in params)
+    trainable = sum(numel(p) for p in params if p.requires_grad)
+    total = sum(numel(p) for p in params)
     resume = _last_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
     log.info(
         "training %s (%s) on %d rows from %s: %d of %d parameters trainable, bf16=%s, device=%s%s",
         model.path,
-        cfg.mode,
+        cfg.mode + (f", {cfg.quantization} base" if cfg.quantization else ""),
         len(rows),
         train_file,
         trainable,
@@ -277,6 +322,7 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
             (trainable if cfg.mode == "lora" else non_embedding_params(trainer.model)) / base_non_embedding, 6),
         "snapshots": sorted(int(p.name.split("-")[1]) for p in (out_dir / "curve").glob("step-*")) if snapshots else [],
         "mode": cfg.mode,
+        "quantization": cfg.quantization,
         "bf16": bf16,
         "model_dir": model_dir,
         "merged_dir": merged_dir,

@@ -1,0 +1,103 @@
+"""Tests of what the train stage hands to TRL, peft and transformers, without training: s3ft's own settings
+and the pass-throughs (`train.sft_args`, `train.lora_args`, `model.load_args`), their names checked against the
+libraries' own dataclasses (at training and by `s3ft validate`), and QLoRA's preconditions."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+
+from s3ft.config import LORA_OWNED, SFT_OWNED, ModelConfig, TrainConfig, check_pass_through, load_config
+from s3ft.errors import ConfigError
+from s3ft.stages import train as T
+from s3ft.validate import train_args_check, validate
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+def _init_fields(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls) if f.init}
+
+
+def test_sft_kwargs_are_s3fts_settings_then_the_pass_through(tmp_path):
+    cfg = TrainConfig(learning_rate=3e-4, batch_size=2, shuffle=False, sft_args={"optim": "sgd", "max_grad_norm": 0.5})
+    kw = T.sft_kwargs(cfg, tmp_path / "ckpt", seed=7, bf16=False, cuda=False)
+    assert kw["output_dir"] == str(tmp_path / "ckpt") and kw["seed"] == 7 and kw["use_cpu"] is True
+    assert (kw["learning_rate"], kw["per_device_train_batch_size"], kw["train_sampling_strategy"]) == (3e-4, 2, "sequential")
+    assert kw["completion_only_loss"] is True and kw["report_to"] == "none"
+    assert (kw["optim"], kw["max_grad_norm"]) == ("sgd", 0.5)
+    assert set(kw) - {"optim", "max_grad_norm"} <= set(SFT_OWNED)  # what s3ft passes, sft_args may not repeat
+
+
+def test_lora_kwargs_and_from_pretrained_kwargs():
+    cfg = TrainConfig(lora_r=4, lora_args={"use_rslora": True, "modules_to_save": ["lm_head"]})
+    assert T.lora_kwargs(cfg) == {"r": 4, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear",
+                                  "task_type": "CAUSAL_LM", "use_rslora": True, "modules_to_save": ["lm_head"]}
+    assert set(T.lora_kwargs(TrainConfig())) <= set(LORA_OWNED)
+    m = ModelConfig(path="m", revision="v1", load_args={"attn_implementation": "eager"})
+    assert m.from_pretrained_kwargs() == {"revision": "v1", "trust_remote_code": False, "attn_implementation": "eager"}
+    assert T.QLORA_4BIT == {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
+
+
+def test_s3fts_own_keys_are_fields_of_trl_and_peft_and_build_their_configs(tmp_path):
+    """Against the installed libraries: a renamed field in TRL or peft fails here, not in a user's run."""
+    from peft import LoraConfig
+    from trl import SFTConfig
+
+    assert set(SFT_OWNED) <= _init_fields(SFTConfig) and set(LORA_OWNED) <= _init_fields(LoraConfig)
+    cfg = TrainConfig(sft_args={"optim": "sgd", "max_grad_norm": 0.5, "neftune_noise_alpha": 5.0},
+                      lora_args={"use_rslora": True})
+    args = SFTConfig(**T.sft_kwargs(cfg, tmp_path / "ckpt", seed=0, bf16=False, cuda=False))
+    assert (args.optim, args.max_grad_norm, args.neftune_noise_alpha, args.learning_rate) == ("sgd", 0.5, 5.0, 1e-4)
+    lora = LoraConfig(**T.lora_kwargs(cfg))
+    assert lora.use_rslora is True and lora.r == 16
+
+
+def test_unknown_pass_through_names_are_errors_with_close_matches():
+    from peft import LoraConfig
+    from trl import SFTConfig
+
+    with pytest.raises(ConfigError) as info:
+        check_pass_through("train.sft_args", {"optim": "sgd", "neftune_noise_alpa": 5}, SFTConfig)
+    assert info.value.key == "train.sft_args.neftune_noise_alpa" and "did you mean neftune_noise_alpha" in str(info.value)
+    with pytest.raises(ConfigError, match=r"train.lora_args.use_rslor: not a field of LoraConfig; did you mean use_rslora"):
+        check_pass_through("train.lora_args", {"use_rslor": True}, LoraConfig)
+
+
+def test_validate_checks_the_pass_through_names(tmp_path, monkeypatch):
+    def cfg(*overrides):
+        raw = {"run_dir": str(tmp_path / "run"), "model": {"path": "s3ft-tiny"},
+               "data": {"task": "gsm8k", "train": {"path": str(FIX / "gsm8k_train.jsonl")}}}
+        return load_config(raw=raw, overrides=list(overrides))
+
+    lines = validate(cfg("train.sft_args.max_grad_norm=0.5", "train.lora_args.use_rslora=true"))
+    assert "train.sft_args: max_grad_norm (SFTConfig fields)" in lines
+    assert "train.lora_args: use_rslora (LoraConfig fields)" in lines
+    assert not any(x.startswith("train.") for x in validate(cfg()))  # nothing set: trl and peft not needed
+    with pytest.raises(ConfigError) as info:
+        validate(cfg("train.sft_args.max_grad_nrom=0.5"))
+    assert info.value.key == "train.sft_args.max_grad_nrom" and "did you mean max_grad_norm" in str(info.value)
+    assert train_args_check(cfg("train.mode=full", "train.lora_args.nonsense=1").train) == []  # full ignores them
+    monkeypatch.setitem(sys.modules, "trl", None)  # as if TRL were not installed
+    assert train_args_check(cfg("train.sft_args.max_grad_norm=0.5").train) == [
+        "train.sft_args: max_grad_norm (not checked: trl is not installed here)"]
+
+
+def test_quantization_needs_cuda_then_bitsandbytes(monkeypatch):
+    cfg = TrainConfig(quantization="4bit")
+    T.check_quantization(TrainConfig(), cuda=False)  # not asked for: nothing to check
+    monkeypatch.setattr(T, "has_bitsandbytes", lambda: True)
+    with pytest.raises(ConfigError, match=r"train.quantization: 4bit \(QLoRA through bitsandbytes\) needs a CUDA GPU"):
+        T.check_quantization(cfg, cuda=False)
+    T.check_quantization(cfg, cuda=True)
+    T.check_quantization(cfg, cuda=None)  # validate: the GPU is not known there
+    assert train_args_check(cfg) == ["train.quantization: 4bit (bitsandbytes installed; training needs a CUDA GPU)"]
+    monkeypatch.setattr(T, "has_bitsandbytes", lambda: False)
+    for cuda in (True, None):
+        with pytest.raises(ConfigError, match="not installed: pip install bitsandbytes"):
+            T.check_quantization(cfg, cuda=cuda)
+    with pytest.raises(ConfigError, match="pip install bitsandbytes"):
+        train_args_check(cfg)
