@@ -1,6 +1,6 @@
 """s3ft: Selective Self-to-Supervised Fine-Tuning (Gupta et al., NAACL Findings 2025).
 
-The Python API mirrors the CLI: `load_config`, `validate`, `run` (with `until`, `force`, `only`),
+The Python API mirrors the CLI: `load_config`, `validate`, `run` (with `until`, `force`, `only`, `shard`),
 `status`, `export`, `listing`. Each stage is also a function in `s3ft.stages.<stage>.run(ctx, out_dir)`.
 """
 
@@ -16,10 +16,12 @@ import s3ft.validate  # noqa: E402, F401
 from s3ft.config import Config, load_config  # noqa: E402
 
 
-def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list[str] | None = None) -> list[dict]:
+def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list[str] | None = None,
+        shard: str | None = None) -> list[dict]:
+    """Run the pipeline (`shard`: "i/N", the per-row stages for shard i of N; see `s3ft.shards`)."""
     from s3ft.pipeline import run as _run
 
-    return _run(cfg, until=until, force=force, only=only)
+    return _run(cfg, until=until, force=force, only=only, shard=shard)
 
 
 def status(run_dir: str | Path) -> list[dict]:

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="append", default=[], choices=STAGES,
                    help="rerun this stage and every stage after it (repeatable)")
     r.add_argument("--only", action="append", choices=STAGES, help="run only this stage (repeatable)")
+    r.add_argument("--shard", metavar="I/N",
+                   help="past one machine: run generate, judge and paraphrase (and its judge) for shard I of N of "
+                        "the examples (I from 0); the next plain run merges the shards (docs/gpu.md)")
     s = sub.add_parser("status", help="show each stage of a run directory")
     s.add_argument("run_dir")
     v = sub.add_parser("validate", help="check a config without loading a model")
@@ -91,6 +94,7 @@ def _status_table(rows: list[dict]) -> str:
         )
         secs = f"{r['seconds']:.1f}" if r["seconds"] is not None else "-"
         why = f"  (changed: {listed(r['why'])})" if r.get("why") else ""
+        why += f"  ({r['shards']})" if r.get("shards") else ""
         lines.append(f"{r['unit']:<24} {r['state']:<8} {secs:>8}  {counts}{why}")
     return "\n".join(lines)
 
@@ -103,9 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "run":
             cfg = s3ft.load_config(args.config, args.overrides)
-            results = s3ft.run(cfg, until=args.until, force=args.force, only=args.only)
+            results = s3ft.run(cfg, until=args.until, force=args.force, only=args.only, shard=args.shard)
             ran = sum(r["action"] != "skipped" for r in results)
             print(f"{ran} stage unit(s) ran, {len(results) - ran} skipped; run directory: {cfg.run_dir}")
+            if args.shard:
+                print(f"shard {args.shard.strip()}: when every shard is done, `s3ft run {args.config}` (same overrides) "
+                      "merges them and goes on")
         elif args.cmd == "status":
             print(_status_table(s3ft.status(args.run_dir)))
         elif args.cmd == "validate":

@@ -3,13 +3,15 @@
 `plan(ctx)` lists every stage unit (select, train and evaluate have one unit per method) with the
 fingerprint of everything that determines its output, computed without loading a model. `run`
 walks the plan like `make`: done units are skipped, partial ones resume, stale ones are rebuilt.
-Adding a method re-uses every generation and verdict already made.
+Adding a method re-uses every generation and verdict already made. `run(cfg, shard="i/N")` runs the per-row
+stages for one shard of the examples (`s3ft.shards`); the next plain `run` merges the shards.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
@@ -19,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from s3ft import methods as M
+from s3ft import shards
 from s3ft.config import Config, LLMJudgeConfig, section_dict
 from s3ft.errors import S3FTError
 from s3ft.provenance import Refs, changed, listed, named_inputs, versions
@@ -55,9 +58,13 @@ class Unit:
 class Context:
     """What the stages share: the config, the task, and lazily loaded models and judge."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, shard: shards.Shard | None = None):
         self.cfg = cfg
         self.run_dir = Path(cfg.run_dir)
+        self.shard = shard
+        """In a shard run (`s3ft.shards`): which examples this process makes rows for."""
+        self.redirect: dict[str, Path] = {}
+        """A shard run's stage folders: the shard's own, for the per-row stages it runs."""
         self.task = resolve("task", cfg.data.task)(cfg.data)
         self.chunk = cfg.generate.batch_size  # rows are flushed per batch: a kill loses at most one
         self._backend = None
@@ -67,7 +74,11 @@ class Context:
         self.refs = Refs(self.run_dir)
 
     def stage_dir(self, stage: str) -> Path:
-        return stage_root(self.run_dir, stage)
+        return self.redirect.get(stage) or stage_root(self.run_dir, stage)
+
+    def owns(self, id_: str) -> bool:
+        """Whether this process makes the rows of example `id_`: every one, except in a shard run."""
+        return self.shard is None or self.shard.owns(id_)
 
     def ref(self, path: str, revision: str | None = None, repo_type: str = "model") -> str | None:
         """What identifies the files at `path` in the fingerprints: local files, or a hub commit (`Refs`)."""
@@ -123,8 +134,8 @@ class Context:
 
         engine = self.cfg.generate.engine if backend == "vllm" else {}  # vLLM engine arguments, as given
         b = resolve("backend", backend)(model_cfg, batch_size=self.cfg.generate.batch_size, adapter=adapter, **engine)
-        c = self.cfg.cache
-        return maybe_cached(b, (c.path or str(self.run_dir / "cache.sqlite")) if c.enabled else None)
+        c, home = self.cfg.cache, shards.shard_dir(self.run_dir, self.shard) if self.shard else self.run_dir
+        return maybe_cached(b, (c.path or str(home / "cache.sqlite")) if c.enabled else None)
 
     def backend(self):
         """The base model, loaded on first use and kept for generate, paraphrase, NLL and evaluate. A judge
@@ -249,17 +260,18 @@ def plan(ctx: Context) -> list[Unit]:
                      lambda out: generate.run(ctx, out))
         fp_judge = add("judge", {"upstream": fp_gen, "judge": ctx.judge_parts}, lambda out: judge.run(ctx, out))
     scope = M.paraphrase_scope(cfg.method)
-    if scope:
-        para_dir = ctx.stage_dir("paraphrase")
+    if scope:  # the folders are looked up when asked: a shard run redirects them (`s3ft.shards`)
 
         def para_complete() -> bool:
             if scope == "wrong" and not (ctx.stage_dir("judge") / "rows.jsonl").exists():
                 return True  # cannot tell before the judge has run; the judge's own state decides
-            return set(paraphrase.select_ids(ctx, scope)) <= rows_by_id(para_dir / "rows.jsonl").keys()
+            made = rows_by_id(ctx.stage_dir("paraphrase") / "rows.jsonl")
+            return set(paraphrase.select_ids(ctx, scope)) <= made.keys()
 
         def jpara_complete() -> bool:
             judged = rows_by_id(ctx.stage_dir("judge_paraphrase") / "rows.jsonl")
-            return rows_by_id(para_dir / "rows.jsonl").keys() <= judged.keys()
+            made = rows_by_id(ctx.stage_dir("paraphrase") / "rows.jsonl")
+            return {i for i in made if ctx.owns(i)} <= judged.keys()
 
         fp_para = add("paraphrase", {"data": fp_data, "model": ctx.model_parts, "paraphrase": section_dict(cfg.paraphrase),
                                      "backend": cfg.generate.backend, "stop": stop},
@@ -324,23 +336,35 @@ def _train(ctx: Context, out: Path, method: str) -> dict:
 def save_config(cfg: Config) -> None:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / ".config.yaml.tmp"
+    tmp = run_dir / f".config.yaml.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"  # shard runs may write it at once
     tmp.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     os.replace(tmp, run_dir / "config.yaml")
 
 
-def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list[str] | None = None) -> list[dict]:
-    """Run the pipeline; returns what happened to each unit (`skipped`, `ran`, `resumed`)."""
+def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list[str] | None = None,
+        shard: str | shards.Shard | None = None) -> list[dict]:
+    """Run the pipeline; returns what happened to each unit (`skipped`, `ran`, `resumed`, `merged`: its rows
+    came from shards). `shard` ("i/N"): run only the per-row stages, for shard i of N (`s3ft.shards`)."""
     for s in [until, *force, *(only or [])]:
         if s is not None and s not in STAGES:
             raise S3FTError(f"unknown stage '{s}': stages are {', '.join(STAGES)}")
+    if shard is not None:
+        shard = shard if isinstance(shard, shards.Shard) else shards.Shard.parse(shard)
+        if force or only:
+            raise S3FTError(f"--shard {shard}: not with --force or --only (a shard runs its per-row stages as "
+                            "they stand; force or choose stages in the plain run)")
     from s3ft.validate import validate
 
-    ctx = Context(cfg)
+    ctx = Context(cfg, shard)
     validate(cfg, ctx)  # fail on a bad template or path now, not after an hour of generation
     save_config(cfg)
     first_forced = min((STAGES.index(s) for s in force), default=len(STAGES))
     last = STAGES.index(until) if until else len(STAGES) - 1
+    if shard is not None:
+        try:
+            return shards.run(ctx, plan(ctx), last, lambda: plan(ctx))
+        finally:
+            ctx.release()
     results, units, seen = [], plan(ctx), set()
     try:
         while (unit := next((u for u in units if u.name not in seen), None)) is not None:
@@ -365,11 +389,17 @@ def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list
                      + (f" (stale: {listed(unit.why_stale())} changed)" if state == "stale" else "")
                      + (" (forced)" if forced else ""))
             unit.dir.begin(force=forced)
+            sharded = unit.stage in shards.ROW_STAGES
+            merged = shards.merge(ctx.run_dir, unit.stage, unit.dir) if sharded and not forced else 0
             counts = unit.run(unit.dir.path)
             if ctx.refresh_refs():  # a hub model or dataset it downloaded: the manifest names that commit
                 units = plan(ctx)
                 unit = next(u for u in units if u.name == unit.name)
+            counts = {**counts, "from_shards": merged} if merged else counts
             m = unit.dir.finish(unit.stage, counts, unit.inputs, versions())
+            if sharded:
+                shards.cleanup(ctx.run_dir, unit.stage)  # merged (or, forced, made again): shards not needed
+            action = "merged" if merged else action
             results.append({"unit": unit.name, "action": action, "seconds": m["seconds"], "counts": counts})
         ctx.refresh_refs()
     finally:
@@ -378,12 +408,16 @@ def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list
 
 
 def status(cfg: Config) -> list[dict]:
-    """Each unit's state (done / partial / stale / to do), counts and time, and for a stale one the inputs that
-    changed (`why`), without loading a model."""
+    """Each unit's state (done / partial / stale / to do), counts and time, for a stale one the inputs that
+    changed (`why`), and for a per-row stage not merged yet its shards' progress (`shards`), without loading
+    a model."""
     ctx = Context(cfg)
     out = []
     for unit in plan(ctx):
         m, state = unit.dir.manifest or {}, unit.state()
-        out.append({"unit": unit.name, "state": state, "counts": m.get("counts"), "seconds": m.get("seconds"),
-                    "why": unit.why_stale() if state == "stale" else None})
+        row = {"unit": unit.name, "state": state, "counts": m.get("counts"), "seconds": m.get("seconds"),
+               "why": unit.why_stale() if state == "stale" else None}
+        if unit.stage in shards.ROW_STAGES and state != "done":
+            row["shards"] = shards.progress(ctx.run_dir, unit.stage, unit.dir.fp)
+        out.append(row)
     return out

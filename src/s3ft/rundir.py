@@ -4,7 +4,8 @@ A stage unit (a stage, or a stage for one method) owns a folder. While it runs, 
 holds the fingerprint it started under and its rows are appended to JSONL files, one flushed line
 per row; it is done when `manifest.json` is written, last and atomically, with the fingerprint of
 everything that determined its output. A unit whose fingerprint changed is stale and is rebuilt;
-a unit killed halfway resumes from the rows already written.
+a unit killed halfway resumes from the rows already written. A finished row file is rewritten in the
+data's order (`Rows.reorder`), so its bytes do not depend on batches, resumes or shards (`s3ft.shards`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,10 @@ def fingerprint(obj: Any) -> str:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to a temporary file of this process's own, then rename it over `path`: processes writing
+    one file at once (shard runs on one shared run directory) each replace it whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=2, default=str)
         f.flush()
@@ -117,6 +121,18 @@ class Rows:
             os.fsync(f.fileno())
         self.rows.update(new)
 
+    def reorder(self, order: Iterable[str]) -> None:
+        """Rewrite the file (atomically) with its rows in `order`, a list of ids (rows it does not list keep
+        their order, after the others). A stage calls it when it has written every row, with the data's
+        order: rows are made longest prompt first, in batches, maybe over several resumed starts or shards,
+        and a finished file must not depend on how it was made. Each row is written as `append` wrote it."""
+        rank = {str(i): k for k, i in enumerate(order)}
+        keys = sorted(self.rows, key=lambda k: rank.get(k, len(rank)))
+        if keys == list(self.rows):
+            return
+        write_jsonl(self.path, (self.rows[k] for k in keys))
+        self.rows = {k: self.rows[k] for k in keys}
+
 
 def _json_line(row: dict) -> bytes:
     """One UTF-8 JSONL line. Text that UTF-8 cannot hold (a lone surrogate, as a `\\ud800` escape in JSON
@@ -142,6 +158,8 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
         for r in rows:
             f.write(_json_line(r))
             n += 1
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
     return n
 

@@ -1,9 +1,11 @@
 """Stage 2, generate: the frozen base model answers every training prompt.
 
 Reads `01_data/train.jsonl`; appends `{id, prediction, finish}` rows to `rows.jsonl` a chunk at a time, so
-a killed run resumes where it stopped. `generate_into` is the shared loop that the paraphrase and
-evaluate stages use too; a backend that fails on a chunk (raises, or returns too few texts or a non-text)
-stops it with a `StageError` naming the stage and the chunk, and the rows written before it are kept.
+a killed run resumes where it stopped, and when every row is made writes the file in the data's order (a
+shard run, `s3ft.shards`, makes its own examples' rows only). `generate_into` is the shared loop that the
+paraphrase and evaluate stages use too; a backend that fails on a chunk (raises, or returns too few texts or
+a non-text) stops it with a `StageError` naming the stage and the chunk, and the rows written before it are
+kept.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def _bad_reply(texts: list, ids: list[str]) -> str | None:
 
 def generate_into(
     rows: Rows,
-    backend: Backend,
+    backend: Backend | None,
     items: list[tuple[str, Messages]],
     params: GenParams,
     chunk: int,
@@ -54,7 +56,8 @@ def generate_into(
     """Generate for every (id, prompt) not yet in `rows`, appending `{id, field: text, finish, **extra}`
     (`finish`: "stop", "length" when cut off at max_new_tokens, or null when the backend did not say).
     Prompts go longest first, `chunk` (the batch size) at a time, each chunk's rows flushed as it ends: the
-    batches are of similar lengths, and a kill loses at most the one batch in flight."""
+    batches are of similar lengths, and a kill loses at most the one batch in flight. `backend` may be None
+    when every row is written already."""
     todo = sorted(((i, p) for i, p in items if i not in rows), key=lambda x: -sum(len(m["content"]) for m in x[1]))
     if len(todo) < len(items):
         log.info("%s: resuming, %d of %d rows already written", desc, len(items) - len(todo), len(items))
@@ -79,10 +82,12 @@ def generate_into(
 
 
 def run(ctx, out: Path) -> dict:
-    examples = load_examples(ctx.stage_dir("data"), "train")
+    examples = [ex for ex in load_examples(ctx.stage_dir("data"), "train") if ctx.owns(ex.id)]
     rows = Rows(out / "rows.jsonl")
     params = gen_params(ctx.cfg.generate, getattr(ctx.task, "stop", ()))
     items = [(ex.id, ctx.task.prompt(ex)) for ex in examples]
-    new = generate_into(rows, ctx.backend(), items, params, ctx.chunk, "prediction", "generate")
+    backend = ctx.backend() if any(i not in rows for i, _ in items) else None  # none to make (merged): no load
+    new = generate_into(rows, backend, items, params, ctx.chunk, "prediction", "generate")
+    rows.reorder(ex.id for ex in examples)  # the data's order, however the rows were batched or resumed
     log.info("%d predictions (%d generated now)", len(rows), new)
     return {"rows": len(rows), "generated": new}

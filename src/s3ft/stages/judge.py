@@ -5,7 +5,8 @@ Reads the examples and the upstream stage's rows (`prediction` or `paraphrase`);
 sandbox). A paraphrase rejected before judging (it talks about the reference answer) gets a `False`
 verdict carrying the rejection as its reason, without a judge call. A judge that fails on a chunk (raises,
 or returns the wrong number of verdicts) stops the stage with a `StageError` naming it and the chunk; the
-verdicts written before it are kept.
+verdicts written before it are kept. The finished file is in the data's order; a shard run
+(`s3ft.shards`) judges its own examples only.
 """
 
 from __future__ import annotations
@@ -58,12 +59,14 @@ def summarize(rows: Rows) -> dict:
 
 def run(ctx, out: Path, upstream: str = "generate", field: str = "prediction") -> dict:
     examples = {ex.id: ex for ex in load_examples(ctx.stage_dir("data"), "train")}
-    texts = read_jsonl(ctx.stage_dir(upstream) / "rows.jsonl")
+    texts = [r for r in read_jsonl(ctx.stage_dir(upstream) / "rows.jsonl") if ctx.owns(str(r["id"]))]
     rows = Rows(out / "rows.jsonl")
     rejected = [r for r in texts if r.get("rejected")]
     rows.append({"id": r["id"], **Verdict(False, f"rejected before judging: {r['rejected']}").to_dict()} for r in rejected)
     pairs = [(examples[r["id"]], r[field]) for r in texts if not r.get("rejected")]
-    judge_into(rows, ctx.judge(), pairs, ctx.chunk, "judge" if upstream == "generate" else "judge_paraphrase")
+    judge = ctx.judge() if any(ex.id not in rows for ex, _ in pairs) else None  # none to make (merged): no load
+    judge_into(rows, judge, pairs, ctx.chunk, "judge" if upstream == "generate" else "judge_paraphrase")
+    rows.reorder(examples)  # the data's order (rejected paraphrases were written first)
     counts = summarize(rows)
     log.info("%s: %d correct, %d wrong, %d undecided", upstream, counts["correct"], counts["wrong"], counts["undecided"])
     return counts

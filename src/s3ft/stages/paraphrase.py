@@ -2,7 +2,8 @@
 
 Reads the examples (and, for S3FT's scope, the judge's verdicts: only examples the model got wrong
 are paraphrased; SDFT paraphrases all). Appends `{id, paraphrase, rejected}` rows, where `rejected`
-names the pattern that a paraphrase talking about "the reference answer" matched, or is null.
+names the pattern that a paraphrase talking about "the reference answer" matched, or is null; the finished
+file is in the data's order. A shard run (`s3ft.shards`) paraphrases its own examples only.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def rejection(text: str, patterns: list[str]) -> str | None:
 
 
 def select_ids(ctx, scope: str) -> list[str]:
-    ids = [ex.id for ex in load_examples(ctx.stage_dir("data"), "train")]
+    ids = [ex.id for ex in load_examples(ctx.stage_dir("data"), "train") if ctx.owns(ex.id)]
     if scope == "all":
         return ids
     verdicts = rows_by_id(ctx.stage_dir("judge") / "rows.jsonl")
@@ -43,10 +44,12 @@ def run(ctx, out: Path, scope: str) -> dict:
     rows = Rows(out / "rows.jsonl")
     items = [(i, ctx.task.paraphrase_prompt(examples[i])) for i in ids]
     params = gen_params(cfg, getattr(ctx.task, "stop", ()))
+    backend = ctx.backend() if any(i not in rows for i, _ in items) else None  # none to make (merged): no load
     new = generate_into(
-        rows, ctx.backend(), items, params, ctx.chunk, "paraphrase", "paraphrase",
+        rows, backend, items, params, ctx.chunk, "paraphrase", "paraphrase",
         extra=lambda _id, text: {"rejected": rejection(text, cfg.reject_patterns)},
     )
+    rows.reorder(examples)  # the data's order
     rejected = sum(1 for r in rows.rows.values() if r["rejected"])
     log.info("%d paraphrases (%d generated now, scope %s), %d rejected before judging", len(rows), new, scope, rejected)
     return {"rows": len(rows), "generated": new, "rejected": rejected, "scope": scope}
