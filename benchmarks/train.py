@@ -1,0 +1,80 @@
+"""Benchmark: s3ft's train stage against a plain TRL `SFTTrainer` script, in training tokens per second.
+
+Same model (the shipped world model, full fine-tuning, float32 on the CPU), rows (the target task's gold
+training rows), batch size, maximum length, learning rate and one epoch, in one process. Tokens per second
+count the rows' real tokens (prompt and answer, no padding) over the wall time of `trainer.train()` (s3ft:
+of `train_model`, which also loads the model and saves it). s3ft is also run with `train.packing` (padding-free
+packing), which the plain script does not set. Prints the median of `--repeats` and the ratios.
+Run: `python benchmarks/train.py [--rows 512] [--batch-size 16] [--repeats 3]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=512)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from s3ft.config import ModelConfig, TrainConfig
+    from s3ft.stages.train import train_model
+    from s3ft.world.build import SHIPPED_DIR
+    from s3ft.world.score import split_rows
+
+    torch.set_num_threads(2)
+    model_dir = str(SHIPPED_DIR.parent / "world_model")
+    rows = [{"prompt": [{"role": "user", "content": r["question"]}],
+             "completion": [{"role": "assistant", "content": r["gold"]}]}
+            for r in split_rows("shop", "train", args.rows)]
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tokens = sum(len(tok.apply_chat_template([*r["prompt"], *r["completion"]])) for r in rows)
+    lr, max_length = 1e-4, 512
+
+    def plain(out: Path) -> float:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        cfg = SFTConfig(output_dir=str(out), per_device_train_batch_size=args.batch_size, num_train_epochs=1,
+                        learning_rate=lr, max_length=max_length, completion_only_loss=True, save_strategy="no",
+                        report_to="none", use_cpu=True, logging_steps=1000, seed=0)
+        trainer = SFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tok)
+        start = time.perf_counter()
+        trainer.train()
+        return time.perf_counter() - start
+
+    def s3ft(out: Path, packing: bool) -> float:
+        (out.parent / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        cfg = TrainConfig(mode="full", learning_rate=lr, epochs=1, batch_size=args.batch_size, max_length=max_length,
+                          packing=packing, logging_steps=1000, save_steps=100_000)
+        start = time.perf_counter()
+        train_model(out.parent / "rows.jsonl", out, ModelConfig(path=model_dir, dtype="float32"), cfg, 0)
+        return time.perf_counter() - start
+
+    runs: dict[str, list[float]] = {"plain TRL SFTTrainer": [], "s3ft train": [], "s3ft train, packing": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeats):
+            runs["plain TRL SFTTrainer"].append(plain(Path(tmp) / f"plain-{i}"))
+            runs["s3ft train"].append(s3ft(Path(tmp) / f"s3ft-{i}" / "out", False))
+            runs["s3ft train, packing"].append(s3ft(Path(tmp) / f"pack-{i}" / "out", True))
+    rate = {k: tokens / statistics.median(v) for k, v in runs.items()}
+    print(f"{len(rows)} rows, {tokens} tokens, batch {args.batch_size}, one epoch, float32, CPU")
+    for k, v in runs.items():
+        print(f"{k}: {rate[k]:.0f} tokens/s (seconds: {', '.join(f'{x:.1f}' for x in v)})")
+    base = rate["plain TRL SFTTrainer"]
+    print(f"ratio vs plain TRL: s3ft train {rate['s3ft train'] / base:.2f}x, "
+          f"s3ft train with packing {rate['s3ft train, packing'] / base:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
