@@ -4,7 +4,9 @@ Same model (the shipped world model, full fine-tuning, float32 on the CPU), rows
 training rows), batch size, maximum length, learning rate and one epoch, in one process. Tokens per second
 count the rows' real tokens (prompt and answer, no padding) over the wall time of `trainer.train()` (s3ft:
 of `train_model`, which also loads the model and saves it). s3ft is also run with `train.packing` (padding-free
-packing), which the plain script does not set. Prints the median of `--repeats` and the ratios.
+packing), which the plain script does not set. The plain script sets float32 and no activation checkpointing,
+as s3ft does on a CPU without native bf16: TRL's own defaults (bf16 autocast, activation checkpointing) ran
+23 s per step here, 10x slower. Prints the median of `--repeats` and the ratios.
 Run: `python benchmarks/train.py [--rows 512] [--batch-size 16] [--repeats 3]`.
 """
 
@@ -40,20 +42,23 @@ def main() -> None:
              "completion": [{"role": "assistant", "content": r["gold"]}]}
             for r in split_rows("shop", "train", args.rows)]
     tok = AutoTokenizer.from_pretrained(model_dir)
-    tokens = sum(len(tok.apply_chat_template([*r["prompt"], *r["completion"]])) for r in rows)
+    tokens = sum(len(tok.apply_chat_template([*r["prompt"], *r["completion"]], return_dict=True)["input_ids"])
+                 for r in rows)
     lr, max_length = 1e-4, 512
 
     def plain(out: Path) -> float:
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         cfg = SFTConfig(output_dir=str(out), per_device_train_batch_size=args.batch_size, num_train_epochs=1,
                         learning_rate=lr, max_length=max_length, completion_only_loss=True, save_strategy="no",
-                        report_to="none", use_cpu=True, logging_steps=1000, seed=0)
+                        report_to="none", use_cpu=True, logging_steps=1000, seed=0,
+                        bf16=False, gradient_checkpointing=False)  # float32 and no checkpointing, as s3ft here
         trainer = SFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tok)
         start = time.perf_counter()
         trainer.train()
         return time.perf_counter() - start
 
     def s3ft(out: Path, packing: bool) -> float:
+        out.parent.mkdir(parents=True, exist_ok=True)
         (out.parent / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         cfg = TrainConfig(mode="full", learning_rate=lr, epochs=1, batch_size=args.batch_size, max_length=max_length,
                           packing=packing, logging_steps=1000, save_steps=100_000)

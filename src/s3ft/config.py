@@ -316,7 +316,8 @@ class TrainConfig(Section):
     """Draw rows in random order each epoch; False keeps the file's order (for data already batched)."""
     packing: bool = False
     """Pack rows into sequences of `max_length` tokens (TRL's best-fit packing, padding-free): no compute
-    spent on padding, each row attending only to itself; `batch_size` then counts packed sequences."""
+    spent on padding, each row attending only to itself; `batch_size` then counts packed sequences. For GPUs
+    with a variable-length attention kernel: on a CPU it was 5x slower (`docs/benchmarks.md`)."""
     logging_steps: int = Field(default=10, ge=1)
     save_steps: int = Field(default=200, ge=1)
     """Checkpoint interval; an interrupted train stage resumes from the last checkpoint."""
