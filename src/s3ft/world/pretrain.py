@@ -137,7 +137,8 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None, score: bool
     settings = asdict(cfg)
     if (work / "config.json").is_file():
         before = json.loads((work / "config.json").read_text())
-        changed = sorted(k for k in settings if before.get(k, settings[k]) != settings[k])  # a new field: as now
+        changed = sorted(k for k in settings  # a new field: as now; the checkpoint interval may change
+                         if k != "save_steps" and before.get(k, settings[k]) != settings[k])
         if changed:
             raise SystemExit(f"{work}: an unfinished build with other settings ({', '.join(changed)}) is here; "
                              f"remove {work} to start again")
