@@ -119,15 +119,10 @@ def test_reply_count_mismatch_raises() -> None:
         LLMJudge(JudgeConfig(), FakeBackend(["Yes"]), GenParams())([EX, EX], ["72", "72"])
 
 
-def test_a_judge_with_its_own_model_never_shares_the_device_with_the_base(monkeypatch, tmp_path):
-    """The base model is freed before a separate judge model loads, and the judge model before the base (or a
-    trained model) loads again."""
-    from s3ft.config import load_config
+def stand_in_backends(monkeypatch) -> list[str]:
+    """Backends that only record which model paths are loaded (the returned list) until closed."""
     from s3ft.pipeline import Context
 
-    cfg = load_config(raw={"run_dir": str(tmp_path), "model": {"path": "base/model"},
-                           "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}},
-                           "judge": {"name": "llm", "llm": {"model": {"path": "judge/model"}}}})
     loaded: list[str] = []
 
     class Fake:
@@ -139,6 +134,19 @@ def test_a_judge_with_its_own_model_never_shares_the_device_with_the_base(monkey
             loaded.remove(self.path)
 
     monkeypatch.setattr(Context, "_make_backend", lambda self, m, backend, adapter=None: Fake(m.path))
+    return loaded
+
+
+def test_a_judge_with_its_own_model_never_shares_the_device_with_the_base(monkeypatch, tmp_path):
+    """The base model is freed before a separate judge model loads, and the judge model before the base (or a
+    trained model) loads again."""
+    from s3ft.config import load_config
+    from s3ft.pipeline import Context
+
+    cfg = load_config(raw={"run_dir": str(tmp_path), "model": {"path": "base/model"},
+                           "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}},
+                           "judge": {"name": "llm", "llm": {"model": {"path": "judge/model"}}}})
+    loaded = stand_in_backends(monkeypatch)
     ctx = Context(cfg)
     ctx.backend()
     assert loaded == ["base/model"]
@@ -163,17 +171,7 @@ def test_the_base_and_a_trained_model_never_share_the_device(monkeypatch, tmp_pa
     cfg = load_config(raw={"run_dir": str(tmp_path), "model": {"path": "base/model"},
                            "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}}, "judge": {"name": "llm"},
                            "train": {"mode": "full"}})
-    loaded: list[str] = []
-
-    class Fake:
-        def __init__(self, path):
-            self.path = path
-            loaded.append(path)
-
-        def close(self):
-            loaded.remove(self.path)
-
-    monkeypatch.setattr(Context, "_make_backend", lambda self, m, backend, adapter=None: Fake(m.path))
+    loaded = stand_in_backends(monkeypatch)
     ctx = Context(cfg)
     first_judge = ctx.judge()
     assert loaded == ["base/model"] and first_judge.backend is ctx.backend()
