@@ -217,3 +217,36 @@ def test_evaluate_generates_every_set_before_it_judges_any(tmp_path):
     assert [r["accuracy"] for r in results] == [0.5] * 3
     events.clear()
     assert score_all(ctx, "sft", sets) == results and events == []  # resumed: nothing generated or judged again
+
+
+def test_evaluate_generates_in_batches_of_evaluate_batch_size(tmp_path):
+    """`evaluate.batch_size` sets the batches of evaluation (the backend's and the flushed chunks), through a
+    cache wrapper, and the shared base backend gets its own batch size back afterwards."""
+    from types import SimpleNamespace
+
+    from s3ft.cache import maybe_cached
+    from s3ft.config import load_config
+    from s3ft.records import Example, Verdict
+    from s3ft.stages.evaluate import Scoring, score_all
+
+    calls: list[tuple[int, int]] = []
+
+    class Backend:
+        model_id, batch_size = "m", 16
+
+        def generate(self, prompts, params):
+            calls.append((len(prompts), self.batch_size))
+            return ["4"] * len(prompts)
+
+    base = Backend()
+    backend = maybe_cached(base, tmp_path / "cache.sqlite")
+    judge = lambda examples, texts: [Verdict(t == ex.gold, "same") for ex, t in zip(examples, texts, strict=True)]  # noqa: E731
+    examples = [Example(f"e{i}", "2+2?", "4") for i in range(10)]
+    for size, expected in ((3, [(3, 3)] * 3 + [(1, 3)]), (None, [(10, 16)])):
+        cfg = load_config(raw={"run_dir": str(tmp_path), "model": {"path": "m"}, "evaluate": {"batch_size": size},
+                               "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}}})
+        ctx = SimpleNamespace(cfg=cfg, backend=lambda: backend, judge=lambda name: judge)
+        task = SimpleNamespace(prompt=lambda ex, size=size: [{"role": "user", "content": f"{ex.id} {size}"}])
+        calls.clear()
+        assert score_all(ctx, "base", [Scoring(tmp_path / str(size), examples, task, None, 8, "t")])[0]["accuracy"] == 1
+        assert calls == expected and base.batch_size == 16

@@ -6,6 +6,8 @@ A backend is anything with `model_id`, `generate` and `nll`. Prompts are chat me
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -62,3 +64,20 @@ class Backend(Protocol):
     def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:
         """(summed negative log-likelihood, number of tokens) of each completion given its prompt."""
         ...
+
+
+@contextmanager
+def batch_size(backend, n: int) -> Iterator[None]:
+    """Within the block, `backend` (and every backend it wraps, e.g. a cache) generates `n` prompts per batch."""
+    layers, b = [], backend
+    while b is not None:
+        if hasattr(b, "batch_size"):
+            layers.append((b, b.batch_size))
+        b = getattr(b, "backend", None)
+    for b, _ in layers:
+        b.batch_size = n
+    try:
+        yield
+    finally:
+        for b, old in layers:
+            b.batch_size = old

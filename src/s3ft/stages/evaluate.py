@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from s3ft.backends.base import batch_size
 from s3ft.records import Example
 from s3ft.rundir import Rows, write_json_atomic
 from s3ft.stages.data import load_examples
@@ -39,19 +40,22 @@ def score_all(ctx, model_name: str, sets: list[Scoring], snapshot: Path | None =
     """Generate (resumably) the answers of the model to every set, then judge them: accuracy and counts per
     set. The model is the base, a method's trained model, or one of its learning-curve `snapshot`s. The
     judges are fetched after all generating: one with a model of its own (or the base model, judging a
-    trained one) is loaded once the model under test is freed, never beside it."""
+    trained one) is loaded once the model under test is freed, never beside it. Batches hold
+    `evaluate.batch_size` prompts (default: `generate.batch_size`)."""
+    size = ctx.cfg.evaluate.batch_size or ctx.cfg.generate.batch_size
     for s in sets:
         params = gen_params(ctx.cfg.generate, getattr(s.task, "stop", ()), s.max_new_tokens)
         preds = Rows(s.out / "predictions.jsonl")
         todo = [(ex.id, s.task.prompt(ex)) for ex in s.examples if ex.id not in preds]
         if todo:
             backend = ctx.backend() if model_name == "base" else ctx.trained_backend(model_name, snapshot)
-            generate_into(preds, backend, todo, params, ctx.chunk, "prediction", f"evaluate {s.label}")
+            with batch_size(backend, size):
+                generate_into(preds, backend, todo, params, size, "prediction", f"evaluate {s.label}")
     results = []
     for s in sets:
         preds, verdicts = Rows(s.out / "predictions.jsonl"), Rows(s.out / "verdicts.jsonl")
         judge_into(verdicts, ctx.judge(s.judge), [(ex, preds.rows[ex.id]["prediction"]) for ex in s.examples],
-                   ctx.chunk, f"judge {s.label}")
+                   size, f"judge {s.label}")
         counts = summarize(verdicts)
         n = counts["rows"]
         results.append({"n": n, "correct": counts["correct"], "undecided": counts["undecided"],
