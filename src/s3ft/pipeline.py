@@ -129,11 +129,15 @@ class Context:
     def judge_ref(self) -> str:
         return fingerprint(self.judge_parts)
 
-    def _make_backend(self, model_cfg, backend: str, adapter: str | None = None):
+    def _make_backend(self, model_cfg, backend: str, adapter: str | None = None, **kwargs):
+        engine = self.cfg.generate.engine if backend == "vllm" else {}  # vLLM engine arguments, as given
+        b = resolve("backend", backend)(model_cfg, batch_size=self.cfg.generate.batch_size, adapter=adapter,
+                                        **{**kwargs, **engine})  # the user's engine arguments win
+        return self._cached(b)
+
+    def _cached(self, b):
         from s3ft.cache import maybe_cached
 
-        engine = self.cfg.generate.engine if backend == "vllm" else {}  # vLLM engine arguments, as given
-        b = resolve("backend", backend)(model_cfg, batch_size=self.cfg.generate.batch_size, adapter=adapter, **engine)
         c, home = self.cfg.cache, shards.shard_dir(self.run_dir, self.shard) if self.shard else self.run_dir
         return maybe_cached(b, (c.path or str(home / "cache.sqlite")) if c.enabled else None)
 
@@ -148,11 +152,12 @@ class Context:
         return self._backend
 
     def scorer(self):
-        """A backend that computes NLLs: the base model on the hf backend (vLLM has no NLL here).
-
-        With another generation backend, that backend is released first, so the two never share a GPU.
-        """
-        if self.cfg.generate.backend == "hf":
+        """A backend that computes NLLs: the base model on the generation backend (hf, or vLLM through its
+        prompt logprobs). A backend of the user's own is released first and the base loaded on the hf backend,
+        so the two never share a GPU."""
+        if self.cfg.generate.backend in ("hf", "vllm"):
+            if getattr(getattr(self._backend, "backend", self._backend), "lora", False):
+                self._release_base()  # vLLM scores only without LoRA (s3ft.backends.vllm)
             return self.backend()
         if self._scorer is None:
             self.release()
@@ -165,10 +170,14 @@ class Context:
         key = (method, snapshot)
         if self._trained is None or self._trained[0] != key:
             self.release_trained()
-            self._release_judge_model()
-            self._release_base()
             tdir = self.stage_dir("train") / method
             weights = snapshot or tdir / ("adapter" if self.cfg.train.mode == "lora" else "model")
+            if self._vllm_lora:
+                engine = self._lora_engine()
+                self._trained = (key, self._cached(getattr(engine, "backend", engine).with_adapter(str(weights))))
+                return self._trained[1]
+            self._release_judge_model()
+            self._release_base()
             if self.cfg.train.mode == "lora":
                 b = self._make_backend(self.cfg.model, self.cfg.generate.backend, adapter=str(weights))
             else:
@@ -176,6 +185,32 @@ class Context:
                                        self.cfg.generate.backend)
             self._trained = (key, b)
         return self._trained[1]
+
+    def evaluated(self, model_name: str, snapshot: Path | None = None):
+        """The model under evaluation: the base ("base") or a method's trained model (`trained_backend`). Where
+        a LoRA run evaluates on vLLM, one engine serves the base and every adapter."""
+        if model_name != "base":
+            return self.trained_backend(model_name, snapshot)
+        return self._lora_engine() if self._vllm_lora else self.backend()
+
+    @property
+    def _vllm_lora(self) -> bool:
+        return self.cfg.train.mode == "lora" and self.cfg.generate.backend == "vllm"
+
+    def _lora_engine(self):
+        """The base model's vLLM engine with LoRA on, which serves every trained adapter (and the base): one engine
+        for all, where a LoRA run evaluates on vLLM. A base engine built without LoRA is rebuilt once."""
+        from s3ft.backends.vllm import lora_rank_for
+
+        if self._backend is not None and not getattr(getattr(self._backend, "backend", self._backend), "lora", False):
+            self._release_base()
+        if self._backend is None:
+            self._release_judge_model()
+            self.release_trained()
+            log.info("loading base model %s (vLLM, LoRA on: one engine serves every adapter)", self.cfg.model.path)
+            self._backend = self._make_backend(self.cfg.model, "vllm", lora=True,
+                                               max_lora_rank=lora_rank_for(self.cfg.train.lora_r))
+        return self._backend
 
     def judge(self, name: str | None = None):
         """The judge called `name` (default: the task's judge), built on first use and kept."""

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from s3ft.backends.base import Completion, GenParams, Messages
-from s3ft.backends.template import fold_system_if_rejected
+from s3ft.backends.template import chat_ids, completion_tokens, fold_system_if_rejected
 from s3ft.config import ModelConfig
 from s3ft.errors import S3FTError
 from s3ft.provenance import hub_commit
@@ -158,10 +158,7 @@ class HFBackend:
         self.eos_ids = list(dict.fromkeys(eos))
 
     def _encode(self, messages: Messages, add_generation_prompt: bool) -> list[int]:
-        enc = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=add_generation_prompt, tokenize=True, return_dict=True
-        )
-        return list(enc["input_ids"])
+        return chat_ids(self.tokenizer, messages, add_generation_prompt)
 
     def _gen_config(self, params: GenParams):
         """Decode exactly as `params` says. transformers fills unset fields from the checkpoint's
@@ -221,27 +218,8 @@ class HFBackend:
         return out  # type: ignore[return-value]
 
     def completion_tokens(self, prompt: Messages, completion: str) -> tuple[list[int], int]:
-        """Token ids of prompt + completion as trained on, and where the completion starts.
-
-        The completion's tokens are those after the prompt rendered with the generation prompt,
-        so they include whatever the template appends to the assistant turn (end-of-turn tokens).
-        """
-        p_ids = self._encode(prompt, add_generation_prompt=True)
-        full = self._encode(
-            [*prompt, {"role": "assistant", "content": completion}], add_generation_prompt=False
-        )
-        if full[: len(p_ids)] != p_ids:
-            n = next(
-                (i for i, (a, b) in enumerate(zip(p_ids, full, strict=False)) if a != b),
-                min(len(p_ids), len(full)),
-            )
-            raise S3FTError(
-                "the chat template is not prefix-consistent: the prompt rendered with the generation prompt "
-                f"is not a prefix of prompt + answer (they differ from token {n}: "
-                f"{self.tokenizer.decode(p_ids[n:])!r} vs {self.tokenizer.decode(full[n : n + 8])!r}); "
-                "the completion NLL is undefined for this template"
-            )
-        return full, len(p_ids)
+        """Token ids of prompt + completion as trained on, and where the completion starts (`template.completion_tokens`)."""
+        return completion_tokens(self.tokenizer, prompt, completion)
 
     @torch.inference_mode()
     def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:

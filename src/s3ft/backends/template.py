@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 
+from s3ft.errors import S3FTError
+
 log = logging.getLogger("s3ft.template")
 
 FOLD_SYSTEM = (
@@ -59,3 +61,30 @@ def fold_system_if_rejected(tokenizer, name: str) -> bool:
         log.info("%s: the chat template rejects a system role (%s); a system prompt is folded into the first "
                  "user turn", name, error)
     return True
+
+
+def chat_ids(tokenizer, messages: list[dict[str, str]], add_generation_prompt: bool) -> list[int]:
+    """The token ids of `messages` rendered with the tokenizer's chat template."""
+    enc = tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=True,
+                                        return_dict=True)
+    return list(enc["input_ids"])
+
+
+def completion_tokens(tokenizer, prompt: list[dict[str, str]], completion: str) -> tuple[list[int], int]:
+    """Token ids of prompt + completion as trained on, and where the completion starts (every backend scores
+    these same tokens).
+
+    The completion's tokens are those after the prompt rendered with the generation prompt, so they include
+    whatever the template appends to the assistant turn (end-of-turn tokens).
+    """
+    p_ids = chat_ids(tokenizer, prompt, add_generation_prompt=True)
+    full = chat_ids(tokenizer, [*prompt, {"role": "assistant", "content": completion}], add_generation_prompt=False)
+    if full[: len(p_ids)] != p_ids:
+        n = next((i for i, (a, b) in enumerate(zip(p_ids, full, strict=False)) if a != b), min(len(p_ids), len(full)))
+        raise S3FTError(
+            "the chat template is not prefix-consistent: the prompt rendered with the generation prompt "
+            f"is not a prefix of prompt + answer (they differ from token {n}: "
+            f"{tokenizer.decode(p_ids[n:])!r} vs {tokenizer.decode(full[n : n + 8])!r}); "
+            "the completion NLL is undefined for this template"
+        )
+    return full, len(p_ids)

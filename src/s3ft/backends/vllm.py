@@ -4,19 +4,38 @@ Reads the model (local directory or hub id), optionally a chat template file and
 directory (served through vLLM's LoRA support, not merged). Writes nothing. vLLM seeds each request
 separately, so seeded sampling does not depend on how prompts are batched (unlike the hf backend);
 greedy outputs may still differ slightly from the hf backend's (other kernels and batching).
-NLL scoring is not implemented here: the select stage's NLL uses the hf backend.
+
+Completion NLLs come from the same engine (`prompt_logprobs`), over the same tokens as the hf backend scores
+(`template.completion_tokens`), so a vLLM run loads its model once; only on an engine without LoRA, since
+vLLM's prompt logprobs are broken where LoRA is on (the error names the vLLM issues). An engine built with `lora=True` serves
+any number of LoRA adapters: `with_adapter(path)` is a view of the one engine that generates and scores with
+that adapter (evaluation loads one engine for the base and every method, not one each).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import itertools
 from pathlib import Path
 
 from s3ft.backends.base import Completion, GenParams, Messages
 from s3ft.backends.hf import cut_at_stop, dir_hash, weights_id
-from s3ft.backends.template import fold_system_if_rejected
+from s3ft.backends.template import completion_tokens, fold_system_if_rejected
 from s3ft.config import ModelConfig
 from s3ft.errors import S3FTError
+
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+"""The values vLLM accepts for `max_lora_rank`."""
+_lora_ids = itertools.count(1)
+
+
+def lora_rank_for(r: int) -> int:
+    """The smallest `max_lora_rank` vLLM accepts that holds an adapter of rank `r`."""
+    fits = [k for k in LORA_RANKS if k >= r]
+    if not fits:
+        raise S3FTError(f"vLLM serves LoRA adapters of rank at most {LORA_RANKS[-1]}; this one has rank {r}")
+    return fits[0]
 
 
 class VLLMBackend:
@@ -29,6 +48,7 @@ class VLLMBackend:
         adapter: str | None = None,
         seed: int = 0,
         max_lora_rank: int = 64,
+        lora: bool = False,
         **llm_kwargs,
     ):
         try:
@@ -45,14 +65,10 @@ class VLLMBackend:
             if not p.is_file():
                 raise S3FTError(f"model.chat_template: no such file: {p}")
             self.chat_template = p.read_text()
-        self.lora_request = None
-        if adapter is not None:
-            if not Path(adapter).is_dir():
-                raise S3FTError(f"adapter: no such directory: {adapter}")
-            from vllm.lora.request import LoRARequest
-
-            self.lora_request = LoRARequest("s3ft-adapter", 1, str(Path(adapter).resolve()))
-            llm_kwargs.update(enable_lora=True, max_lora_rank=max_lora_rank)
+        self.lora_request, self.owner = None, True  # a view of another backend's engine does not free it
+        self.lora = lora or adapter is not None or bool(llm_kwargs.get("enable_lora"))
+        if self.lora:
+            llm_kwargs = {"enable_lora": True, "max_lora_rank": max_lora_rank, **llm_kwargs}
         if model.device not in ("auto", "cuda") and not model.device.startswith("cuda"):
             raise S3FTError(f"the vllm backend runs on CUDA; model.device is {model.device!r}")
         self.llm = LLM(
@@ -73,10 +89,29 @@ class VLLMBackend:
         import vllm
 
         self.model_id = weights_id(model.path, model.revision) + f"+vllm:{vllm.__version__}:{model.dtype}"
-        if adapter is not None:
-            self.model_id += f"+adapter:{Path(adapter).resolve()}#{dir_hash(adapter)}"
         if override is not None:
             self.model_id += f"+template:{hashlib.sha256(override.encode()).hexdigest()[:12]}"
+        if adapter is not None:
+            self._use_adapter(adapter)
+
+    def _use_adapter(self, adapter: str) -> None:
+        if not Path(adapter).is_dir():
+            raise S3FTError(f"adapter: no such directory: {adapter}")
+        from vllm.lora.request import LoRARequest
+
+        path = str(Path(adapter).resolve())
+        self.lora_request = LoRARequest(f"s3ft-{Path(path).name}", next(_lora_ids), path)
+        self.model_id += f"+adapter:{path}#{dir_hash(adapter)}"
+
+    def with_adapter(self, adapter: str) -> VLLMBackend:
+        """This engine with a LoRA adapter: generates and scores with it; closing the view frees nothing."""
+        if not self.lora:
+            raise S3FTError("this vLLM engine was built without LoRA (lora=True) and cannot serve an adapter")
+        view = copy.copy(self)
+        view.owner, view.lora_request = False, None
+        view.model_id = self.model_id.split("+adapter:")[0]
+        view._use_adapter(adapter)
+        return view
 
     def generate(self, prompts: list[Messages], params: GenParams, desc: str = "generate") -> list[str]:
         """One completion per prompt, in order, cut before the first stop string."""
@@ -104,14 +139,36 @@ class VLLMBackend:
                            "length" if o.outputs[0].finish_reason == "length" else "stop") for o in outputs]
 
     def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:
-        raise NotImplementedError(
-            "the vllm backend does not score completions; the select stage's NLL uses the hf backend"
-        )
+        """(summed natural-log NLL, token count) of each completion (with its end-of-turn tokens), from the
+        engine's `prompt_logprobs` over the tokens the hf backend scores."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        if not prompts:
+            return []
+        if self.lora:
+            raise S3FTError(
+                "the vllm backend scores NLLs only on an engine without LoRA: vLLM's prompt logprobs fail or skip "
+                "the adapter when LoRA is on (vllm-project/vllm#29955, #51594; a CPU build raises in "
+                "add_lora_logits). Remove enable_lora from generate.engine, or score on the hf backend")
+        tok = self.llm.get_tokenizer()
+        rows = [completion_tokens(tok, p, c) for p, c in zip(prompts, completions, strict=True)]
+        # the logprob of each prompt token given the ones before it (raw logits: no temperature applies)
+        sp = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=full) for full, _ in rows], sp,
+                                    use_tqdm=len(rows) > 1, lora_request=self.lora_request)
+        out = []
+        for (full, start), o in zip(rows, outputs, strict=True):
+            lps = o.prompt_logprobs
+            out.append((-sum(lps[i][full[i]].logprob for i in range(start, len(full))), len(full) - start))
+        return out
 
     def close(self) -> None:
-        """Free the engine and the GPU memory it holds."""
+        """Free the engine and the GPU memory it holds (a view of another backend's engine frees nothing)."""
         import gc
 
+        if not self.owner:
+            return
         self.llm = None
         gc.collect()
         try:

@@ -48,7 +48,7 @@ def score_all(ctx, model_name: str, sets: list[Scoring], snapshot: Path | None =
         preds = Rows(s.out / "predictions.jsonl")
         todo = [(ex.id, s.task.prompt(ex)) for ex in s.examples if ex.id not in preds]
         if todo:
-            backend = ctx.backend() if model_name == "base" else ctx.trained_backend(model_name, snapshot)
+            backend = ctx.evaluated(model_name, snapshot)
             with batch_size(backend, size):
                 generate_into(preds, backend, todo, params, size, "prediction", f"evaluate {s.label}")
     results = []

@@ -209,10 +209,21 @@ def sft_kwargs(cfg: TrainConfig, ckpt_dir: Path, seed: int, bf16: bool, cuda: bo
         seed=seed,
         bf16=bf16,
         use_cpu=not cuda,
-        activation_checkpointing=cfg.gradient_checkpointing,  # the transformers 5 name
+        **{checkpointing_name(): cfg.gradient_checkpointing},
         dataset_num_proc=None,
         **cfg.sft_args,
     )
+
+
+def checkpointing_name() -> str:
+    """What `TrainingArguments` calls gradient checkpointing: `activation_checkpointing` from transformers 5.20,
+    `gradient_checkpointing` before (the CPU build of vLLM needs transformers < 5.20, docs/gpu.md)."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 def lora_kwargs(cfg: TrainConfig) -> dict[str, Any]:

