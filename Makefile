@@ -10,11 +10,13 @@ export TOKENIZERS_PARALLELISM ?= false
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# constraints/cpu.txt: every package exactly as in the environment the tests pass in (pyproject.toml's ranges
+# also admit the CPU build of vLLM's environment, constraints/cpu-vllm.txt; docs/gpu.md)
+$(VENV)/.installed: pyproject.toml constraints/cpu.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,tensorboard]'
+	$(PY) -m pip install -q -c constraints/cpu.txt -e '.[dev,tensorboard]'
 	touch $@
 
 # The main job: the miniature world (issue 3). SFT, SSR, SDFT and S3FT from the shipped base model,

@@ -275,7 +275,7 @@ class ParaphraseConfig(DecodeConfig):
 
 class SelectConfig(Section):
     nll: bool = True
-    """Compute the mean per-token NLL of each method's targets under the base model (hf backend)."""
+    """Compute the mean per-token NLL of each method's targets under the base model (on the generation backend)."""
     near_copy: float | None = Field(default=0.9, gt=0.0, le=1.0)
     """An accepted paraphrase whose word-level normalised edit similarity to the gold target is at least this
     is a near-copy of the gold (`s3ft.nearcopy`): the row trains on the gold (source `gold`, flagged
