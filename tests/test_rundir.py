@@ -262,4 +262,7 @@ def test_pass_through_settings_in_the_fingerprints(tmp_path):
     assert changed(quiet, "train.sft_args.neftune_noise_alpha=5") == {"train/sft", "report"}
     assert changed("train.lora_args.use_rslora=true") == {"train/sft", "report"}
     assert changed("train.quantization=4bit") == {"train/sft", "report"}
+    assert changed("train.num_processes=1") == set()
+    assert changed("train.num_processes=2") == {"train/sft", "report"}  # the global batch doubles
+    assert changed("train.accelerate_config=fsdp.yaml") == {"train/sft", "report"}
     assert changed("model.load_args.attn_implementation=eager") == {"select/sft", "train/sft", "report"}

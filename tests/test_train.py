@@ -296,3 +296,45 @@ def test_qlora_on_gpu(tiny_model_dir, train_file, tmp_path, recording):
     before = _logits(base, tok)
     tuned = PeftModel.from_pretrained(base, out / "adapter")
     assert (_logits(tuned, tok) - before).abs().max() > 1e-4
+
+
+def test_two_processes_under_accelerate_launch_match_one(tiny_model_dir, tmp_path):
+    """DDP: the train stage under `accelerate launch` with 2 CPU processes (gloo), 4 rows each per step, logs
+    the same losses (within 1e-4 per step) as one process with 8 rows per step: fixed data order, no dropout,
+    float32. Only the main process writes; the saved model is the one-process model's."""
+    from safetensors.torch import load_file
+
+    from s3ft.stages.train import launch
+
+    path = _write(tmp_path / "train.jsonl", [_row(i) for i in range(32)])
+    common = {**FAST, "mode": "full", "max_steps": 4, "shuffle": False, "learning_rate": 1e-3}
+    model = ModelConfig(path=str(tiny_model_dir), dtype="float32", device="cpu")
+    one = train_model(path, tmp_path / "one", model, TrainConfig(**{**common, "batch_size": 8}), 0)
+    two = launch(path, tmp_path / "two", model, TrainConfig(**{**common, "batch_size": 4, "num_processes": 2}), 0)
+    losses = [[h["loss"] for h in m["log_history"] if "loss" in h] for m in (one, two)]
+    assert len(losses[0]) == len(losses[1]) == 4 and two["steps"] == 4
+    assert one["processes"] == 1 and two["processes"] == 2
+    assert max(abs(a - b) for a, b in zip(*losses, strict=True)) < 1e-4, losses
+    print("per-step losses, 1 process / 2 processes:", losses)
+    w1, w2 = (load_file(tmp_path / d / "model" / "model.safetensors") for d in ("one", "two"))
+    assert max(float((w1[k] - w2[k]).abs().max()) for k in w1) < 1e-4
+    assert json.loads((tmp_path / "two" / "train_metrics.json").read_text())["steps"] == 4
+
+
+def test_the_accelerate_launch_command(tmp_path):
+    """`train.num_processes` launches torchrun-style (also on a CPU); `train.accelerate_config` passes the user's
+    file; a missing file is a config error naming the key; mixed precision stays s3ft's."""
+    from s3ft.stages.train import launch_command, launched
+
+    spec = tmp_path / "launch.json"
+    assert not launched(TrainConfig()) and launched(TrainConfig(num_processes=2))
+    cmd = launch_command(TrainConfig(num_processes=4), spec)
+    assert cmd[1:3] == ["-m", "accelerate.commands.launch"] and "--multi_gpu" in cmd
+    assert cmd[cmd.index("--num_processes") + 1] == "4" and cmd[-3:] == ["-m", "s3ft.stages.train", str(spec)]
+    assert cmd[cmd.index("--mixed_precision") + 1] == "no"
+    (tmp_path / "fsdp.yaml").write_text("distributed_type: FSDP\n")
+    cmd = launch_command(TrainConfig(accelerate_config=str(tmp_path / "fsdp.yaml")), spec)
+    assert cmd[cmd.index("--config_file") + 1] == str(tmp_path / "fsdp.yaml") and "--num_processes" not in cmd
+    assert "--multi_gpu" not in cmd
+    with pytest.raises(ConfigError, match="train.accelerate_config: no such file"):
+        launch_command(TrainConfig(accelerate_config=str(tmp_path / "nope.yaml")), spec)

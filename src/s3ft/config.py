@@ -329,6 +329,15 @@ class TrainConfig(Section):
     `tensorboard --logdir RUN_DIR` shows both. One named but not installed is a warning; `none` is ignored."""
     save_merged: bool = False
     """Also save the LoRA adapter merged into the base weights, in Hugging Face format."""
+    num_processes: int = Field(default=1, ge=1)
+    """Training processes, one per GPU (data parallel, DDP: `batch_size` is per process, so the global batch is
+    `batch_size x grad_accum x num_processes`). Above 1, or with `accelerate_config`, the train stage runs in
+    processes of its own under `accelerate launch` (torchrun; gloo on a CPU); only the main one writes the run
+    directory."""
+    accelerate_config: str | None = None
+    """An accelerate config file as `accelerate config` writes it (multi-GPU DDP, FSDP, DeepSpeed ZeRO, several
+    machines): the train stage runs under `accelerate launch --config_file FILE`, with its process count unless
+    `num_processes` is above 1. Its mixed precision is s3ft's (`bf16`), not the file's."""
     sft_args: dict[str, Any] = Field(default_factory=dict)
     """More TRL `SFTConfig` (and so transformers `TrainingArguments`) fields, as given (e.g. `{optim:
     adamw_torch_fused, max_grad_norm: 0.5, neftune_noise_alpha: 5}`). Not those s3ft sets itself: the error

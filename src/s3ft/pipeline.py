@@ -350,22 +350,25 @@ NOT_WEIGHTS = ("report_to", "logging_steps", "save_steps", "save_total_limit")
 SFT_NOT_WEIGHTS = ("run_name", "project", "disable_tqdm", "skip_memory_metrics", "include_num_input_tokens_seen",
                    "push_to_hub", "log*", "trackio_*", "hub_*")
 """The same for `train.sft_args` (logging, tracking, hub upload): names, or patterns (`fnmatch`)."""
-ONLY_WHEN_SET = ("lora_args", "quantization", "sft_args")
-"""Train settings that enter the fingerprint only when set, so that runs from before they existed stay done."""
+ONLY_WHEN_SET = ("lora_args", "quantization", "sft_args", "num_processes", "accelerate_config")
+"""Train settings that enter the fingerprint only when set (not at their default), so that runs from before they
+existed stay done."""
 
 
 def weights_settings(train) -> dict:
     out = {k: v for k, v in section_dict(train).items() if k not in NOT_WEIGHTS}
     out["sft_args"] = {k: v for k, v in out["sft_args"].items() if not any(fnmatch(k, p) for p in SFT_NOT_WEIGHTS)}
-    return {k: v for k, v in out.items() if v or k not in ONLY_WHEN_SET}
+    fields = type(train).model_fields
+    return {k: v for k, v in out.items() if k not in ONLY_WHEN_SET or (v and v != fields[k].get_default(call_default_factory=True))}
 
 
 def _train(ctx: Context, out: Path, method: str) -> dict:
-    from s3ft.stages.train import train_model
+    from s3ft.stages.train import launch, launched, train_model
 
     ctx.release()  # free the base model and any evaluated model before training
-    return train_model(ctx.stage_dir("select") / method / "train.jsonl", out, ctx.cfg.model, ctx.cfg.train, ctx.cfg.seed,
-                       snapshots=ctx.cfg.curve_points())
+    fn = launch if launched(ctx.cfg.train) else train_model  # several processes: under accelerate launch
+    return fn(ctx.stage_dir("select") / method / "train.jsonl", out, ctx.cfg.model, ctx.cfg.train, ctx.cfg.seed,
+              snapshots=ctx.cfg.curve_points())
 
 
 def save_config(cfg: Config) -> None:

@@ -7,20 +7,28 @@ writes `<out_dir>/`:
   train_metrics.json     loss, steps, runtime, parameter counts and the per-step log history
   merged/                (optional, LoRA only) the adapter merged into the base weights, HF format
 The loss covers completion tokens only: the prompt is the task prompt the model is evaluated under.
+
+With `train.num_processes` above 1 or `train.accelerate_config`, `launch` runs the same `train_model` in
+processes of its own under `accelerate launch` (`python -m s3ft.stages.train SPEC`, one per device; DDP,
+FSDP or DeepSpeed as the accelerate config says); only the main process writes files of its own (the
+trainer saves checkpoints and the model itself, on the main process).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 from s3ft.config import ModelConfig, TrainConfig, check_pass_through
-from s3ft.errors import ConfigError, InputError
+from s3ft.errors import ConfigError, InputError, S3FTError
 
 log = logging.getLogger("s3ft.train")
 QLORA_4BIT = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
@@ -119,6 +127,8 @@ def _snapshot_callback(curve_dir: Path, points: int, tokenizer):
             self.steps = set(snapshot_steps(state.max_steps, points))
 
         def on_step_end(self, args, state, control, model=None, **kw):
+            if not state.is_world_process_zero:  # one process writes (DDP: every rank holds the same weights)
+                return
             step = state.global_step
             final = curve_dir / f"step-{step}"
             if step not in self.steps or final.is_dir():
@@ -262,7 +272,9 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
         check_pass_through("train.lora_args", cfg.lora_args, LoraConfig)
     cuda = torch.cuda.is_available() and model.device != "cpu"
     check_quantization(cfg, cuda)
-    if cuda and model.device.startswith("cuda:"):
+    if cuda and os.environ.get("LOCAL_RANK") is not None:  # under accelerate launch: this process's GPU
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    elif cuda and model.device.startswith("cuda:"):
         torch.cuda.set_device(torch.device(model.device))  # the Trainer uses the current CUDA device
     bf16 = (_bf16_supported(cuda) and not cfg.sft_args.get("fp16")) if cfg.bf16 is None else cfg.bf16
     # Mixed precision keeps fp32 master weights; a frozen LoRA base may stay in bf16 on a GPU to save memory.
@@ -313,6 +325,8 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
     model_dir = "adapter" if cfg.mode == "lora" else "model"
     trainer.save_model(str(out_dir / model_dir))  # adapter or full weights (safetensors) + tokenizer
     merged_dir = None
+    if not trainer.is_world_process_zero():  # under accelerate launch: the main process writes the rest
+        return {}
     if cfg.save_merged and cfg.mode == "lora":
         merged_dir = "merged"
         save_merged(trainer.model, tokenizer, out_dir / merged_dir)
@@ -326,6 +340,7 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
         "epochs": trainer.state.epoch,
         "runtime_s": round(time.time() - start, 3),
         "rows": len(rows),
+        "processes": trainer.args.world_size,  # data-parallel processes (under accelerate launch)
         "trainable_params": trainable,
         "total_params": total,
         # the share of the model's non-embedding weights that training updates (LoRA r 16 on Mistral-7B: ~0.6%)
@@ -350,3 +365,60 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
         out_dir / model_dir,
     )
     return metrics
+
+
+def launched(cfg: TrainConfig) -> bool:
+    """Whether the train stage runs under `accelerate launch` (several processes, or an accelerate config)."""
+    return cfg.num_processes > 1 or cfg.accelerate_config is not None
+
+
+def launch_command(cfg: TrainConfig, spec: Path) -> list[str]:
+    """`accelerate launch` of `python -m s3ft.stages.train SPEC`: with the user's accelerate config file, or as
+    torchrun (`--multi_gpu`, which is also how several CPU processes run, with gloo) of `num_processes`."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    if cfg.accelerate_config is not None:
+        if not Path(cfg.accelerate_config).is_file():
+            raise ConfigError(None, "train.accelerate_config", f"no such file: {cfg.accelerate_config}")
+        cmd += ["--config_file", str(cfg.accelerate_config)]
+    else:
+        cmd += ["--multi_gpu", "--num_machines", "1", "--dynamo_backend", "no"]
+    if cfg.num_processes > 1:
+        cmd += ["--num_processes", str(cfg.num_processes)]
+    return [*cmd, "--mixed_precision", "no", "-m", "s3ft.stages.train", str(spec)]
+
+
+def launch(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainConfig, seed: int,
+           snapshots: int = 0) -> dict:
+    """`train_model` under `accelerate launch` (see the module docstring); returns the main process's metrics.
+    The processes log to this process's stderr; a failure raises with the command and its exit status."""
+    out_dir = Path(out_dir)
+    read_train_rows(train_file)  # bad input fails here, once, with its line and field
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = out_dir / "launch.json"
+    spec.write_text(json.dumps({"train_file": str(train_file), "out_dir": str(out_dir), "seed": seed,
+                                "snapshots": snapshots, "model": model.model_dump(mode="json"),
+                                "train": cfg.model_dump(mode="json")}, indent=2) + "\n")
+    (out_dir / "train_metrics.json").unlink(missing_ok=True)
+    cmd = launch_command(cfg, spec)
+    log.info("training under accelerate launch: %s", " ".join(cmd[1:]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    code = subprocess.run(cmd, env=env).returncode
+    metrics = out_dir / "train_metrics.json"
+    if code != 0 or not metrics.is_file():
+        raise S3FTError(f"training under accelerate launch failed (exit status {code}; its log is above): "
+                        f"{' '.join(cmd)}")
+    return json.loads(metrics.read_text())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """One training process under `accelerate launch`: `python -m s3ft.stages.train SPEC` (written by `launch`)."""
+    from s3ft.cli import setup_logging
+
+    setup_logging()
+    spec = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
+    train_model(Path(spec["train_file"]), Path(spec["out_dir"]), ModelConfig(**spec["model"]),
+                TrainConfig(**spec["train"]), spec["seed"], spec["snapshots"])
+
+
+if __name__ == "__main__":
+    main()
