@@ -266,3 +266,22 @@ def test_pass_through_settings_in_the_fingerprints(tmp_path):
     assert changed("train.num_processes=2") == {"train/sft", "report"}  # the global batch doubles
     assert changed("train.accelerate_config=fsdp.yaml") == {"train/sft", "report"}
     assert changed("model.load_args.attn_implementation=eager") == {"select/sft", "train/sft", "report"}
+
+
+def test_a_manifest_records_rows_per_second_and_the_units_own_peak_memory(tmp_path):
+    """Each manifest has the unit's rows per second and the peak resident memory of its own execution: a unit
+    after one that held 400 MiB reports its own (smaller) peak, not the process's."""
+    from s3ft.rundir import UnitDir, rate
+
+    big = UnitDir(tmp_path / "big", "fp")
+    big.begin()
+    block = bytearray(400 * 2**20)
+    block[:: 4096] = b"x" * len(block[:: 4096])  # touch every page: resident
+    m_big = big.finish("generate", {"rows": 10, "generated": 4})
+    del block
+    small = UnitDir(tmp_path / "small", "fp")
+    small.begin()
+    m_small = small.finish("select", {"rows": 10})
+    assert m_big["rows_per_s"] == rate({"generated": 4}, m_big["seconds"])
+    assert m_big["peak_rss_mib"] >= 400 and m_small["peak_rss_mib"] < m_big["peak_rss_mib"] - 300
+    assert rate({"n": 8}, 2.0) == 4.0 and rate({"accuracy": 0.5}, 2.0) is None and rate({"rows": 3}, 0) is None

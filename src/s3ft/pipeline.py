@@ -454,6 +454,7 @@ def status(cfg: Config) -> list[dict]:
     for unit in plan(ctx):
         m, state = unit.dir.manifest or {}, unit.state()
         row = {"unit": unit.name, "state": state, "counts": m.get("counts"), "seconds": m.get("seconds"),
+               **{k: m.get(k) for k in ("rows_per_s", "peak_rss_mib", "peak_gpu_mib")},
                "why": unit.why_stale() if state == "stale" else None}
         if unit.stage in shards.ROW_STAGES and state != "done":
             row["shards"] = shards.progress(ctx.run_dir, unit.stage, unit.dir.fp)

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -23,6 +24,43 @@ from typing import Any
 from s3ft.errors import InputError
 
 STAGES = ("data", "generate", "judge", "paraphrase", "judge_paraphrase", "select", "train", "evaluate", "report")
+
+
+def reset_peaks() -> None:
+    """Start a unit's peak-memory window: this process's peak resident memory (Linux: `/proc/self/clear_refs`)
+    and, where torch is loaded with CUDA, its allocator's peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # not Linux: the peak is the process's since it started
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peaks() -> dict[str, float]:
+    """Peak resident memory of this process since `reset_peaks` (MiB), and peak GPU memory torch allocated in
+    it, where it used CUDA. A vLLM engine or `accelerate launch` processes are not this process."""
+    out: dict[str, float] = {}
+    try:
+        hwm = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:"))
+        out["peak_rss_mib"] = round(int(hwm.split()[1]) / 1024, 1)
+    except (OSError, StopIteration, ValueError):
+        import resource
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        out["peak_rss_mib"] = round(rss / (2**20 if sys.platform == "darwin" else 1024), 1)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["peak_gpu_mib"] = round(max(torch.cuda.max_memory_allocated(d) for d in range(torch.cuda.device_count()))
+                                    / 2**20, 1)
+    return out
+
+
+def rate(counts: dict, seconds: float) -> float | None:
+    """Rows per second of a unit: the rows it made (`generated`), else its `rows`, else its `n`, per second."""
+    n = next((counts[k] for k in ("generated", "rows", "n") if isinstance(counts.get(k), int)), None)
+    return round(n / seconds, 2) if n is not None and seconds > 0 else None
 
 
 def stage_root(run_dir: Path, stage: str) -> Path:
@@ -195,12 +233,15 @@ class UnitDir:
         self.path.mkdir(parents=True, exist_ok=True)
         if not resumable or force:
             write_json_atomic(self.path / "progress.json", {"fingerprint": self.fp, "started": time.time()})
+        reset_peaks()
 
     def finish(self, stage: str, counts: dict, inputs: dict | None = None, versions: dict | None = None) -> dict:
         """Write the manifest: the fingerprint, the counts, the fingerprint's named inputs (what `s3ft status`
-        compares to say why a unit is stale) and the versions that produced the unit."""
+        compares to say why a unit is stale), the versions that produced the unit, its wall time, rows per second
+        (`rate`) and peak memory (`peaks`; of this execution, where a killed unit resumed)."""
         progress = read_json(self.path / "progress.json") or {}
         started = progress.get("started", time.time())
+        seconds = round(time.time() - started, 2)
         manifest = {
             "stage": stage,
             "fingerprint": self.fp,
@@ -209,7 +250,9 @@ class UnitDir:
             "versions": versions or {},
             "started": started,
             "finished": time.time(),
-            "seconds": round(time.time() - started, 2),
+            "seconds": seconds,
+            "rows_per_s": rate(counts, seconds),
+            **peaks(),
         }
         write_json_atomic(self.path / "manifest.json", manifest)
         return manifest
