@@ -148,3 +148,19 @@ def test_llm_judge_template_missing_file(tmp_path):
     with pytest.raises(ConfigError) as info:
         validate(cfg(tmp_path, "judge.name=llm", f"judge.llm.template={tmp_path / 'none.txt'}"))
     assert info.value.key == "judge.llm.template" and "none.txt" in str(info.value)
+
+
+def test_validating_loads_no_model_library(tmp_path):
+    """`s3ft validate`, and so the start of every `s3ft run` (a finished run re-executed: benchmarks/rerun.py),
+    imports neither torch nor transformers for a built-in backend; a custom one is still imported and checked."""
+    import subprocess
+    import sys
+
+    code = (f"import sys; from s3ft.config import load_config; from s3ft.validate import validate; "
+            f"validate(load_config(raw={{'run_dir': {str(tmp_path)!r}, 'model': {{'path': 'm'}}, "
+            f"'data': {{'task': 'gsm8k', 'train': {{'path': {TRAIN!r}}}}}}})); "
+            f"print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]
+    with pytest.raises(S3FTError, match="cannot import no_such_module:Backend"):
+        validate(cfg(tmp_path, "generate.backend=no_such_module:Backend"))

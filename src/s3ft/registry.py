@@ -45,3 +45,9 @@ def resolve(kind: str, name: str) -> Any:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as e:
         raise S3FTError(f"{kind} '{name}': cannot import {target}: {e}") from e
+
+
+def check(kind: str, name: str) -> None:
+    """That `name` resolves, without importing a built-in one (the hf backend's import is torch's: seconds)."""
+    if name not in KINDS[kind]:
+        resolve(kind, name)

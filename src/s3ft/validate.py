@@ -18,7 +18,7 @@ from s3ft import methods as M
 from s3ft.config import Config, TrainConfig, check_pass_through
 from s3ft.errors import ConfigError, S3FTError
 from s3ft.records import Example
-from s3ft.registry import JUDGES, TASKS, resolve
+from s3ft.registry import JUDGES, TASKS, check, resolve
 
 log = logging.getLogger("s3ft.validate")
 PLACEHOLDER = Example(
@@ -140,11 +140,11 @@ def validate(cfg: Config, ctx=None) -> list[str]:
             raise ConfigError(None, "judge.llm.template", f"no such file: {llm.template}")
         check_template(Path(llm.template).read_text())
     if ctx.judge_name == "llm" and llm and llm.model:
-        resolve("backend", llm.backend)
+        check("backend", llm.backend)
     if ctx.judge_name == "llm" and (warning := judge_warning(cfg)):
         log.warning(warning.removeprefix("warning: "))
         lines.append(warning)
-    resolve("backend", cfg.generate.backend)
+    check("backend", cfg.generate.backend)
     lines.append(f"backend: {cfg.generate.backend}; model: {cfg.model.path}")
     stages = ["data"] + (["generate", "judge"] if M.needs_generation(cfg.method) else [])
     stages += ["paraphrase", "judge_paraphrase"] if M.paraphrase_scope(cfg.method) else []
