@@ -61,7 +61,7 @@ def test_harness_path_end_to_end_through_the_cli(tmp_path):
     (a second run with the same cache reads it back), and the harness agrees with s3ft's own evaluation
     (`evaluate.general` on the same skills, added here) for the base model and for each LoRA adapter."""
     limit = 8
-    args = ["data.train.limit=32", "data.test.limit=8", "train.epochs=1", "method=[sft,s3ft]",
+    args = ["data.train.limit=32", "data.test.limit=8", "train.epochs=1", "method=[sft,s3ft]", "evaluate.curve=null",
             "evaluate.forgetting.tasks=[s3ft_world_arith,s3ft_world_facts]", f"evaluate.forgetting.limit={limit}",
             "evaluate.forgetting.apply_chat_template=true", "evaluate.forgetting.batch_size=8",
             f"evaluate.general=[{general_set('arith', limit)}, {general_set('facts', limit)}]"]
