@@ -164,3 +164,14 @@ def test_validating_loads_no_model_library(tmp_path):
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]
     with pytest.raises(S3FTError, match="cannot import no_such_module:Backend"):
         validate(cfg(tmp_path, "generate.backend=no_such_module:Backend"))
+
+
+def test_training_under_accelerate_launch_is_checked(tmp_path):
+    """`train.num_processes` / `train.accelerate_config` are listed; a missing accelerate config file is an error
+    before any run, naming the key."""
+    assert "train: under accelerate launch (2 processes)" in validate(cfg(tmp_path, "train.num_processes=2"))
+    (tmp_path / "ddp.yaml").write_text("distributed_type: MULTI_GPU\n")
+    lines = validate(cfg(tmp_path, f"train.accelerate_config={tmp_path / 'ddp.yaml'}"))
+    assert f"train: under accelerate launch (processes as its config says, config {tmp_path / 'ddp.yaml'})" in lines
+    with pytest.raises(ConfigError, match="train.accelerate_config: no such file"):
+        validate(cfg(tmp_path, f"train.accelerate_config={tmp_path / 'nope.yaml'}"))
