@@ -148,6 +148,11 @@ class CachedBackend:
             self.cache.close()
 
 
+def unwrapped(backend):
+    """The backend a `CachedBackend` wraps (any other backend: itself)."""
+    return backend.backend if isinstance(backend, CachedBackend) else backend
+
+
 def maybe_cached(backend: Backend, path: str | Path | None) -> Backend:
     """`backend` wrapped in a cache stored at `path`, or `backend` itself when `path` is None."""
     if path is None:

@@ -22,6 +22,7 @@ import yaml
 
 from s3ft import methods as M
 from s3ft import shards
+from s3ft.cache import maybe_cached, unwrapped
 from s3ft.config import Config, LLMJudgeConfig, section_dict
 from s3ft.errors import S3FTError
 from s3ft.provenance import Refs, changed, listed, named_inputs, versions
@@ -136,8 +137,6 @@ class Context:
         return self._cached(b)
 
     def _cached(self, b):
-        from s3ft.cache import maybe_cached
-
         c, home = self.cfg.cache, shards.shard_dir(self.run_dir, self.shard) if self.shard else self.run_dir
         return maybe_cached(b, (c.path or str(home / "cache.sqlite")) if c.enabled else None)
 
@@ -156,7 +155,7 @@ class Context:
         prompt logprobs). A backend of the user's own is released first and the base loaded on the hf backend,
         so the two never share a GPU."""
         if self.cfg.generate.backend in ("hf", "vllm"):
-            if getattr(getattr(self._backend, "backend", self._backend), "lora", False):
+            if self._base_has_lora:
                 self._release_base()  # vLLM scores only without LoRA (s3ft.backends.vllm)
             return self.backend()
         if self._scorer is None:
@@ -173,8 +172,7 @@ class Context:
             tdir = self.stage_dir("train") / method
             weights = snapshot or tdir / ("adapter" if self.cfg.train.mode == "lora" else "model")
             if self._vllm_lora:
-                engine = self._lora_engine()
-                self._trained = (key, self._cached(getattr(engine, "backend", engine).with_adapter(str(weights))))
+                self._trained = (key, self._cached(unwrapped(self._lora_engine()).with_adapter(str(weights))))
                 return self._trained[1]
             self._release_judge_model()
             self._release_base()
@@ -197,12 +195,17 @@ class Context:
     def _vllm_lora(self) -> bool:
         return self.cfg.train.mode == "lora" and self.cfg.generate.backend == "vllm"
 
+    @property
+    def _base_has_lora(self) -> bool:
+        """Whether the loaded base is a vLLM engine with LoRA on."""
+        return getattr(unwrapped(self._backend), "lora", False)
+
     def _lora_engine(self):
         """The base model's vLLM engine with LoRA on, which serves every trained adapter (and the base): one engine
         for all, where a LoRA run evaluates on vLLM. A base engine built without LoRA is rebuilt once."""
         from s3ft.backends.vllm import lora_rank_for
 
-        if self._backend is not None and not getattr(getattr(self._backend, "backend", self._backend), "lora", False):
+        if self._backend is not None and not self._base_has_lora:
             self._release_base()
         if self._backend is None:
             self._release_judge_model()

@@ -84,8 +84,9 @@ def train_args_check(train: TrainConfig) -> list[str]:
 
         check_quantization(train, cuda=None)
         lines.append(f"train.quantization: {train.quantization} (bitsandbytes installed; training needs a CUDA GPU)")
-    if train.num_processes > 1 or train.accelerate_config is not None:
-        from s3ft.stages.train import launch_command  # checks the accelerate config file exists
+    from s3ft.stages.train import launch_command, launched
+
+    if launched(train):  # launch_command checks that the accelerate config file exists
 
         launch_command(train, Path("launch.json"))
         procs = f"{train.num_processes} processes" if train.num_processes > 1 else "processes as its config says"

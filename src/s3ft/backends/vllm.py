@@ -91,6 +91,7 @@ class VLLMBackend:
         self.model_id = weights_id(model.path, model.revision) + f"+vllm:{vllm.__version__}:{model.dtype}"
         if override is not None:
             self.model_id += f"+template:{hashlib.sha256(override.encode()).hexdigest()[:12]}"
+        self.engine_id = self.model_id  # the engine's weights and template; an adapter's view adds its own part
         if adapter is not None:
             self._use_adapter(adapter)
 
@@ -109,7 +110,7 @@ class VLLMBackend:
             raise S3FTError("this vLLM engine was built without LoRA (lora=True) and cannot serve an adapter")
         view = copy.copy(self)
         view.owner, view.lora_request = False, None
-        view.model_id = self.model_id.split("+adapter:")[0]
+        view.model_id = self.engine_id
         view._use_adapter(adapter)
         return view
 
