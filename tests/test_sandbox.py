@@ -110,6 +110,19 @@ def test_a_test_that_cannot_be_split_is_undecided() -> None:
     assert v.reason.startswith("cannot judge test 1 across the sandbox boundary: a value of type")
 
 
+def test_the_working_directory_is_the_only_writable_place() -> None:
+    """/tmp is empty and read-only, so a host path under it (a venv in a clone under /tmp) cannot be made
+    there; tempfile still works, in TMPDIR."""
+    ex = Example(id="tmp", question="q", gold="", meta={"tests": ["assert probe() == (30, 30, True)"]})
+    code = ("import errno, os, tempfile\n"
+            "def attempt(path):\n    try:\n        os.makedirs(path)\n        return 0\n"
+            "    except OSError as e:\n        return e.errno\n"
+            "def probe():\n    fd, name = tempfile.mkstemp()\n"
+            "    return attempt('/tmp/x/.venv/lib'), attempt('/var/tmp/x'), name.startswith(os.getcwd())\n")
+    (v,) = CodeJudge(JudgeConfig())([ex], [code])
+    assert v.correct is True, v.reason
+
+
 def test_seccomp_refuses_new_namespaces() -> None:
     assert len(seccomp.program("x86_64")) % 8 == 0 and seccomp.program("sparc") is None
     ex = Example(id="ns", question="q", gold="", meta={"tests": [f"assert attempt() == {errno.EPERM}"]})

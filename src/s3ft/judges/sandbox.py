@@ -246,9 +246,10 @@ class Sandbox:
                     a += ["--perms", "0755", "--dir", str(parent)]
                     made.add(str(parent))
             a += ["--ro-bind", d, d]
+        if "/tmp" not in made:  # an empty, read-only /tmp: the working directory is the one writable place,
+            a += ["--perms", "0755", "--dir", "/tmp"]  # so no host path under /tmp can be created there
         a += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(self.work_mb * 2**20),
-              "--tmpfs", WORK, "--symlink", WORK, "/tmp", "--remount-ro", "/dev", "--remount-ro", "/",
-              "--chdir", WORK]  # fmt: skip
+              "--tmpfs", WORK, "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", WORK]  # fmt: skip
         return a + extra
 
     def _uid(self) -> int:
