@@ -489,6 +489,23 @@ def test_length_buckets_keep_every_row_and_cut_padding():
     assert out == bucket_by_length(rows, lengths, 16, 8, random.Random(1))  # seeded
 
 
+def test_steps_are_random_draws_sorted_within_each_step():
+    from s3ft.world.pretrain import sort_within_steps
+
+    rng = random.Random(0)
+    lengths = [rng.randint(10, 200) for _ in range(100)]
+    order = sort_within_steps(100, lengths, 16, 15, random.Random(1))  # 240 rows: 2.4 passes
+    assert len(order) == 240
+    first, second = order[:96], order[96:192]  # whole steps within the first two passes
+    assert sorted(set(first)) == sorted(first) and first != second
+    steps = [order[s:s + 16] for s in range(0, 240, 16)]
+    assert all([lengths[i] for i in st] == sorted(lengths[i] for i in st) for st in steps)
+    assert len({tuple(sorted(st)) for st in steps}) == 15  # each step its own random draw
+    counts = [order.count(i) for i in range(100)]
+    assert min(counts) >= 2 and max(counts) <= 3  # every row in every pass
+    assert order == sort_within_steps(100, lengths, 16, 15, random.Random(1))  # seeded
+
+
 def test_settings_rule_keeps_the_base_kind_then_best_accuracy_then_the_cheaper_setting():
     from s3ft.world.protocol import GRID, choose
 

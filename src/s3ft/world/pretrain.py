@@ -67,11 +67,16 @@ class PretrainConfig:
     batches). 3.9x faster per step than random batches on the v4 mix, but such batches hold rows of one
     length, and so of one narrow kind, and the model learns far worse from them (`docs/world.md`, "Builds of
     the v4 base", diagnostic 3: arithmetic 2% against 95% with random batches, same rows and steps)."""
-    micro_batch_size: int = 8
+    micro_batch_size: int = 16
     """Rows per forward pass, `batch_size / micro_batch_size` of them accumulated per optimizer step (0: the
     whole batch at once). With `length_buckets`, the buckets are cut into micro-batches, so that one step
     sees rows of several lengths (and kinds) while each forward pass pads little. Without buckets: the same
-    gradient as whole random batches, 1.49x faster on this CPU (less padding)."""
+    gradient as whole random batches, with less padding."""
+    sort_steps: bool = True
+    """Without `length_buckets`: every step's rows are a random draw (each pass over the rows a new
+    permutation, as with random batches), sorted by length before they are cut into micro-batches. The
+    step's gradient is that of its random batch (the loss is normalised over the whole step), and each
+    forward pass pads little (`benchmarks/pretrain_batches.py`)."""
     packing: bool = False
     """Pack rows into sequences of 512 tokens (TRL's padding-free packing, each row attending only to itself)
     and shuffle the packed sequences: no compute spent on padding. `batch_size` then counts packed sequences;
@@ -117,6 +122,18 @@ def bucket_by_length(rows: list[dict], lengths: list[int], batch_size: int, grou
     return [r for b in batches for r in b]
 
 
+def sort_within_steps(n_rows: int, lengths: list[int], batch_size: int, steps: int,
+                      rng: random.Random) -> list[int]:
+    """Row indices for `steps` steps of `batch_size` rows: passes over the rows in fresh random orders,
+    cut into steps, each step's rows sorted by length."""
+    order: list[int] = []
+    while len(order) < steps * batch_size:
+        order += rng.sample(range(n_rows), n_rows)
+    order = order[: steps * batch_size]
+    return [i for s in range(0, len(order), batch_size) for i in sorted(order[s:s + batch_size],
+                                                                         key=lengths.__getitem__)]
+
+
 def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None, score: bool = True) -> Path:
     """Build the base model into `out_dir` (resuming an unfinished build there); with `score`, record its
     scores in `pretrain.json`."""
@@ -154,13 +171,20 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None, score: bool
         build_tiny_model(init, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
                          vocab_size=cfg.vocab_size, seed=cfg.train_seed, texts=texts(rows))
         lengths = [len(ids) for ids in AutoTokenizer.from_pretrained(init)(texts(rows))["input_ids"]]
-        rows = bucket_by_length(rows, lengths, cfg.micro_batch_size or cfg.batch_size, cfg.length_buckets,
-                                random.Random(f"buckets/{cfg.train_seed}"))
+        if stepwise(cfg):
+            rows = [rows[i] for i in sort_within_steps(len(rows), lengths, cfg.batch_size, cfg.steps,
+                                                       random.Random(f"steps/{cfg.train_seed}"))]
+        else:
+            rows = bucket_by_length(rows, lengths, cfg.micro_batch_size or cfg.batch_size, cfg.length_buckets,
+                                    random.Random(f"buckets/{cfg.train_seed}"))
         (work / "config.json").write_text(json.dumps(settings, indent=2))
         tmp = rows_file.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
         tmp.replace(rows_file)  # last: its presence means the initial model and the rows are complete
-    n_rows = sum(1 for _ in rows_file.open())
+    with rows_file.open() as f:
+        lines = f.readlines()
+    n_rows, n_distinct = len(lines), len(set(lines))
+    del lines
     log.info("pre-training on %d rows", n_rows)
     micro = cfg.micro_batch_size or cfg.batch_size
     if cfg.batch_size % micro:
@@ -168,7 +192,8 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None, score: bool
     tcfg = TrainConfig(mode="full", learning_rate=cfg.learning_rate, max_steps=cfg.steps, batch_size=micro,
                        grad_accum=cfg.batch_size // micro,
                        warmup_ratio=0.05, lr_scheduler="cosine", logging_steps=50, save_steps=cfg.save_steps,
-                       save_total_limit=1, max_length=512, shuffle=cfg.length_buckets <= 1, packing=cfg.packing)
+                       save_total_limit=1, max_length=512, shuffle=cfg.length_buckets <= 1 and not stepwise(cfg),
+                       packing=cfg.packing)
     metrics = train_model(rows_file, work / "train", ModelConfig(path=str(work / "init"), dtype="float32"), tcfg,
                           cfg.train_seed)
     for f in (work / "train" / "model").iterdir():
@@ -178,7 +203,7 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None, score: bool
     model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
     model.to(torch.bfloat16).save_pretrained(out)  # halves the shipped size; training upcasts again
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    info = {**settings, "rows": n_rows, "seconds": round(time.time() - start, 1),
+    info = {**settings, "rows": n_rows, "distinct_rows": n_distinct, "seconds": round(time.time() - start, 1),
             "train_seconds": metrics["runtime_s"], "resumed_from": metrics["resumed_from"],
             "device": f"{device}, torch {torch.__version__}"}
     (out / "pretrain.json").write_text(json.dumps(info, indent=2))
@@ -187,6 +212,11 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None, score: bool
         (out / "pretrain.json").write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(work)
     return out
+
+
+def stepwise(cfg: PretrainConfig) -> bool:
+    """Whether the rows file holds every step's rows in order (`sort_steps`)."""
+    return cfg.sort_steps and cfg.length_buckets <= 1 and not cfg.packing
 
 
 def keep_shop_kinds(rows: list[dict], kinds: list[str]) -> list[dict]:
