@@ -325,8 +325,9 @@ class TrainConfig(Section):
     report_to: list[str] = Field(default_factory=list)
     """Experiment trackers, e.g. [tensorboard] or [wandb]: the trainer logs its loss curves there, and the report
     stage logs per model the in-domain accuracy, composition, target NLL and forgetting to those it supports
-    (`tensorboard`, under `09_report/tensorboard/<model>/`; `wandb` and `mlflow`, untested), so that
-    `tensorboard --logdir RUN_DIR` shows both. One named but not installed is a warning; `none` is ignored."""
+    (`tensorboard`, under `09_report/tensorboard/<model>/`; `wandb` and `mlflow`, a run per model, tested with
+    wandb offline and a local mlflow store), so that `tensorboard --logdir RUN_DIR` shows both. One named but not
+    installed is a warning; `none` is ignored."""
     save_merged: bool = False
     """Also save the LoRA adapter merged into the base weights, in Hugging Face format."""
     num_processes: int = Field(default=1, ge=1)

@@ -8,8 +8,13 @@ model (`base` and each method), with the scalars of `scalars` and the learning-c
 - `tensorboard` (tested): event files under `09_report/tensorboard/<model>/`, written with tensorboard's own
   writer (numpy only, no torch). The trainer writes its own under `07_train/<method>/checkpoints/runs/`, so
   `tensorboard --logdir RUN_DIR` shows both.
-- `wandb`, `mlflow` (untested: not installed where s3ft is tested): one run per model, in the project or
-  experiment the trainer's callbacks use (`WANDB_PROJECT`, `MLFLOW_EXPERIMENT_NAME`, ...).
+- `wandb`, `mlflow`: one new run per model, `<run_name>/<model>`, in the project or experiment the trainer's
+  callbacks use (`WANDB_PROJECT`, `MLFLOW_EXPERIMENT_NAME`, ...), never the trainer's own run that
+  `WANDB_RUN_ID` or `MLFLOW_RUN_ID` name. Tested (tests/test_trackers.py) with wandb offline (`WANDB_MODE=offline`,
+  the run's `.wandb` log read back) and mlflow-skinny against a local store (read back with `MlflowClient`).
+  mlflow-skinny's local store is the file store (`MLFLOW_TRACKING_URI=file:///...`), which MLflow 3 refuses
+  unless `MLFLOW_ALLOW_FILE_STORE=true`; its default, `sqlite:///mlflow.db`, needs the full `mlflow` package
+  (SQLAlchemy). Where a tracker fails (no login, no server), a warning says so and the report goes on.
 - `none` is ignored; `all` is every supported tracker that is installed; any other name is the trainer's
   alone (a warning says so). A tracker named but not installed is a warning naming its package, never an error.
 """
@@ -20,6 +25,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 log = logging.getLogger("s3ft.trackers")
@@ -125,7 +131,7 @@ def log_metrics(metrics: dict, report_to: list[str] | str | None, out: Path, run
             log.warning("train.report_to names %s, but the package %s is not installed or cannot be imported (%s; "
                         "pip install %s): the report's metrics are not logged to it", t, t, e, t)
             continue
-        except Exception as e:  # wandb, mlflow (untested): a login or server error must not lose the report
+        except Exception as e:  # wandb, mlflow: a login or server error must not lose the report
             if t == "tensorboard":
                 raise
             log.warning("logging the report's metrics to %s failed: %s: %s", t, type(e).__name__, e)
@@ -159,14 +165,17 @@ def _tensorboard(metrics: dict, out: Path, run_name: str) -> None:
     log.info("tensorboard: %s (tensorboard --logdir %s)", root, out.parent)
 
 
-def _wandb(metrics: dict, out: Path, run_name: str) -> None:  # untested
+def _wandb(metrics: dict, out: Path, run_name: str) -> None:
     import wandb
 
     project = os.getenv("WANDB_PROJECT", "huggingface")  # where the trainer's WandbCallback logs
     final = scalars(metrics)
     for name, pts in _points(metrics).items():
+        # A new run each, with an id of its own: WANDB_RUN_ID (and WANDB_RESUME) name the trainer's run, which
+        # every model would otherwise resume. "finish_previous": the trainer's run, if still open, is finished
+        # rather than logged into.
         run = wandb.init(project=project, group=run_name, name=f"{run_name}/{name}", job_type="s3ft-report",
-                         reinit=True)  # finish the trainer's run, if still open, rather than log into it
+                         id=uuid.uuid4().hex[:16], resume="never", reinit="finish_previous")
         try:
             for step, d in pts:
                 run.log(d, step=step)
@@ -175,13 +184,20 @@ def _wandb(metrics: dict, out: Path, run_name: str) -> None:  # untested
             run.finish()
 
 
-def _mlflow(metrics: dict, out: Path, run_name: str) -> None:  # untested
+def _mlflow(metrics: dict, out: Path, run_name: str) -> None:
     import mlflow
 
     if os.getenv("MLFLOW_EXPERIMENT_NAME"):  # as the trainer's MLflowCallback
         mlflow.set_experiment(os.environ["MLFLOW_EXPERIMENT_NAME"])
-    for name, pts in _points(metrics).items():
-        with mlflow.start_run(run_name=f"{run_name}/{name}", nested=mlflow.active_run() is not None):
-            mlflow.set_tag("s3ft.model", name)
-            for step, d in pts:
-                mlflow.log_metrics(d, step=step)
+    # MLFLOW_RUN_ID names the run the trainer resumes: start_run would resume it for the first model (renaming
+    # it and logging into it) and delete the variable. New runs here; the variable is left as it was.
+    resume = os.environ.pop("MLFLOW_RUN_ID", None)
+    try:
+        for name, pts in _points(metrics).items():
+            with mlflow.start_run(run_name=f"{run_name}/{name}", nested=mlflow.active_run() is not None):
+                mlflow.set_tag("s3ft.model", name)
+                for step, d in pts:
+                    mlflow.log_metrics(d, step=step)
+    finally:
+        if resume is not None:
+            os.environ["MLFLOW_RUN_ID"] = resume
