@@ -4,6 +4,7 @@ thing on a CPU build of vLLM)."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import pytest
@@ -19,6 +20,28 @@ def test_missing_vllm_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` now raises ImportError
     with pytest.raises(S3FTError, match=r"pip install 's3ft\[vllm\]'"):
         VLLMBackend(ModelConfig(path="org/model"))
+
+
+def test_a_vllm_model_loads_in_a_child_process_by_default_with_the_same_clear_errors(tmp_path, tiny_model_dir):
+    """`generate.isolate` unset: the vllm backend runs in a child process (s3ft.backends.process), and vLLM's
+    absence there is the same plain error as in-process; the hf backend stays in this process."""
+    from s3ft.backends.hf import HFBackend
+    from s3ft.backends.process import BackendProcessError
+    from s3ft.cache import unwrapped
+    from s3ft.config import load_config
+    from s3ft.pipeline import Context
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    raw = {"run_dir": str(tmp_path), "model": {"path": str(tiny_model_dir), "device": "cpu"},
+           "data": {"task": "gsm8k", "train": {"path": "x"}}, "generate": {"backend": "vllm"}}
+    cfg = load_config(raw=raw)
+    with pytest.raises(BackendProcessError, match=r"^the vllm backend needs vLLM: pip install 's3ft\[vllm\]'"):
+        Context(cfg)._make_backend(cfg.model, "vllm")
+    cfg = load_config(raw={**raw, "generate": {"backend": "hf"}})
+    b = Context(cfg)._make_backend(cfg.model, "hf")
+    assert type(unwrapped(b)) is HFBackend
+    b.close()
 
 
 @pytest.mark.gpu
@@ -70,7 +93,7 @@ def test_engine_arguments_reach_vllm_and_are_checked_against_its_own(monkeypatch
     monkeypatch.setitem(sys.modules, "vllm", fake)
     engine = {"tensor_parallel_size": 2, "gpu_memory_utilization": 0.5}
     raw = {"run_dir": str(tmp_path), "model": {"path": "org/model"}, "data": {"task": "gsm8k", "train": {"path": "x"}},
-           "generate": {"backend": "vllm", "engine": engine}}
+           "generate": {"backend": "vllm", "engine": engine, "isolate": False}}  # in this process: the stand-in is here
     cfg = load_config(raw=raw)
     assert engine_check(cfg.generate.engine) == "generate.engine: tensor_parallel_size, gpu_memory_utilization (vLLM engine arguments)"
     Context(cfg)._make_backend(cfg.model, "vllm")
@@ -127,7 +150,7 @@ def test_one_vllm_engine_serves_the_base_and_every_adapter_in_evaluation(monkeyp
         (tmp_path / "run" / "07_train" / m / "adapter" / "adapter_config.json").write_text(m)
     raw = {"run_dir": str(tmp_path / "run"), "model": {"path": "org/model"}, "cache": {"enabled": False},
            "data": {"task": "gsm8k", "train": {"path": "x"}}, "train": {"lora_r": 12},
-           "generate": {"backend": "vllm", "engine": {"gpu_memory_utilization": 0.5}}}
+           "generate": {"backend": "vllm", "engine": {"gpu_memory_utilization": 0.5}, "isolate": False}}
     ctx = Context(load_config(raw=raw))
     base = ctx.evaluated("base")
     sft, s3ft = ctx.evaluated("sft"), ctx.evaluated("s3ft")

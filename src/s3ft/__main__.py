@@ -2,4 +2,5 @@ import sys
 
 from s3ft.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # a spawned child process (s3ft.backends.process) imports this module too
+    sys.exit(main())

@@ -223,6 +223,10 @@ class GenerateConfig(DecodeConfig):
     `gpu_memory_utilization`, `max_model_len`, `enable_prefix_caching`, `max_lora_rank`, `enforce_eager`, or
     any other `vllm.EngineArgs` field (`s3ft validate` checks the names where vLLM is installed). Only for
     the vllm backend."""
+    isolate: bool | None = None
+    """Run each model (the base, a judge model, each trained model) in a child process of its own, ended
+    before the next loads, so that all it held (GPU memory, vLLM's workers) is freed. Unset: on for the
+    vllm backend, off for hf (which frees its memory in-process and starts faster). Changes no output."""
 
     @model_validator(mode="after")
     def _engine_needs_vllm(self):

@@ -132,9 +132,14 @@ class Context:
 
     def _make_backend(self, model_cfg, backend: str, adapter: str | None = None, **kwargs):
         engine = self.cfg.generate.engine if backend == "vllm" else {}  # vLLM engine arguments, as given
-        b = resolve("backend", backend)(model_cfg, batch_size=self.cfg.generate.batch_size, adapter=adapter,
-                                        **{**kwargs, **engine})  # the user's engine arguments win
-        return self._cached(b)
+        cls, args = resolve("backend", backend), dict(batch_size=self.cfg.generate.batch_size, adapter=adapter,
+                                                      **{**kwargs, **engine})  # the user's engine arguments win
+        isolate = self.cfg.generate.isolate
+        if isolate or (isolate is None and backend == "vllm"):
+            from s3ft.backends.process import ProcessBackend
+
+            return self._cached(ProcessBackend(cls, model_cfg, **args))
+        return self._cached(cls(model_cfg, **args))
 
     def _cached(self, b):
         c, home = self.cfg.cache, shards.shard_dir(self.run_dir, self.shard) if self.shard else self.run_dir
@@ -286,7 +291,7 @@ def plan(ctx: Context) -> list[Unit]:
         units.append(Unit(stage, f"{stage}/{sub}" if sub else stage, UnitDir(path, fp), fn, complete, inputs))
         return fp
 
-    decode = {k: v for k, v in section_dict(cfg.generate).items() if k != "batch_size"}
+    decode = {k: v for k, v in section_dict(cfg.generate).items() if k not in ("batch_size", "isolate")}  # no output
     splits = [s for s in (cfg.data.train, cfg.data.test) if s is not None]
     data_files = {s.path: ctx.ref(s.path, s.revision, "dataset") for s in splits}
     fp_data = add("data", {"task": ctx.task.name, "version": ctx.task.version, "data": section_dict(cfg.data),

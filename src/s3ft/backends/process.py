@@ -1,0 +1,161 @@
+"""A backend in a child process of its own (`generate.isolate`): closing it ends the process, so that
+everything the model held (a GPU's memory, a vLLM engine's workers) is freed before the next model loads.
+
+`ProcessBackend(cls, *args, **kwargs)` starts a fresh interpreter (multiprocessing's "spawn": no CUDA state
+is inherited), builds `cls(*args, **kwargs)` there, and forwards `generate`, `nll`, `batch_size` and, for an
+engine that serves LoRA adapters, `with_adapter` views to it over a pipe. Completions come back with their
+finish reasons. An error in the child is raised here: s3ft's own errors (a missing vLLM, a bad adapter path)
+with their message, any other with the child's traceback; a child that dies (killed, out of memory) is an
+error naming its exit status, never a hang.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing as mp
+import traceback
+import weakref
+
+from s3ft.errors import S3FTError
+
+log = logging.getLogger("s3ft.backends")
+_STOP_S = 60
+
+
+class BackendProcessError(S3FTError):
+    """The backend's child process failed: the message holds its traceback or exit status."""
+
+
+def _serve(conn, cls, args: tuple, kwargs: dict) -> None:
+    """The child's loop: build the backend, then answer (op, view, name, args, kwargs) requests."""
+    try:
+        backend = cls(*args, **kwargs)
+        conn.send(("ok", {a: getattr(backend, a, None) for a in ("model_id", "batch_size", "lora")}))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
+        conn.send(("error", _describe(e)))
+        return
+    views, ids = {None: backend}, itertools.count(1)
+    while True:
+        try:
+            op, view, name, a, kw = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if op == "close":
+            break
+        try:
+            target = views[view]
+            if op == "call":
+                result = getattr(target, name)(*a, **kw)
+            elif op == "set":
+                setattr(target, name, a[0])
+                result = None
+            else:  # "view": a LoRA adapter on the engine
+                v = backend.with_adapter(*a)
+                views[i := next(ids)] = v
+                result = (i, v.model_id)
+            conn.send(("ok", result))
+        except BaseException as e:  # noqa: BLE001
+            conn.send(("error", _describe(e)))
+    close = getattr(backend, "close", None)
+    if close is not None:
+        close()
+
+
+def _describe(e: BaseException) -> tuple[str, str, bool]:
+    """(kind, text, ours): an S3FTError's message (a user's error, said plainly), else the traceback."""
+    ours = isinstance(e, S3FTError)
+    return type(e).__name__, str(e) if ours else "".join(traceback.format_exception(e)), ours
+
+
+class ProcessBackend:
+    """`cls(*args, **kwargs)` in a child process (see the module docstring)."""
+
+    def __init__(self, cls, *args, **kwargs):
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._what = f"{getattr(cls, '__name__', cls)} for {getattr(args[0], 'path', args[0]) if args else '?'}"
+        # not a daemon: vLLM's engine starts processes of its own. The child ends when its pipe closes: at
+        # close(), at exit (the finalizer), or when this process dies.
+        self._proc = ctx.Process(target=_serve, args=(child, cls, args, kwargs), name=f"s3ft-backend-{self._what}")
+        self._proc.start()
+        child.close()
+        self._stop = weakref.finalize(self, _shutdown, self._conn, self._proc)
+        self.owner, self._view = True, None
+        try:
+            info = self._receive()
+        except BaseException:
+            self.close()
+            raise
+        self.model_id, self._batch_size, self.lora = info["model_id"], info["batch_size"], bool(info["lora"])
+        log.info("backend %s runs in child process %d", self._what, self._proc.pid)
+
+    def _receive(self):
+        try:
+            status, value = self._conn.recv()
+        except (EOFError, OSError, ConnectionError):
+            self._proc.join(5)
+            raise BackendProcessError(f"the backend process ({self._what}) died, exit status "
+                                      f"{self._proc.exitcode}: out of memory, or killed?") from None
+        if status == "error":
+            kind, text, ours = value
+            if ours:
+                raise BackendProcessError(text)
+            raise BackendProcessError(f"the backend process ({self._what}) raised {kind}:\n{text.rstrip()}")
+        return value
+
+    def _request(self, op: str, name: str = "", *args, **kwargs):
+        if self._conn is None:
+            raise BackendProcessError(f"the backend process ({self._what}) is closed")
+        try:
+            self._conn.send((op, self._view, name, args, kwargs))
+        except (BrokenPipeError, OSError):
+            return self._receive()  # raises: the child is gone
+        return self._receive()
+
+    def generate(self, prompts, params, **kwargs) -> list[str]:
+        return self._request("call", "generate", prompts, params, **kwargs)
+
+    def nll(self, prompts, completions) -> list[tuple[float, int]]:
+        return self._request("call", "nll", prompts, completions)
+
+    @property
+    def batch_size(self):
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, n) -> None:
+        self._request("set", "batch_size", n)
+        self._batch_size = n
+
+    def with_adapter(self, adapter: str) -> ProcessBackend:
+        """A view of the child's engine with a LoRA adapter (`VLLMBackend.with_adapter`); closing it frees
+        nothing."""
+        i, model_id = self._request("view", "", adapter)
+        view = object.__new__(ProcessBackend)
+        view.__dict__.update(self.__dict__)
+        view.owner, view._view, view.model_id = False, i, model_id
+        return view
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid
+
+    def close(self) -> None:
+        """End the child process (a view: nothing), and with it everything the model held."""
+        if self.owner and self._conn is not None:
+            self._conn = None
+            self._stop()
+
+
+def _shutdown(conn, proc) -> None:
+    try:
+        conn.send(("close", None, "", (), {}))
+    except (BrokenPipeError, OSError):
+        pass
+    proc.join(_STOP_S)
+    if proc.is_alive():
+        log.warning("backend process %d did not stop in %d s: killed", proc.pid, _STOP_S)
+        proc.kill()
+        proc.join()
+    conn.close()
