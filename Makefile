@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml constraints/cpu.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints/cpu.txt -e '.[dev,tensorboard]'
+	$(PY) -m pip install -q -c constraints/cpu.txt -e '.[dev,tensorboard,trackers]'
 	touch $@
 
 # The main job: the miniature world (issue 3). SFT, SSR, SDFT and S3FT from the shipped base model,

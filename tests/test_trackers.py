@@ -156,7 +156,7 @@ def read_wandb(root: Path) -> dict[str, dict]:
 @pytest.fixture
 def wandb_offline(tmp_path, monkeypatch):
     """wandb in offline mode, everything it writes under tmp_path; no network, no login."""
-    wandb = pytest.importorskip("wandb", reason="wandb is not installed (pip install wandb)")
+    wandb = pytest.importorskip("wandb", reason="wandb is not installed (pip install 's3ft[trackers]')")
     for var, sub in (("WANDB_DIR", "wandb_dir"), ("WANDB_CONFIG_DIR", "wandb_config"),
                      ("WANDB_CACHE_DIR", "wandb_cache"), ("WANDB_DATA_DIR", "wandb_data")):
         (tmp_path / sub).mkdir()
@@ -192,7 +192,7 @@ def test_wandb_gets_one_run_per_model_with_the_report_numbers(wandb_offline, tmp
 
 
 def test_mlflow_gets_one_run_per_model_with_the_report_numbers(tmp_path, monkeypatch):
-    pytest.importorskip("mlflow", reason="mlflow is not installed (pip install mlflow-skinny)")
+    pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 's3ft[trackers]')")
     from mlflow import MlflowClient
 
     # mlflow-skinny's local store: the file store, which MLflow 3 takes only when allowed (sqlite needs the

@@ -8,7 +8,7 @@ model (`base` and each method), with the scalars of `scalars` and the learning-c
 - `tensorboard` (tested): event files under `09_report/tensorboard/<model>/`, written with tensorboard's own
   writer (numpy only, no torch). The trainer writes its own under `07_train/<method>/checkpoints/runs/`, so
   `tensorboard --logdir RUN_DIR` shows both.
-- `wandb`, `mlflow`: one new run per model, `<run_name>/<model>`, in the project or experiment the trainer's
+- `wandb`, `mlflow` (`pip install 's3ft[trackers]'`, the versions tested): one new run per model, `<run_name>/<model>`, in the project or experiment the trainer's
   callbacks use (`WANDB_PROJECT`, `MLFLOW_EXPERIMENT_NAME`, ...), never the trainer's own run that
   `WANDB_RUN_ID` or `MLFLOW_RUN_ID` name. Tested (tests/test_trackers.py) with wandb offline (`WANDB_MODE=offline`,
   the run's `.wandb` log read back) and mlflow-skinny against a local store (read back with `MlflowClient`).
