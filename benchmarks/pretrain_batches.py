@@ -2,8 +2,9 @@
 
 Same rows, model, batch size (64 rows per optimizer step) and steps: random batches; whole batches cut from
 length buckets; micro-batches of `--micro` rows cut from length buckets, accumulated to 64 rows per step
-(`PretrainConfig.micro_batch_size`); and random micro-batches, accumulated (the same gradient as random
-batches, less padding). Prints the seconds per step of each and the ratios against random
+(`PretrainConfig.micro_batch_size`); random micro-batches, accumulated (the same gradient as random
+batches, less padding); and each step's random rows sorted by length, then cut into micro-batches
+(`PretrainConfig.sort_steps`: the same gradient again, less padding still). Prints the seconds per step of each and the ratios against random
 batches (median of `--repeats` runs each, in one process). Run: `python benchmarks/pretrain_batches.py
 [--steps 20]`.
 """
@@ -18,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+BUCKETS = 8  # batches per length-sorted group, as build 1 ran (the default is now 0: random batches)
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -31,15 +34,17 @@ def main() -> None:
     from s3ft.config import ModelConfig, TrainConfig
     from s3ft.stages.train import train_model
     from s3ft.tiny import build_tiny_model
-    from s3ft.world.pretrain import PretrainConfig, bucket_by_length, build_rows, texts
+    from s3ft.world.pretrain import PretrainConfig, bucket_by_length, build_rows, sort_within_steps, texts
 
     torch.set_num_threads(2)
     base = PretrainConfig()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        arms = {"random": (0, 0), "bucketed": (base.length_buckets, 0),
-                f"bucketed micro-batches of {args.micro}": (base.length_buckets, args.micro),
-                f"random micro-batches of {args.micro}": (0, args.micro)}
+        arms = {"random": (0, 0), "bucketed": (BUCKETS, 0),
+                f"bucketed micro-batches of {args.micro}": (BUCKETS, args.micro),
+                f"random micro-batches of {args.micro}": (0, args.micro),
+                f"step-sorted micro-batches of {args.micro}": (-1, args.micro),
+                f"step-sorted micro-batches of {2 * args.micro}": (-1, 2 * args.micro)}
         results: dict[str, list[float]] = {name: [] for name in arms}
         rows = build_rows(base)
         init = tmp / "init"
@@ -47,8 +52,12 @@ def main() -> None:
                          vocab_size=base.vocab_size, texts=texts(rows))
         lengths = [len(ids) for ids in AutoTokenizer.from_pretrained(init)(texts(rows))["input_ids"]]
         for name, (buckets, micro) in arms.items():  # as `pretrain` orders them, then the first steps' rows
-            ordered = bucket_by_length(rows, lengths, micro or base.batch_size, buckets, random.Random("buckets/0"))
-            ordered = ordered[: args.steps * base.batch_size]
+            if buckets < 0:
+                ordered = [rows[i] for i in sort_within_steps(len(rows), lengths, base.batch_size, args.steps,
+                                                              random.Random("steps/0"))]
+            else:
+                ordered = bucket_by_length(rows, lengths, micro or base.batch_size, buckets,
+                                           random.Random("buckets/0"))[: args.steps * base.batch_size]
             (tmp / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ordered))
         for i in range(args.repeats):
             for name, (_, micro) in arms.items():

@@ -533,7 +533,7 @@ def test_a_killed_pre_training_build_resumes_from_its_checkpoint(tmp_path, monke
     from s3ft.world.pretrain import WORK, PretrainConfig, pretrain
 
     cfg = PretrainConfig(hidden_size=32, num_layers=1, num_heads=2, vocab_size=400, steps=4, batch_size=8,
-                         save_steps=2, per_skill={s: 20 for s in ALL_SKILLS})
+                         micro_batch_size=4, save_steps=2, per_skill={s: 20 for s in ALL_SKILLS})
     whole = pretrain(tmp_path / "whole", cfg, score=False)
 
     class Kill(transformers.TrainerCallback):
