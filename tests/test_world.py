@@ -524,6 +524,32 @@ def test_settings_rule_keeps_the_base_kind_then_best_accuracy_then_the_cheaper_s
     assert all(s.get("lora_r") == 1 if s["mode"] == "lora" else s["learning_rate"] <= 1e-4 for s in GRID)
 
 
+def test_base_checks_read_what_record_measured_and_the_protocol_refuses_a_failed_base(tmp_path):
+    from s3ft.world.protocol import failed_base_checks
+    from s3ft.world.score import base_checks
+
+    scores = {"scores": {s: 0.95 for s in ALL_SKILLS} | {"shop": 0.3},
+              "shop_by_kind": {"buy-buy": 0.91, "buy-give": 0.0, "give-give": 0.2},
+              "paraphrase_step": {"share_of_wrong": 0.5}}
+    checks = base_checks(scores)
+    assert checks["passed"] and "skill shop" not in checks  # the target's overall score is no check
+    assert checks["shop give-give"] == {"value": 0.2, "bound": "<= 0.2", "ok": True}
+    for key, path, value in [("skill arith", ("scores", "arith"), 0.89), ("shop buy-buy", ("shop_by_kind", "buy-buy"), 0.69),
+                             ("shop buy-give", ("shop_by_kind", "buy-give"), 0.21),
+                             ("paraphrase share_of_wrong", ("paraphrase_step", "share_of_wrong"), None)]:
+        bad = json.loads(json.dumps(scores))
+        bad[path[0]][path[1]] = value
+        failed = base_checks(bad)
+        assert not failed["passed"] and [k for k, c in failed.items() if k != "passed" and not c["ok"]] == [key]
+
+    (tmp_path / "pretrain.json").write_text(json.dumps({"checks": base_checks(bad)}))
+    assert failed_base_checks(tmp_path) == ["paraphrase share_of_wrong None (>= 0.5)"]
+    (tmp_path / "pretrain.json").write_text(json.dumps({"checks": checks}))
+    assert failed_base_checks(tmp_path) == []
+    (tmp_path / "pretrain.json").write_text("{}")  # scored before the checks existed
+    assert failed_base_checks(tmp_path) == []
+
+
 def test_a_killed_pre_training_build_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     """A small build killed after its first checkpoint, run again: it resumes there, ends with the weights of
     the uninterrupted build, and removes its work folder; another config for the unfinished build is refused."""

@@ -138,6 +138,16 @@ def grid(out: Path, base: str | None = None, settings: list[dict] = GRID, extra_
     return summary
 
 
+def failed_base_checks(base: Path | None) -> list[str]:
+    """The checks (`s3ft.world.score.base_checks`) the base's `pretrain.json` records as failed, as
+    "check value (bound)"; [] where it records none (a base scored before they existed) or all pass."""
+    from s3ft.config import PACKAGE_DIR
+
+    path = (base or Path(PACKAGE_DIR) / "data" / "world_model") / "pretrain.json"
+    checks = json.loads(path.read_text()).get("checks", {}) if path.is_file() else {}
+    return [f"{name} {c['value']} ({c['bound']})" for name, c in checks.items() if name != "passed" and not c["ok"]]
+
+
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
@@ -164,10 +174,17 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python -m s3ft.world.protocol", description=__doc__.splitlines()[0])
     p.add_argument("out_dir", type=Path)
     p.add_argument("--base", help="base model directory (default: the shipped one)")
+    p.add_argument("--allow-failed-base", action="store_true",
+                   help="run even where the base's pretrain.json says it failed its checks")
     args = p.parse_args()
     from s3ft.cli import setup_logging
 
     setup_logging()
+    if failed := failed_base_checks(Path(args.base) if args.base else None):
+        msg = f"the base failed its checks (pretrain.json): {'; '.join(failed)}"
+        if not args.allow_failed_base:
+            raise SystemExit(f"{msg}. The protocol is for a base that passes them (--allow-failed-base to run anyway)")
+        log.warning("%s; running anyway (--allow-failed-base)", msg)
     print(markdown(grid(args.out_dir, args.base)))
 
 

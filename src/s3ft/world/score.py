@@ -8,7 +8,8 @@ the world's prompts, judged by the world's final-answer judge:
   (precondition 3 of the world's protocol, `docs/world.md`): of the rows the model gets wrong, how many
   get a paraphrase the judge accepts that is not a near-copy of the gold (`s3ft.nearcopy`), and the mean
   NLL per token under the model of those paraphrases against the gold's;
-- `record`: all three from one load of the model.
+- `record`: all three from one load of the model, and `base_checks`: whether the model passes the checks
+  a world base must pass before the protocol runs on it.
 """
 
 from __future__ import annotations
@@ -153,5 +154,33 @@ def record(model_dir: str | Path, batch_size: int = 64) -> dict:
         train_right = s.answer(train)[1]
         out["shop_train_by_kind"] = kind_rates(train, train_right)
         out["paraphrase_step"] = paraphrase_check(s, train, train_right)
+    out["checks"] = base_checks(out)
     log.info("%s: %s", model_dir, json.dumps(out))
     return out
+
+
+BASE_CHECKS = {  # docs/world.md, "What the base must be": fixed before build 2 ran
+    "general_skill_min": 0.90,  # every skill but the target, on its test split
+    "kept_kind_min": 0.70,  # the kind the base practised (buy-buy), test split
+    "new_kinds_max": 0.20,  # the kinds it never saw (buy-give, give-give): room for fine-tuning to teach
+    "paraphrase_share_min": 0.50,  # of the training rows it gets wrong, accepted and not a near-copy
+}
+
+
+def base_checks(scores: dict) -> dict:
+    """Whether a pre-trained base is one the world's protocol may run on, from what `record` measured:
+    {check: {"value", "bound", "ok"}} and "passed" (all ok). The kept kind is `protocol.KEPT_KIND`."""
+    from s3ft.world.protocol import KEPT_KIND
+
+    def check(value, bound: float, at_least: bool) -> dict:
+        ok = value is not None and (value >= bound if at_least else value <= bound)
+        return {"value": value, "bound": f"{'>=' if at_least else '<='} {bound:g}", "ok": ok}
+
+    b = BASE_CHECKS
+    out = {f"skill {k}": check(v, b["general_skill_min"], True) for k, v in scores["scores"].items() if k != "shop"}
+    for kind, v in scores["shop_by_kind"].items():
+        out[f"shop {kind}"] = (check(v, b["kept_kind_min"], True) if kind == KEPT_KIND
+                               else check(v, b["new_kinds_max"], False))
+    out["paraphrase share_of_wrong"] = check(scores["paraphrase_step"]["share_of_wrong"],
+                                             b["paraphrase_share_min"], True)
+    return {**out, "passed": all(c["ok"] for c in out.values())}
