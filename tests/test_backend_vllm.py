@@ -168,3 +168,40 @@ def test_one_vllm_engine_serves_the_base_and_every_adapter_in_evaluation(monkeyp
     assert len(engines) == 2 and engines[0].get("closed") and "enable_lora" not in engines[1]
     raw["generate"]["engine"]["max_lora_rank"] = 64
     assert Context(load_config(raw=raw)).evaluated("sft") is not None and engines[-1]["max_lora_rank"] == 64
+
+
+def test_the_cache_key_holds_the_resolved_dtype_the_device_and_the_engine_arguments(monkeypatch):
+    """A bfloat16 engine is never served a float16 engine's generations, nor a quantized or tensor-parallel
+    engine's: the key holds the dtype vLLM resolved ("auto" is no dtype), the device, the attention backend
+    asked for, and every engine argument that can change outputs; memory and scheduling arguments do not."""
+    import types
+
+    from s3ft.backends.vllm import VLLMBackend
+
+    fake_vllm(monkeypatch)
+    resolved = {"dtype": "torch.bfloat16"}
+    llm_class = sys.modules["vllm"].LLM
+    monkeypatch.setattr(llm_class, "llm_engine", property(
+        lambda self: types.SimpleNamespace(model_config=types.SimpleNamespace(dtype=resolved["dtype"]))),
+        raising=False)
+
+    gpu = {"name": "NVIDIA H200"}
+    platforms = types.ModuleType("vllm.platforms")
+    platforms.current_platform = types.SimpleNamespace(get_device_name=lambda: gpu["name"])
+    monkeypatch.setitem(sys.modules, "vllm.platforms", platforms)
+
+    def key(**engine):
+        return VLLMBackend(ModelConfig(path="org/model", dtype="auto"), **engine).model_id
+
+    plain = key()
+    assert plain == "org/model@main+vllm:0.0-test:bfloat16:NVIDIA H200:attn=auto"
+    gpu["name"] = "NVIDIA A100"
+    assert key() != plain
+    gpu["name"] = "NVIDIA H200"
+    assert key(gpu_memory_utilization=0.5, max_num_seqs=8, enable_prefix_caching=True) != plain
+    assert key(gpu_memory_utilization=0.5, max_num_seqs=8) == plain  # memory and scheduling only
+    assert len({plain, key(quantization="fp8"), key(tensor_parallel_size=2), key(kv_cache_dtype="fp8")}) == 4
+    resolved["dtype"] = "torch.float16"
+    assert key() != plain
+    monkeypatch.setenv("VLLM_ATTENTION_BACKEND", "FLASHINFER")
+    assert "attn=FLASHINFER" in key()

@@ -38,6 +38,33 @@ def lora_rank_for(r: int) -> int:
     return fits[0]
 
 
+SCHEDULING_ONLY = frozenset({
+    "gpu_memory_utilization", "swap_space", "cpu_offload_gb", "kv_cache_memory_bytes", "disable_log_stats",
+    "max_num_seqs", "max_num_batched_tokens", "enable_lora", "max_lora_rank", "max_loras", "max_cpu_loras",
+    "seed", "data_parallel_size"})
+"""Engine arguments that decide memory, scheduling or which adapters may load, not the numbers a request
+computes (as the hf backend's `batch_size`); every other engine argument is part of the cache key."""
+
+
+def engine_key(llm, model: ModelConfig, llm_kwargs: dict) -> str:
+    """What decides an engine's outputs besides its weights, for the generation cache: the dtype vLLM
+    resolved (not "auto"), the device, the attention backend asked for, and the engine arguments."""
+    import json
+    import os
+
+    config = getattr(getattr(llm, "llm_engine", None), "model_config", None)
+    dtype = str(getattr(config, "dtype", None) or model.dtype).removeprefix("torch.")
+    try:
+        from vllm.platforms import current_platform
+
+        device = current_platform.get_device_name()
+    except Exception:  # a vLLM without it, or a stand-in
+        device = model.device
+    args = {k: v for k, v in llm_kwargs.items() if k not in SCHEDULING_ONLY}
+    key = f"{dtype}:{device}:attn={os.environ.get('VLLM_ATTENTION_BACKEND', 'auto')}"
+    return key + (f":{json.dumps(args, sort_keys=True, default=str)}" if args else "")
+
+
 class VLLMBackend:
     """Generate with vLLM's offline `LLM.chat` (see the module docstring)."""
 
@@ -88,7 +115,8 @@ class VLLMBackend:
             self.chat_template = tok.chat_template
         import vllm
 
-        self.model_id = weights_id(model.path, model.revision) + f"+vllm:{vllm.__version__}:{model.dtype}"
+        self.model_id = weights_id(model.path, model.revision) + f"+vllm:{vllm.__version__}:" + engine_key(
+            self.llm, model, llm_kwargs)
         if override is not None:
             self.model_id += f"+template:{hashlib.sha256(override.encode()).hexdigest()[:12]}"
         self.engine_id = self.model_id  # the engine's weights and template; an adapter's view adds its own part
