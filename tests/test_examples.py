@@ -91,3 +91,9 @@ def test_example_runs_end_to_end(name, tmp_path, request):
         assert all(v["reason"].startswith(("judge said", "undecided")) for v in verdicts)
     if name == "own_code_task":  # every program found was run in the sandbox
         assert all(v["sandbox"].startswith("bwrap/") for v in verdicts if v["reason"] != "no code found")
+        # and the test set's: each evaluated model's count of them reaches the report
+        sandbox = json.loads((report / "metrics.json").read_text())["sandbox"]
+        for m in ("base", "sft", "s3ft"):
+            ran = read_jsonl(stage_root(run, "evaluate") / m / "verdicts.jsonl")
+            counts = {k: sum(v.get("sandbox") == k for v in ran) for k in {v.get("sandbox") for v in ran} - {None}}
+            assert sandbox.get(f"evaluate ({m}, test set)", {}) == counts

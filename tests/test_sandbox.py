@@ -142,12 +142,18 @@ def test_the_judge_stage_and_the_report_count_verdicts_by_sandbox(tmp_path: Path
     rows = Rows(tmp_path / "rows.jsonl")
     rows.append({"id": i, **v.to_dict()} for i, v in (("a", Verdict(True, "ok", "x", "bwrap/userns")),
                                                        ("b", Verdict(False, "no", None, "bwrap/userns")),
-                                                       ("c", Verdict(None, "?"))))  # fmt: skip
+                                                       ("c", Verdict(None, "?")),
+                                                       ("d", Verdict(None, "cannot judge test 1 across the sandbox "
+                                                                     "boundary: a value of type Node", None,
+                                                                     "bwrap/userns"))))  # fmt: skip
     counts = judge.summarize(rows)
-    assert counts["sandbox"] == {"bwrap/userns": 2}
-    md = report.markdown({"task": "mbpp", "model": "m", "base": {"accuracy": None}, "methods": {},
-                          "sandbox": {"judge": counts["sandbox"]}})  # fmt: skip
-    assert "Model-written code judged in judge ran in: `bwrap/userns` (2 verdicts)" in md
+    assert counts["sandbox"] == {"bwrap/userns": 3} and counts["undecided"] == 2 and counts["cannot_split"] == 1
+    md = report.markdown({"task": "mbpp", "model": "m", "base": {"accuracy": None, "undecided": 2, "cannot_split": 1},
+                          "methods": {},
+                          "sandbox": {"judge": counts["sandbox"], "evaluate (base, test set)": {"none": 4}}})  # fmt: skip
+    assert "Model-written code judged in judge ran in: `bwrap/userns` (3 verdicts)" in md
+    assert "Model-written code judged in evaluate (base, test set) ran in: `none` (4 verdicts)" in md
+    assert "Undecided test-set verdicts" in md and "base 2 (1 of them tests that cannot be judged outside" in md
 
 
 def test_tests_may_use_a_module_the_program_imported() -> None:

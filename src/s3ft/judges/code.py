@@ -43,6 +43,11 @@ FILE_SIZE_LIMIT = 10 * 2**20
 NPROC = 64
 NOFILE = 64
 
+CANNOT_SPLIT = "cannot judge test"
+"""How a verdict's reason starts where a test's form does not allow the split (counted apart by the judge
+stages and the report: `cannot_split`)."""
+
+
 def extract_code(text: str) -> str | None:
     """The program in a prediction: `[BEGIN]`..`[DONE]` (to the end if `[DONE]` is missing), else the
     first ```python block (or any ``` block), else the whole text. A quoted string literal is unquoted."""
@@ -154,7 +159,7 @@ def describe(res: dict) -> tuple[bool | None, str]:
     k, test, passed = res["failed"] + 1, res.get("test", ""), f"passed {res['passed']}/{n}"
     where = f"test {k}: {test[:200]}" if "\n" not in test.strip() else f"test {k} at `{res.get('line')}`"
     if res.get("cannot_split"):
-        return None, f"cannot judge test {k} across the sandbox boundary: {res['cannot_split']}"
+        return None, f"{CANNOT_SPLIT} {k} across the sandbox boundary: {res['cannot_split']}"
     if res.get("gone"):
         return False, f"the program {_exit(res.get('status'), res.get('oom'))} during test {k}; {passed}"
     if res.get("malformed"):

@@ -59,6 +59,7 @@ def score_all(ctx, model_name: str, sets: list[Scoring], snapshot: Path | None =
         counts = summarize(verdicts)
         n = counts["rows"]
         results.append({"n": n, "correct": counts["correct"], "undecided": counts["undecided"],
+                        "cannot_split": counts["cannot_split"], "sandbox": counts["sandbox"],
                         "accuracy": round(counts["correct"] / n, 4) if n else None})
     return results
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from s3ft.errors import StageError
+from s3ft.judges.code import CANNOT_SPLIT
 from s3ft.records import Example, Verdict
 from s3ft.rundir import Rows, read_jsonl
 from s3ft.stages.data import load_examples
@@ -54,6 +55,9 @@ def summarize(rows: Rows) -> dict:
         "wrong": sum(v is False for v in vals),
         "undecided": sum(v is None for v in vals),
         "sandbox": dict(Counter(r["sandbox"] for r in rows.rows.values() if r.get("sandbox"))),
+        # of the undecided: code whose test could not be judged outside the program (docs/sandbox.md)
+        "cannot_split": sum(r["correct"] is None and str(r.get("reason", "")).startswith(CANNOT_SPLIT)
+                            for r in rows.rows.values()),
     }
 
 

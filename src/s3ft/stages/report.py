@@ -31,6 +31,7 @@ def collect(ctx) -> dict:
             "train": {k: train.get(k) for k in ("train_loss", "steps", "runtime_s", "mode",
                                                 "trainable_share_non_embedding") if k in train},
             "accuracy": ev and ev["accuracy"],
+            "undecided": ev and ev.get("undecided"), "cannot_split": ev and ev.get("cannot_split"),
             "general": _general(ev),
             "benchmarks": _benchmarks(ev),
             "curve": (ev or {}).get("curve"),
@@ -49,8 +50,11 @@ def collect(ctx) -> dict:
         v["benchmarks_delta_vs_base"], v["benchmarks_mean_delta_vs_base"] = _deltas(v["benchmarks"], base_bench)
     sandbox = {s: (read_json(ctx.stage_dir(s) / "manifest.json") or {}).get("counts", {}).get("sandbox")
                for s in ("judge", "judge_paraphrase")}  # fmt: skip
+    evaluated = {"base": base} | {m: read_json(ctx.stage_dir("evaluate") / m / "metrics.json") for m in methods}
+    sandbox |= {f"evaluate ({m}, test set)": (ev or {}).get("sandbox") for m, ev in evaluated.items()}
     out = {"task": ctx.task.name, "model": ctx.cfg.model.path, "sandbox": {s: c for s, c in sandbox.items() if c},
-           "base": {"accuracy": base_acc, "general": base_general, "benchmarks": base_bench,
+           "base": {"accuracy": base_acc, "undecided": base and base.get("undecided"),
+                    "cannot_split": base and base.get("cannot_split"), "general": base_general, "benchmarks": base_bench,
                     "curve": (base or {}).get("curve")}, "methods": methods}
     if base and base.get("forgetting"):
         f = base["forgetting"]
@@ -115,6 +119,14 @@ def markdown(metrics: dict) -> str:
         counts = {m: (v["composition"] or {}).get(key) for m, v in metrics["methods"].items()}
         if any(counts.values()):
             lines += ["", f"{what}: " + ", ".join(f"{m} {n}" for m, n in counts.items() if n is not None) + "."]
+    models = {"base": metrics["base"], **metrics["methods"]}
+    undecided = {m: v.get("undecided") for m, v in models.items()}
+    if any(undecided.values()):
+        split = {m: v.get("cannot_split") for m, v in models.items()}
+        lines += ["", "Undecided test-set verdicts (counted as not correct: two final answers, a hedge, a judge "
+                  "that could not decide): " + ", ".join(
+                      f"{m} {n}" + (f" ({split[m]} of them tests that cannot be judged outside the program)"
+                                    if split.get(m) else "") for m, n in undecided.items() if n) + "."]
     for stage, counts in (metrics.get("sandbox") or {}).items():
         ran = ", ".join(f"`{name}` ({n} verdicts)" for name, n in counts.items())
         lines += ["", f"Model-written code judged in {stage} ran in: {ran} (docs/sandbox.md)."]
