@@ -2,7 +2,8 @@
 code judge, and is judged against a three-assert `add` task in the real sandbox (docs/sandbox.md).
 
 Every one must be judged not passed within its timeout + 5 s, leave the canary files, the run
-directory, the home directory's files and the virtual environment as they were, leave no process
+directory, the home directory's files, and every file and folder of the virtual environment and of the
+project as they were, leave no process
 behind and harm no process on the host; the control (00_control.py) passes before and after. Where
 a program can tell that its attack worked, it then answers correctly, so that a broken defence shows
 up as a pass. `python -m pytest tests/test_sandbox_hostile.py --hostile-dir DIR` runs the same checks
@@ -76,6 +77,29 @@ def _listing(d: Path) -> set[tuple]:
     return {(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in d.iterdir()}
 
 
+def _tree(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, tuple]:
+    """Every entry under `root` (not following links, not under `skip`): {path: (kind, size, mode, mtime)}."""
+    out = {}
+    for d, dirs, files in os.walk(root):
+        dirs[:] = [n for n in dirs if Path(d, n) not in skip]
+        for n in dirs + files:
+            st = os.lstat(Path(d, n))
+            out[str(Path(d, n))] = (st.st_mode >> 12, st.st_size, st.st_mode & 0o7777, st.st_mtime_ns)
+    return out
+
+
+def _tree_changes(before: dict[str, tuple], after: dict[str, tuple]) -> list[str]:
+    """What changed between two `_tree`s, save new bytecode files that Python writes for itself (a fresh
+    interpreter, run by the suite, may write `__pycache__/*.pyc` for modules not yet compiled)."""
+    changed = [f"changed {k}" for k in before.keys() & after.keys() if before[k] != after[k]
+               and not (Path(k).name == "__pycache__" and before[k][:3] == after[k][:3])]  # its mtime: a new .pyc
+    changed += [f"removed {k}" for k in before.keys() - after.keys()]
+    changed += [f"added {k}" for k in after.keys() - before.keys()
+                if not (Path(k).parent.name == "__pycache__" and k.endswith(".pyc"))
+                and Path(k).name != "__pycache__"]
+    return sorted(changed)
+
+
 def _foreign_processes() -> set[tuple[int, str]]:
     """Processes outside this pid namespace, or (as root) owned by a sandbox user."""
     own = os.readlink("/proc/self/ns/pid")
@@ -120,7 +144,14 @@ def suite(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             "@PROJECT@": str(Path(__file__).resolve().parents[1]), "@PORT@": str(listener.getsockname()[1]),
             "@JUDGE_PID@": str(os.getpid()), "@SENTINEL_PID@": str(sentinel.pid)}  # fmt: skip
     watched = [canary, run, home_canary, *(home / n for n in (".bashrc", ".profile", ".zshrc"))]
-    before = {"files": _digest(watched), "venv": _listing(venv_site), "procs": _foreign_processes()}
+    project = Path(__file__).resolve().parents[1]
+    trees = {Path(sys.prefix): (), project: (project / ".git", Path(sys.prefix), project / ".pytest_cache")}
+
+    def snapshot() -> dict:
+        return {"files": _digest(watched), "venv": _listing(venv_site), "procs": _foreign_processes(),
+                "trees": {root: _tree(root, skip) for root, skip in trees.items()}}
+
+    before = snapshot()
 
     def judge_one(form_path: tuple[str, Path]):
         form, path = form_path
@@ -141,7 +172,7 @@ def suite(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         procs_after = _foreign_processes()
         time.sleep(1.0)  # delayed tampering would be due by now
         fresh = subprocess.run([sys.executable, "-c", "print('clean')"], capture_output=True, text=True)
-        after = {"files": _digest(watched), "venv": _listing(venv_site), "procs": _foreign_processes()}
+        after = snapshot()
         try:
             connection = listener.accept()
         except BlockingIOError:
@@ -179,6 +210,8 @@ def test_the_control_passes_before_and_after(suite: dict) -> None:
 def test_files_outside_the_sandbox_are_untouched(suite: dict) -> None:
     assert suite["after"]["files"] == suite["before"]["files"]
     assert suite["after"]["venv"] == suite["before"]["venv"]
+    for root, tree in suite["before"]["trees"].items():  # the virtual environment's and the project's
+        assert _tree_changes(tree, suite["after"]["trees"][root]) == [], root
     assert suite["fresh"].stdout == "clean\n" and suite["fresh"].stderr == ""
 
 
