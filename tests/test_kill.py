@@ -1,10 +1,12 @@
 """Nothing lost: the real CLI killed with SIGKILL at seeded random moments, in every stage (train and evaluate
 included), then run again until it finishes; the result is compared with an uninterrupted run.
 
-Each start runs until it has made one to three steps of durable progress (a unit done, rows written, a
-trainer checkpoint; seeded) and is killed at a random moment up to a second later, mid-work; no start may
-lose progress a kill left, and no row may be lost or repeated. The fast test kills 5 times; the `slow`
-one at least 50 times, over several rounds.
+Each start runs until it has reached the stage the kill aims at and made one to three steps of durable
+progress there (a unit done, rows written, a trainer checkpoint; seeded), and is killed at a random moment up
+to a second later, mid-work; no start may lose progress a kill left, each must add some, and no row may be
+lost or repeated. The fast test kills 5 times, in generate, paraphrase, train (twice) and evaluate; the
+`slow` one at least 50 times, over several rounds, aimed at every stage with work in it (prints where they
+landed; kills aimed at a stage of a second or less may land in the next).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from s3ft.rundir import read_json, read_jsonl, stage_root
+from s3ft.rundir import STAGES, read_json, read_jsonl, stage_root
 
 DATA = Path(__file__).resolve().parents[1] / "src" / "s3ft" / "data"
 ROWS = ("rows.jsonl", "predictions.jsonl", "verdicts.jsonl", "train.jsonl", "nll.jsonl")
@@ -58,6 +60,12 @@ def progress(run: Path) -> tuple[int, int, int]:
     return units, rows, steps
 
 
+def stage_at(run: Path) -> str | None:
+    """The stage the run has reached: the latest whose folder exists (a unit makes its folder as it starts)."""
+    reached = [stage for stage in STAGES if stage_root(run, stage).exists()]
+    return reached[-1] if reached else None
+
+
 def outputs(run: Path, methods: list[str]) -> dict:
     """What a finished run produced, for comparison: every stage's rows (sorted by id), training sets,
     adapters' bytes, evaluation metrics."""
@@ -69,38 +77,47 @@ def outputs(run: Path, methods: list[str]) -> dict:
     for m in methods:
         out[f"select/{m}"] = (stage_root(run, "select") / m / "train.jsonl").read_bytes()
         out[f"adapter/{m}"] = (stage_root(run, "train") / m / "adapter" / "adapter_model.safetensors").read_bytes()
+    for m in ["base", *methods]:  # each test answer and its verdict, once each
         metrics = read_json(stage_root(run, "evaluate") / m / "metrics.json")
         out[f"evaluate/{m}"] = (metrics["n"], metrics["correct"])
+        for name in ("predictions", "verdicts"):
+            rows = read_jsonl(stage_root(run, "evaluate") / m / f"{name}.jsonl")
+            assert len({r["id"] for r in rows}) == len(rows) == metrics["n"], f"evaluate/{m}/{name}: lost or repeated"
+            out[f"evaluate/{m}/{name}"] = sorted(rows, key=lambda r: r["id"])
     return out
 
 
-def kill_until_done(cfg: Path, run: Path, rng: random.Random, kills_wanted: int) -> int:
-    """Start; wait until the run has made 1 to 3 steps of durable progress (seeded), then SIGKILL it at a
-    random moment up to a second later; repeat `kills_wanted` times, then let a last start finish. Every
-    kill lands mid-work, after progress that the next start must keep. Returns the kills made (fewer when
-    the run finished first)."""
-    kills = 0
+def kill_until_done(cfg: Path, run: Path, rng: random.Random, targets: list[str]) -> list[str]:
+    """Start; wait until the run has reached the next stage of `targets` (non-decreasing) and made 1 to 3
+    steps of durable progress there (seeded), then SIGKILL it at a random moment up to a second later; once
+    per target, then let a last start finish. Every kill lands mid-work, after progress that the next start
+    must keep: after each kill the run holds strictly more than after the one before. Returns the stage each
+    kill landed in (fewer kills when the run finished first)."""
+    assert [STAGES.index(t) for t in targets] == sorted(STAGES.index(t) for t in targets), targets
+    hit: list[str] = []
     before = progress(run)
     while True:
         p = start(cfg)
-        if kills < kills_wanted:
+        if len(hit) < len(targets):
+            target = STAGES.index(targets[len(hit)])
             steps, seen, last = rng.randint(1, 3), 0, progress(run)
             assert all(a >= b for a, b in zip(last, before, strict=True)), f"a start lost progress: {before} -> {last}"
             while p.poll() is None and seen < steps:
                 time.sleep(0.05)
                 if (now := progress(run)) != last:
-                    seen, last = seen + 1, now
+                    seen, last = seen + (STAGES.index(stage_at(run) or "data") >= target), now
             if p.poll() is None:
                 time.sleep(rng.uniform(0, 1))
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
-                kills += 1
+                hit.append(stage_at(run))
                 now = progress(run)
-                assert all(a >= b for a, b in zip(now, before, strict=True)), f"kill {kills} lost progress"
+                assert all(a >= b for a, b in zip(now, before, strict=True)), f"kill {len(hit)} lost progress"
+                assert now != before, f"kill {len(hit)}: the start before it made no durable progress"
                 before = now
                 continue
         assert p.wait(timeout=900) == 0, p.stderr.read()[-3000:]
-        return kills
+        return hit
 
 
 def reference(tmp: Path, model: Path, methods: list[str]) -> dict:
@@ -122,8 +139,10 @@ def test_killed_at_random_moments_the_run_resumes_to_the_same_result(taught_mode
     methods = ["sft", "s3ft"]
     ref = reference(tmp_path, taught_model, methods)
     cfg = config(tmp_path, taught_model, "killed", methods)
-    kills = kill_until_done(cfg, tmp_path / "killed", random.Random(0), kills_wanted=5)
-    assert kills == 5
+    targets = ["generate", "paraphrase", "train", "train", "evaluate"]
+    hit = kill_until_done(cfg, tmp_path / "killed", random.Random(0), targets)
+    print(f"kills landed in: {hit}")
+    assert len(hit) == 5 and {"train", "evaluate"} <= set(hit), hit
     check_same(outputs(tmp_path / "killed", methods), ref)
 
 
@@ -131,10 +150,16 @@ def test_killed_at_random_moments_the_run_resumes_to_the_same_result(taught_mode
 def test_fifty_kills_across_every_stage_and_method(taught_model, tmp_path):
     methods = ["sft", "ssr", "sdft", "s3ft"]
     ref = reference(tmp_path, taught_model, methods)
-    total, rounds = 0, 0
-    while total < 50:
+    hit: list[str] = []
+    rounds = 0
+    while len(hit) < 50:
         run = f"killed-{rounds}"
         cfg = config(tmp_path, taught_model, run, methods)
-        total += kill_until_done(cfg, tmp_path / run, random.Random(rounds), kills_wanted=60)
+        rng = random.Random(rounds)
+        targets = sorted(rng.choices(STAGES[1:-1], k=20), key=STAGES.index)  # data and report: too short to aim at
+        hit += kill_until_done(cfg, tmp_path / run, rng, targets)
         check_same(outputs(tmp_path / run, methods), ref)
         rounds += 1
+    print(f"{len(hit)} kills in {rounds} rounds, by stage: { {s: hit.count(s) for s in STAGES} }")
+    # the long stages: kills aimed at the short ones (judge, select) may land in the next stage
+    assert {"generate", "paraphrase", "train", "evaluate"} <= set(hit), hit
