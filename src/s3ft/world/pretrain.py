@@ -68,8 +68,8 @@ class PretrainConfig:
     length, and so of one narrow kind, and the model learns far worse from them (`docs/world.md`, "Builds of
     the v4 base", diagnostic 3: arithmetic 2% against 95% with random batches, same rows and steps)."""
     micro_batch_size: int = 16
-    """Rows per forward pass, `batch_size / micro_batch_size` of them accumulated per optimizer step (0: the
-    whole batch at once). With `length_buckets`, the buckets are cut into micro-batches, so that one step
+    """Rows per forward pass, `batch_size / micro_batch_size` of them accumulated per optimizer step (0, or
+    more than `batch_size`: the whole batch at once). With `length_buckets`, the buckets are cut into micro-batches, so that one step
     sees rows of several lengths (and kinds) while each forward pass pads little. Without buckets: the same
     gradient as whole random batches, with less padding."""
     sort_steps: bool = True
@@ -186,7 +186,7 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None, score: bool
     n_rows, n_distinct = len(lines), len(set(lines))
     del lines
     log.info("pre-training on %d rows", n_rows)
-    micro = cfg.micro_batch_size or cfg.batch_size
+    micro = min(cfg.micro_batch_size or cfg.batch_size, cfg.batch_size)  # a batch smaller than 16: one pass
     if cfg.batch_size % micro:
         raise SystemExit(f"--micro-batch-size {micro} does not divide --batch-size {cfg.batch_size}")
     tcfg = TrainConfig(mode="full", learning_rate=cfg.learning_rate, max_steps=cfg.steps, batch_size=micro,
