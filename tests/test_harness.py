@@ -144,6 +144,12 @@ def test_model_args_for_the_base_and_an_adapter():
     assert model_args("hf", m, "/runs/x/07_train/sft/adapter")["peft"] == "/runs/x/07_train/sft/adapter"
     v = model_args("vllm", m, "/a", lora_rank=64)
     assert v["lora_local_path"] == "/a" and v["max_lora_rank"] == 64 and "peft" not in v and "device" not in v
+    # generate.engine reaches lm-eval's vLLM engine; a larger max_lora_rank there is kept
+    engine = {"tensor_parallel_size": 2, "gpu_memory_utilization": 0.5, "max_model_len": 4096, "max_lora_rank": 128}
+    v = model_args("vllm", m, "/a", lora_rank=64, engine=engine)
+    assert {k: v[k] for k in engine} == engine and v["lora_local_path"] == "/a"
+    assert model_args("vllm", m, engine={"tensor_parallel_size": 2})["tensor_parallel_size"] == 2
+    assert "tensor_parallel_size" not in model_args("hf", m, engine=engine)
 
 
 def test_the_harness_own_task_index_is_built_only_when_a_task_needs_it():

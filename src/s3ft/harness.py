@@ -26,8 +26,11 @@ TASKS_DIR = Path(__file__).resolve().parent / "lm_eval_tasks"
 PREFERRED = ("acc_norm", "acc", "exact_match", "mc2")
 
 
-def model_args(backend: str, model: ModelConfig, adapter: str | None = None, lora_rank: int = 16) -> dict[str, Any]:
-    """The harness's model arguments for the base model, or for it with a LoRA adapter."""
+def model_args(backend: str, model: ModelConfig, adapter: str | None = None, lora_rank: int = 16,
+               engine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The harness's model arguments for the base model, or for it with a LoRA adapter. On vllm, the run's
+    `generate.engine` arguments (tensor parallelism, memory share, context length...) go to lm-eval's engine
+    as they go to s3ft's own."""
     import torch
 
     device = model.device if model.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
@@ -39,8 +42,10 @@ def model_args(backend: str, model: ModelConfig, adapter: str | None = None, lor
         args["device"] = device
         if adapter:
             args["peft"] = adapter
-    elif adapter:  # vllm: lm-eval turns LoRA on itself when given a path
-        args.update(lora_local_path=adapter, max_lora_rank=lora_rank)
+    else:
+        args.update(engine or {})  # lm-eval passes the arguments it does not name to vllm.LLM
+        if adapter:  # lm-eval turns LoRA on itself when given a path
+            args.update(lora_local_path=adapter, max_lora_rank=max(lora_rank, args.get("max_lora_rank", 0)))
     return args
 
 
@@ -162,13 +167,16 @@ def settings(fcfg: ForgettingConfig) -> dict[str, Any]:
 
 
 def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
-        cache_dir: Path | None = None, lora_rank: int = 16) -> dict[str, Any]:
+        cache_dir: Path | None = None, lora_rank: int = 16, engine: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score one model on `fcfg.tasks`; returns {"settings", "model", "scores": {task: {...}}, "versions"}."""
     from s3ft.backends.hf import dir_hash, weights_id
 
     setup = settings(fcfg)
     ident = {"model": weights_id(model.path, model.revision), "dtype": model.dtype,
              "adapter": adapter and f"{Path(adapter).resolve()}#{dir_hash(adapter)}"}
+    engine = engine if fcfg.backend == "vllm" else None
+    if engine:  # only when set: earlier cached scores keep their key
+        ident["engine"] = engine
     tm = task_manager(list(fcfg.tasks), tuple(fcfg.include_path))
     tasks = expand_tags(tm, list(fcfg.tasks))
     key = fingerprint({**ident, **setup, "tasks": {t: task_identity(tm, t) for t in tasks}})
@@ -183,7 +191,7 @@ def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
     log.info("lm-eval %s on %s%s: %s", setup["lm_eval"], model.path, f" + {adapter}" if adapter else "",
              ", ".join(tasks))
     lm = lm_eval.api.registry.get_model(fcfg.backend).create_from_arg_obj(
-        model_args(fcfg.backend, model, adapter, lora_rank), {"batch_size": fcfg.batch_size})
+        model_args(fcfg.backend, model, adapter, lora_rank, engine), {"batch_size": fcfg.batch_size})
     res: dict[str, Any] = {}
     for shots, members in groups.items():  # one harness call per few-shot setting, the model loaded once
         part = lm_eval.simple_evaluate(
@@ -227,4 +235,4 @@ def score(ctx, model_name: str) -> dict[str, Any]:
             model = model.model_copy(update={"path": str(tdir / "model")})
     c = ctx.cfg.cache  # beside the run's model-call cache, as the pipeline places it
     cache_dir = Path(c.path or ctx.run_dir / "cache.sqlite").parent if c.enabled else None
-    return run(fcfg, model, adapter, cache_dir, ctx.cfg.train.lora_r)
+    return run(fcfg, model, adapter, cache_dir, ctx.cfg.train.lora_r, ctx.cfg.generate.engine)
