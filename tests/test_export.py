@@ -259,6 +259,51 @@ def test_push_uploads_the_folders_as_written(tmp_path, monkeypatch):
                                  "train.jsonl"], "me/s3ft-gsm8k", "dataset")]
 
 
+def test_an_adapter_is_exported_and_pushed_alone_with_its_card(tmp_path, monkeypatch):
+    """--adapter writes the LoRA adapter as trained, with a peft model card, and --push uploads it as the model
+    repository beside the dataset; a fully fine-tuned method has none (an error before anything is written),
+    and one repository never takes both the merged model and the adapter."""
+    import huggingface_hub
+
+    calls = []
+
+    class FakeApi:
+        def create_repo(self, repo_id, repo_type, exist_ok):
+            calls.append(("create", repo_id, repo_type))
+
+        def upload_folder(self, folder_path, repo_id, repo_type, commit_message):
+            calls.append(("upload", sorted(p.name for p in Path(folder_path).iterdir()), repo_id, repo_type))
+            return f"https://hub/{repo_type}/{repo_id}"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    run = make_run(tmp_path, model={"path": "org/base-7b"})
+    train = stage_root(run, "train")
+    for m, mode in (("s3ft", "lora"), ("sft", "full")):
+        (train / m / ("adapter" if mode == "lora" else "model")).mkdir(parents=True)
+        write_json_atomic(train / m / "manifest.json", {"fingerprint": f"fp-train-{m}", "counts": {"mode": mode},
+                                                        "versions": VERSIONS})
+    (train / "s3ft" / "adapter" / "adapter_config.json").write_text('{"r": 16}')
+    (train / "s3ft" / "adapter" / "adapter_model.safetensors").write_bytes(b"weights")
+
+    with pytest.raises(S3FTError, match="'sft' was fully fine-tuned"):
+        export(run, methods=["sft", "s3ft"], adapter=True)
+    assert not (run / "export").exists()  # nothing written
+    with pytest.raises(S3FTError, match="not both"):
+        export(run, methods=["s3ft"], merge=True, adapter=True, push_to="me/x")
+
+    result = export(run, methods=["s3ft"], adapter=True, push_to="me/s3ft-gsm8k")
+    folder = Path(result["s3ft"]["adapter"])
+    assert (folder / "adapter_model.safetensors").read_bytes() == b"weights"
+    meta, body = _front((folder / "README.md").read_text())
+    assert meta["library_name"] == "peft" and meta["base_model"] == "org/base-7b"
+    assert meta["datasets"] == ["me/s3ft-gsm8k"] and "AutoPeftModelForCausalLM" in body
+    assert "Stage fingerprint: `fp-train-s3ft`" in body
+    assert result["s3ft"]["model_url"] == "https://hub/model/me/s3ft-gsm8k"
+    assert calls[2:] == [("create", "me/s3ft-gsm8k", "model"),
+                         ("upload", ["README.md", "adapter_config.json", "adapter_model.safetensors"], "me/s3ft-gsm8k",
+                          "model")]
+
+
 def test_merge_writes_full_weights_equal_to_base_plus_adapter(tiny_model_dir, tmp_path):
     """A LoRA adapter trained on the tiny model, merged: loadable by AutoModelForCausalLM, the same logits as
     base + adapter, the tokenizer with its chat template, a generation config and a model card."""

@@ -36,13 +36,14 @@ def status(run_dir: str | Path) -> list[dict]:
 
 
 def export(run_dir: str | Path, out: str | Path | None = None, methods: list[str] | None = None,
-           merge: bool = False, push: str | None = None) -> dict[str, dict[str, str]]:
+           merge: bool = False, push: str | None = None, adapter: bool = False) -> dict[str, dict[str, str]]:
     """Write a run's training sets (HF dataset, LLaMA-Factory, axolotl, with cards) under `out` (default
-    `run_dir/export`) and, with `merge`, its trained models as full weights; `push`: a hub repo id to upload
-    one method's folders to. Returns each method's folders (see `s3ft.artifacts`)."""
+    `run_dir/export`) and, with `merge`, its trained models as full weights, with `adapter`, its LoRA adapters;
+    `push`: a hub repo id to upload one method's folders to. Returns each method's folders (see
+    `s3ft.artifacts`)."""
     from s3ft.artifacts import export as _export
 
-    return _export(run_dir, out, methods, merge=merge, push_to=push)
+    return _export(run_dir, out, methods, merge=merge, push_to=push, adapter=adapter)
 
 
 def validate(cfg: Config) -> list[str]:

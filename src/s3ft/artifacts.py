@@ -13,6 +13,8 @@ For each method with a training set (`06_select/<method>/train.jsonl`) it writes
     <method>/merged/        with `merge`: the trained model as full weights (a LoRA adapter merged with peft;
                             a full fine-tune copied), tokenizer and chat template, generation config, card:
                             a model repository, as `--push` uploads it
+    <method>/adapter/       with `adapter`: the trained LoRA adapter as peft saved it, and the card: a model
+                            repository of the adapter alone, as `--push` uploads it
     dataset_info.json       LLaMA-Factory: the entries of every method exported here (`dataset_dir: OUT`)
 
 Every row keeps its provenance (id, source, both judges' verdicts, near-copy and truncation flags, target
@@ -315,6 +317,32 @@ def write_model(run_dir: Path, cfg: Config, out: Path, method: str, card_of) -> 
     return _publish(tmp, final)
 
 
+def adapter_weights(run_dir: Path, method: str) -> Path:
+    """The LoRA adapter folder of a finished train unit, else an error naming why there is none."""
+    mode, weights = trained_weights(run_dir, method)
+    if mode != "lora":
+        raise S3FTError(f"--adapter: method {method!r} was fully fine-tuned ({weights}), it has no adapter; "
+                        "export its model with --merge")
+    return weights
+
+
+def write_adapter(run_dir: Path, out: Path, method: str, card_text: str) -> Path:
+    """`out/<method>/adapter/`: the trained LoRA adapter, as the train stage saved it, with its card."""
+    weights = adapter_weights(run_dir, method)
+    final = out / method / "adapter"
+    tmp = _tmp(final)
+    shutil.copytree(weights, tmp)
+    (tmp / "README.md").write_text(card_text)
+    return _publish(tmp, final)
+
+
+def adapter_usage(where: str) -> list[str]:
+    return ["```python", "from peft import AutoPeftModelForCausalLM", "from transformers import AutoTokenizer", "",
+            f"model = AutoPeftModelForCausalLM.from_pretrained({where!r})  # loads the base model, then the adapter",
+            "tokenizer = AutoTokenizer.from_pretrained(model.peft_config['default'].base_model_name_or_path)",
+            "```"]
+
+
 def push(folder: Path, repo_id: str, repo_type: str) -> str:
     """Upload `folder` to the hub repository `repo_id` (created if missing); returns the commit's URL."""
     from huggingface_hub import HfApi
@@ -327,10 +355,11 @@ def push(folder: Path, repo_id: str, repo_type: str) -> str:
 
 
 def export(run_dir: str | Path, out: str | Path | None = None, methods: list[str] | None = None,
-           merge: bool = False, push_to: str | None = None) -> dict[str, dict[str, str]]:
+           merge: bool = False, push_to: str | None = None, adapter: bool = False) -> dict[str, dict[str, str]]:
     """Export the training sets of `methods` (default: every method with one) and, with `merge`, their trained
-    models; with `push_to`, upload them (one method) to the hub as the dataset and model repository
-    `push_to`. Returns each method's written folders (and pushed URLs) by name."""
+    models as full weights, with `adapter`, their LoRA adapters; with `push_to`, upload them (one method) to
+    the hub as the dataset and model repository `push_to`. Returns each method's written folders (and pushed
+    URLs) by name."""
     run_dir = Path(run_dir)
     saved = run_dir / "config.yaml"
     if not saved.is_file():
@@ -351,9 +380,14 @@ def export(run_dir: str | Path, out: str | Path | None = None, methods: list[str
     out = Path(out) if out is not None else run_dir / "export"
     metrics = run_metrics(run_dir, cfg, methods)
     rows = {m: select_rows(run_dir, m) for m in methods}  # every training set found before anything is written
-    if merge:
-        for m in methods:
+    if merge and adapter and push_to:
+        raise S3FTError(f"--push {push_to}: one model repository takes the merged model or the adapter, not both: "
+                        "drop --merge or --adapter")
+    for m in methods:  # every model to write is there before anything is written
+        if merge:
             trained_weights(run_dir, m)
+        if adapter:
+            adapter_weights(run_dir, m)
     result: dict[str, dict[str, str]] = {}
     info_path = out / "dataset_info.json"
     info = read_json(info_path) or {}
@@ -384,10 +418,22 @@ def export(run_dir: str | Path, out: str | Path | None = None, methods: list[str
                 usage=model_usage(push_to or "<this folder>")))
             result[m]["model"] = str(model)
             log.info("%s: model -> %s", m, model)
+        if adapter:
+            adapter_meta: dict[str, Any] = {"library_name": "peft", "pipeline_tag": "text-generation",
+                                            "tags": [*tags, "trl", "lora"]}
+            if base := _hub_id(cfg.model.path):
+                adapter_meta["base_model"] = base
+            if push_to:
+                adapter_meta["datasets"] = [push_to]
+            folder = write_adapter(run_dir, out, m, card("model", run_dir, cfg, m, rows[m], metrics, meta=adapter_meta,
+                                                         usage=adapter_usage(push_to or "<this folder>")))
+            result[m]["adapter"] = str(folder)
+            log.info("%s: adapter -> %s", m, folder)
         if push_to:
             result[m]["dataset_url"] = push(dataset, push_to, "dataset")
-            if "model" in result[m]:
-                result[m]["model_url"] = push(Path(result[m]["model"]), push_to, "model")
+            for form in ("model", "adapter"):
+                if form in result[m]:
+                    result[m]["model_url"] = push(Path(result[m][form]), push_to, "model")
     return result
 
 

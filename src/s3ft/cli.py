@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="export these methods (default: every method with a training set)")
     x.add_argument("--merge", action="store_true",
                    help="also write each trained model as full weights: a LoRA adapter merged into the base")
+    x.add_argument("--adapter", action="store_true",
+                   help="also write each LoRA-trained model's adapter alone, with its card (a peft model repository)")
     x.add_argument("--push", metavar="REPO_ID",
                    help="upload the exported dataset (and model) of one method to the Hugging Face hub as REPO_ID")
     d = sub.add_parser("demo", help="the miniature world: every method, several seeds, one summary")
@@ -132,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "export":
             from s3ft.artifacts import summary
 
-            print(summary(s3ft.export(args.run_dir, args.out, args.method, merge=args.merge, push=args.push)))
+            print(summary(s3ft.export(args.run_dir, args.out, args.method, merge=args.merge, push=args.push,
+                                      adapter=args.adapter)))
         elif args.cmd == "make-tiny":
             from s3ft.tiny import build_tiny_model
 
