@@ -227,13 +227,25 @@ def test_settings_that_do_not_change_the_weights_do_not_make_a_trained_model_sta
         return {u.name: u.dir.fp for u in plan(Context(cfg))}
 
     base = fingerprints()
-    quiet = fingerprints("train.logging_steps=99", "train.save_steps=7", "train.save_total_limit=5")
+    quiet = fingerprints("train.logging_steps=99", "train.save_steps=7", "train.save_total_limit=5",
+                         "train.save_merged=true")
     assert quiet == base
     tracked = fingerprints("train.report_to=[tensorboard]")  # the report logs its numbers there: it reruns
     assert {k for k in base if tracked[k] != base[k]} == {"report"}
     assert fingerprints("train.report_to=[]") == base
     lr = fingerprints("train.learning_rate=3e-4")
     assert {k for k in base if lr[k] != base[k]} == {"train/sft", "report"}
+
+    # save_merged set after training: the trained unit is not stale, but not complete until it is merged
+    cfg = load_config(raw={"run_dir": str(tmp_path), "method": ["sft"], "model": {"path": "m"},
+                           "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}}},
+                      overrides=["train.save_merged=true"])
+    unit = next(u for u in plan(Context(cfg)) if u.name == "train/sft")
+    unit.dir.path.mkdir(parents=True)
+    unit.dir.finish("train", {})
+    assert unit.state() == "partial"  # the run merges the saved adapter (stages.train.merge_trained)
+    (unit.dir.path / "merged").mkdir()
+    assert unit.state() == "done"
 
 
 def test_pass_through_settings_in_the_fingerprints(tmp_path):

@@ -206,6 +206,27 @@ def test_save_merged_writes_a_model_equal_to_base_plus_adapter(tiny_model_dir, t
     assert torch.allclose(_logits(merged, tok), _logits(with_adapter, tok), atol=1e-4)
 
 
+def test_save_merged_set_after_training_merges_the_saved_adapter_without_training(tiny_model_dir, train_file,
+                                                                                  tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from s3ft.stages.train import merge_trained
+
+    out = tmp_path / "out"
+    assert merge_trained(out, ModelConfig(path=str(tiny_model_dir))) is None  # not trained: train first
+    m = _train(train_file, out, tiny_model_dir, learning_rate=1e-2)
+    assert m["merged_dir"] is None and not (out / "merged").exists()
+    merged_metrics = merge_trained(out, ModelConfig(path=str(tiny_model_dir), dtype="float32"))
+    assert merged_metrics == {**json.loads(json.dumps(m)), "merged_dir": "merged"}
+    assert json.loads((out / "train_metrics.json").read_text()) == merged_metrics
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    tok = AutoTokenizer.from_pretrained(out / "merged")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    with_adapter = PeftModel.from_pretrained(base, out / "adapter")
+    assert torch.allclose(_logits(merged, tok), _logits(with_adapter, tok), atol=1e-4)
+
+
 BAD = {
     "missing completion": ([_row(0), {"prompt": _row(1)["prompt"]}], 2, "completion"),
     "missing prompt": ([{"completion": _row(0)["completion"]}], 1, "prompt"),

@@ -333,7 +333,8 @@ class TrainConfig(Section):
     wandb offline and a local mlflow store), so that `tensorboard --logdir RUN_DIR` shows both. One named but not
     installed is a warning; `none` is ignored."""
     save_merged: bool = False
-    """Also save the LoRA adapter merged into the base weights, in Hugging Face format."""
+    """Also save the LoRA adapter merged into the base weights, in Hugging Face format (`07_train/<m>/merged/`).
+    Set after training, it merges the saved adapter without training again."""
     num_processes: int = Field(default=1, ge=1)
     """Training processes, one per GPU (data parallel, DDP: `batch_size` is per process, so the global batch is
     `batch_size x grad_accum x num_processes`). Above 1, or with `accelerate_config`, the train stage runs in

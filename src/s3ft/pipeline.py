@@ -40,7 +40,8 @@ class Unit:
     dir: UnitDir
     run: Callable[[Path], dict]
     complete: Callable[[], bool] | None = None
-    """For units whose needed rows can grow (paraphrase scope): are all needed rows present?"""
+    """For units whose needed outputs can grow (paraphrase scope, `train.save_merged` set after training): are
+    they all present?"""
     inputs: dict[str, str] = field(default_factory=dict)
     """The fingerprint's parts by name, each hashed (`provenance.named_inputs`): recorded in the manifest."""
 
@@ -342,7 +343,7 @@ def plan(ctx: Context) -> list[Unit]:
                      lambda out, m=m: select.run(ctx, out, m), sub=m)
         fp_train = add("train", {"select": fp_sel, "model": ctx.model_parts, "train": weights_settings(cfg.train),
                                  "seed": cfg.seed, **({"snapshots": n} if (n := cfg.curve_points()) else {})},
-                       lambda out, m=m: _train(ctx, out, m), sub=m)
+                       lambda out, m=m: _train(ctx, out, m), sub=m, complete=lambda m=m: not needs_merge(ctx, m))
         if has_test:
             add("evaluate", {**eval_inputs, "train": fp_train}, lambda out, m=m: evaluate.run(ctx, out, m), sub=m)
     upstream = [u.dir.fp for u in units if u.stage in ("select", "train", "evaluate")]
@@ -353,7 +354,7 @@ def plan(ctx: Context) -> list[Unit]:
     return sorted(units, key=lambda u: order[u.stage])  # stable: evaluate/base stays first
 
 
-NOT_WEIGHTS = ("report_to", "logging_steps", "save_steps", "save_total_limit")
+NOT_WEIGHTS = ("report_to", "logging_steps", "save_steps", "save_total_limit", "save_merged")
 """Train settings that do not change the trained weights: changing them does not make a trained model stale."""
 SFT_NOT_WEIGHTS = ("run_name", "project", "disable_tqdm", "skip_memory_metrics", "include_num_input_tokens_seen",
                    "push_to_hub", "log*", "trackio_*", "hub_*")
@@ -370,10 +371,18 @@ def weights_settings(train) -> dict:
     return {k: v for k, v in out.items() if k not in ONLY_WHEN_SET or (v and v != fields[k].get_default(call_default_factory=True))}
 
 
+def needs_merge(ctx: Context, method: str) -> bool:
+    """`train.save_merged` set after the method's LoRA model was trained: the merged model is still to write."""
+    t = ctx.cfg.train
+    return t.save_merged and t.mode == "lora" and not (ctx.stage_dir("train") / method / "merged").is_dir()
+
+
 def _train(ctx: Context, out: Path, method: str) -> dict:
-    from s3ft.stages.train import launch, launched, train_model
+    from s3ft.stages.train import launch, launched, merge_trained, train_model
 
     ctx.release()  # free the base model and any evaluated model before training
+    if needs_merge(ctx, method) and (metrics := merge_trained(out, ctx.cfg.model)) is not None:
+        return metrics
     fn = launch if launched(ctx.cfg.train) else train_model  # several processes: under accelerate launch
     return fn(ctx.stage_dir("select") / method / "train.jsonl", out, ctx.cfg.model, ctx.cfg.train, ctx.cfg.seed,
               snapshots=ctx.cfg.curve_points())

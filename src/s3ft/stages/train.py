@@ -249,6 +249,31 @@ def save_merged(peft_model, tokenizer, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+def merge_trained(out_dir: Path, model: ModelConfig) -> dict | None:
+    """For a LoRA model trained before `train.save_merged` was set: `out_dir/merged/` from the saved adapter
+    (the base loaded as `s3ft export --merge` loads it, in `model.dtype`), no training. Returns the training
+    metrics, updated, or None where training has not finished (then it runs, and merges as it ends)."""
+    metrics_file = out_dir / "train_metrics.json"
+    if not metrics_file.is_file() or not (out_dir / "adapter").is_dir():
+        return None
+    metrics = json.loads(metrics_file.read_text())
+    import shutil
+
+    from peft import PeftModel
+
+    from s3ft.backends.hf import load_tokenizer
+
+    log.info("train.save_merged: merging the trained adapter %s (no training)", out_dir / "adapter")
+    base = load_base_model(model, model.dtype)
+    tmp = out_dir / "merged.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_merged(PeftModel.from_pretrained(base, str(out_dir / "adapter")), load_tokenizer(model), tmp)
+    tmp.replace(out_dir / "merged")
+    metrics["merged_dir"] = "merged"
+    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
 def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainConfig, seed: int,
                 snapshots: int = 0) -> dict:
     """Fine-tune `model` on `train_file` per `cfg`; save to `out_dir` and return the training metrics.
