@@ -111,7 +111,19 @@ def test_the_judge_sees_every_gold_alias() -> None:
     assert gold_text(moon) == aliases and f"Gold response:\n{aliases}\n\nPredicted response:" in shown[0]
     assert gold_text(one) == one.gold and f"Gold response:\n{one.gold}\n\n" in shown[1]
     assert gold_text(EX) == EX.gold and EX.gold in shown[2]  # no aliases: the gold response itself
-    assert LLMJudge.version == "2"
+    assert LLMJudge.version == "3"
+
+
+def test_the_judge_sees_the_conversation_before_the_question() -> None:
+    chat = Example(id="c", question="And in Celsius?", gold="100 degrees Celsius.", context=[
+        {"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Water boils at what, in F?"},
+        {"role": "assistant", "content": "212 F."}])  # fmt: skip
+    backend = FakeBackend(["Yes", "Yes"])
+    LLMJudge(JudgeConfig(), backend, GenParams())([chat, EX], ["100 C", "72"])
+    shown = [msgs[0]["content"] for msgs in backend.calls[0][0]]
+    assert ("Question:\n(asked in this conversation)\n[system] Answer briefly.\n[user] Water boils at what, in F?\n"
+            "[assistant] 212 F.\n[user] And in Celsius?\n\nGold response:") in shown[0]
+    assert f"Question:\n{EX.question}\n\nGold" in shown[1]  # single-turn: the question alone
 
 
 def test_reply_count_mismatch_raises() -> None:

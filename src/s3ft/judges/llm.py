@@ -5,7 +5,9 @@ package's `prompts/llm_judge.txt`, str.format placeholders {question}, {gold}, {
 all prompts to `backend.generate` in one call and writes one `Verdict` per prediction from the
 reply: "Yes" -> correct, "No" -> incorrect, anything else -> `correct=None` (see `parse_yes_no`).
 An example with several gold aliases (`meta["answers"]`, as in Natural Questions) shows the judge all of
-them as {gold}, one per line, any one of which is correct (`gold_text`).
+them as {gold}, one per line, any one of which is correct (`gold_text`). A question asked inside a
+conversation (chat data: a system prompt, earlier turns) shows the judge the conversation before it as
+part of {question} (`question_text`).
 """
 
 from __future__ import annotations
@@ -84,6 +86,15 @@ def gold_text(ex: Example) -> str:
     return "Any one of these answers is correct:\n" + "\n".join(f"- {a}" for a in aliases)
 
 
+def question_text(ex: Example) -> str:
+    """The question as the judge sees it: the question, after the conversation before it where there is one
+    (a system prompt, earlier turns), since the gold and the prediction answer it in that context."""
+    if not ex.context:
+        return ex.question
+    turns = "\n".join(f"[{m['role']}] {m['content']}" for m in ex.context)
+    return f"(asked in this conversation)\n{turns}\n[user] {ex.question}"
+
+
 def _short(text: str, n: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 3] + "..."
@@ -91,7 +102,7 @@ def _short(text: str, n: int = 200) -> str:
 
 class LLMJudge:
     name = "llm"
-    version = "2"  # 2: every gold alias is shown
+    version = "3"  # 2: every gold alias is shown; 3: and the conversation before the question
 
     def __init__(
         self, cfg: JudgeConfig, backend: Backend, params: GenParams, template: str | None = None
@@ -101,7 +112,7 @@ class LLMJudge:
         self.template = check_template(DEFAULT_TEMPLATE.read_text() if template is None else template)
 
     def prompt(self, ex: Example, prediction: str) -> Messages:
-        content = self.template.format(question=ex.question, gold=gold_text(ex), prediction=prediction or "")
+        content = self.template.format(question=question_text(ex), gold=gold_text(ex), prediction=prediction or "")
         return [{"role": "user", "content": content}]
 
     def __call__(self, examples: list[Example], predictions: list[str]) -> list[Verdict]:
