@@ -419,7 +419,8 @@ def test_an_llm_judge_replying_nonsense_records_undecided_verdicts(tmp_path):
     pairs = [(Example(f"e{n}", "q", "g"), "some answer") for n in range(10)]
     rows = Rows(tmp_path / "v.jsonl")
     judge_into(rows, LLMJudge(JudgeConfig(), NonsenseBackend(), GenParams()), pairs, 4, "judge")
-    assert summarize(Rows(rows.path)) == {"rows": 10, "correct": 0, "wrong": 0, "undecided": 10, "sandbox": {}}
+    assert summarize(Rows(rows.path)) == {"rows": 10, "correct": 0, "wrong": 0, "undecided": 10, "sandbox": {},
+                                          "cannot_split": 0}
     assert all(r["reason"].startswith("undecided: ") for r in read_jsonl(rows.path))
 
 

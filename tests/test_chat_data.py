@@ -75,14 +75,16 @@ def test_prompts_put_the_conversation_before_the_question_and_the_reference():
     assert task.prompt(single) == [{"role": "user", "content": "q?"}]  # single-turn prompts as before
 
 
-def test_the_llm_judge_sees_the_last_user_turn_not_the_conversation():
+def test_the_llm_judge_sees_the_conversation_before_the_last_user_turn():
+    """"And that times 2?" cannot be judged without the turns before it: the judge is shown them."""
     from s3ft.judges.llm import LLMJudge
 
     task, source = task_for(FIX / "chat_messages.jsonl")
     ex = list(task.load(source))[1]
     judge = LLMJudge(None, backend=None, params=None)
     [message] = judge.prompt(ex, "14")
-    assert "And that times 2?" in message["content"] and "terse calculator" not in message["content"]
+    content = message["content"]
+    assert "terse calculator" in content and content.index("terse calculator") < content.index("And that times 2?")
 
 
 def test_context_round_trips_through_the_data_file_and_is_absent_when_empty():
