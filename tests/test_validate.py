@@ -108,7 +108,7 @@ def test_unknown_backend_lists_choices(tmp_path):
 
 def test_llm_judge_with_good_template(tmp_path):
     path = template(tmp_path, JUDGE_OK)
-    assert "judge: llm (v2)" in validate(cfg(tmp_path, "judge.name=llm", f"judge.llm.template={path}"))
+    assert "judge: llm (v3)" in validate(cfg(tmp_path, "judge.name=llm", f"judge.llm.template={path}"))
 
 
 def test_warns_when_the_llm_judge_is_the_model_being_trained(tmp_path, caplog):
