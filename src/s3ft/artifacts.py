@@ -300,14 +300,10 @@ def write_model(run_dir: Path, cfg: Config, out: Path, method: str, card_of) -> 
     final = out / method / "merged"
     tmp = _tmp(final)
     if mode == "lora":
-        from peft import PeftModel
-
-        from s3ft.backends.hf import load_tokenizer
-        from s3ft.stages.train import load_base_model, save_merged
+        from s3ft.stages.train import merge_adapter
 
         log.info("%s: merging %s into %s", method, weights, cfg.model.path)
-        base = load_base_model(cfg.model, cfg.model.dtype)
-        save_merged(PeftModel.from_pretrained(base, str(weights)), load_tokenizer(cfg.model), tmp)
+        merge_adapter(cfg.model, weights, tmp)
     else:
         log.info("%s: copying the fully fine-tuned model %s", method, weights)
         shutil.copytree(weights, tmp)
@@ -341,6 +337,16 @@ def adapter_usage(where: str) -> list[str]:
             f"model = AutoPeftModelForCausalLM.from_pretrained({where!r})  # loads the base model, then the adapter",
             "tokenizer = AutoTokenizer.from_pretrained(model.peft_config['default'].base_model_name_or_path)",
             "```"]
+
+
+def _model_meta(library: str, tags: list[str], cfg: Config, dataset_repo: str | None) -> dict[str, Any]:
+    """A model repository's hub metadata: its library, tags, the base (where it is a hub id), the dataset."""
+    meta: dict[str, Any] = {"library_name": library, "pipeline_tag": "text-generation", "tags": tags}
+    if base := _hub_id(cfg.model.path):
+        meta["base_model"] = base
+    if dataset_repo:
+        meta["datasets"] = [dataset_repo]
+    return meta
 
 
 def push(folder: Path, repo_id: str, repo_type: str) -> str:
@@ -407,24 +413,14 @@ def export(run_dir: str | Path, out: str | Path | None = None, methods: list[str
         result[m] = {"dataset": str(dataset), "hf_dataset": str(hf_dataset)}
         log.info("%s: %d rows -> %s, %s", m, len(rows[m]), dataset, hf_dataset)
         if merge:
-            model_meta: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": "text-generation",
-                                          "tags": [*tags, "trl"]}
-            if base := _hub_id(cfg.model.path):
-                model_meta["base_model"] = base
-            if push_to:
-                model_meta["datasets"] = [push_to]
+            model_meta = _model_meta("transformers", [*tags, "trl"], cfg, push_to)
             model = write_model(run_dir, cfg, out, m, lambda v, m=m, meta=model_meta: card(
                 "model", run_dir, cfg, m, rows[m], metrics, meta=meta, versions=v,
                 usage=model_usage(push_to or "<this folder>")))
             result[m]["model"] = str(model)
             log.info("%s: model -> %s", m, model)
         if adapter:
-            adapter_meta: dict[str, Any] = {"library_name": "peft", "pipeline_tag": "text-generation",
-                                            "tags": [*tags, "trl", "lora"]}
-            if base := _hub_id(cfg.model.path):
-                adapter_meta["base_model"] = base
-            if push_to:
-                adapter_meta["datasets"] = [push_to]
+            adapter_meta = _model_meta("peft", [*tags, "trl", "lora"], cfg, push_to)
             folder = write_adapter(run_dir, out, m, card("model", run_dir, cfg, m, rows[m], metrics, meta=adapter_meta,
                                                          usage=adapter_usage(push_to or "<this folder>")))
             result[m]["adapter"] = str(folder)

@@ -18,11 +18,11 @@ log = logging.getLogger("s3ft.report")
 
 
 def collect(ctx) -> dict:
-    methods = {}
+    methods, evaluated = {}, {}
     for m in ctx.cfg.method:
         stats = read_json(ctx.stage_dir("select") / m / "stats.json") or {}
         train = (read_json(ctx.stage_dir("train") / m / "manifest.json") or {}).get("counts", {})
-        ev = read_json(ctx.stage_dir("evaluate") / m / "metrics.json")
+        ev = evaluated[m] = read_json(ctx.stage_dir("evaluate") / m / "metrics.json")
         methods[m] = {
             "composition": stats.get("composition"),
             "target_nll_per_token": stats.get("target_nll_per_token"),
@@ -50,8 +50,7 @@ def collect(ctx) -> dict:
         v["benchmarks_delta_vs_base"], v["benchmarks_mean_delta_vs_base"] = _deltas(v["benchmarks"], base_bench)
     sandbox = {s: (read_json(ctx.stage_dir(s) / "manifest.json") or {}).get("counts", {}).get("sandbox")
                for s in ("judge", "judge_paraphrase")}  # fmt: skip
-    evaluated = {"base": base} | {m: read_json(ctx.stage_dir("evaluate") / m / "metrics.json") for m in methods}
-    sandbox |= {f"evaluate ({m}, test set)": (ev or {}).get("sandbox") for m, ev in evaluated.items()}
+    sandbox |= {f"evaluate ({m}, test set)": (ev or {}).get("sandbox") for m, ev in {"base": base, **evaluated}.items()}
     out = {"task": ctx.task.name, "model": ctx.cfg.model.path, "sandbox": {s: c for s, c in sandbox.items() if c},
            "base": {"accuracy": base_acc, "undecided": base and base.get("undecided"),
                     "cannot_split": base and base.get("cannot_split"), "general": base_general, "benchmarks": base_bench,

@@ -249,6 +249,16 @@ def save_merged(peft_model, tokenizer, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+def merge_adapter(model: ModelConfig, adapter: Path, out: Path) -> None:
+    """`save_merged` of a saved adapter: the base loaded as training loads it, in `model.dtype` (`auto`: the
+    checkpoint's own), the adapter on it, merged into `out`."""
+    from peft import PeftModel
+
+    from s3ft.backends.hf import load_tokenizer
+
+    save_merged(PeftModel.from_pretrained(load_base_model(model, model.dtype), str(adapter)), load_tokenizer(model), out)
+
+
 def merge_trained(out_dir: Path, model: ModelConfig) -> dict | None:
     """For a LoRA model trained before `train.save_merged` was set: `out_dir/merged/` from the saved adapter
     (the base loaded as `s3ft export --merge` loads it, in `model.dtype`), no training. Returns the training
@@ -259,15 +269,10 @@ def merge_trained(out_dir: Path, model: ModelConfig) -> dict | None:
     metrics = json.loads(metrics_file.read_text())
     import shutil
 
-    from peft import PeftModel
-
-    from s3ft.backends.hf import load_tokenizer
-
     log.info("train.save_merged: merging the trained adapter %s (no training)", out_dir / "adapter")
-    base = load_base_model(model, model.dtype)
     tmp = out_dir / "merged.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    save_merged(PeftModel.from_pretrained(base, str(out_dir / "adapter")), load_tokenizer(model), tmp)
+    merge_adapter(model, out_dir / "adapter", tmp)
     tmp.replace(out_dir / "merged")
     metrics["merged_dir"] = "merged"
     metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")

@@ -69,8 +69,8 @@ class PretrainConfig:
     the v4 base", diagnostic 3: arithmetic 2% against 95% with random batches, same rows and steps)."""
     micro_batch_size: int = 16
     """Rows per forward pass, `batch_size / micro_batch_size` of them accumulated per optimizer step (0, or
-    more than `batch_size`: the whole batch at once). With `length_buckets`, the buckets are cut into micro-batches, so that one step
-    sees rows of several lengths (and kinds) while each forward pass pads little. Without buckets: the same
+    more than `batch_size`: the whole batch at once). With `length_buckets`, the buckets are cut into
+    micro-batches, so that one step sees rows of several lengths (and kinds) while each forward pass pads little. Without buckets: the same
     gradient as whole random batches, with less padding."""
     sort_steps: bool = True
     """Without `length_buckets`: every step's rows are a random draw (each pass over the rows a new

@@ -159,7 +159,7 @@ def record(model_dir: str | Path, batch_size: int = 64) -> dict:
     return out
 
 
-BASE_CHECKS = {  # docs/world.md, "What the base must be": fixed before build 2 ran
+BASE_CHECKS = {  # docs/world.md, "Builds of the v4 base": the criteria written down before build 2 ran
     "general_skill_min": 0.90,  # every skill but the target, on its test split
     "kept_kind_min": 0.70,  # the kind the base practised (buy-buy), test split
     "new_kinds_max": 0.20,  # the kinds it never saw (buy-give, give-give): room for fine-tuning to teach
