@@ -88,8 +88,9 @@ def test_override_indexes_lists():
 
 
 def test_shortened_demo_through_the_cli(tmp_path):
-    """`s3ft demo` on the shipped base model, shortened (few rows, one epoch), two seeds; general skills
-    through lm-evaluation-harness, as the shipped config scores them."""
+    """`s3ft demo` on the shipped base model, shortened (few rows, one epoch, SFT and S3FT only: every method
+    runs through the CLI in test_e2e), two seeds; general skills through lm-evaluation-harness, as the shipped
+    config scores them."""
     import json
     import os
     import subprocess
@@ -97,7 +98,7 @@ def test_shortened_demo_through_the_cli(tmp_path):
 
     from s3ft.rundir import stage_root
 
-    short = ["data.train.limit=48", "data.test.limit=24", "train.epochs=1", "train.batch_size=16",
+    short = ["method=[sft, s3ft]", "data.train.limit=48", "data.test.limit=24", "train.epochs=1", "train.batch_size=16",
              "evaluate.forgetting.limit=16", "evaluate.curve.points=2", "evaluate.curve.in_domain.limit=12",
              *[f"evaluate.curve.general.{i}.source.limit=4" for i in range(6)]]
     r = subprocess.run([sys.executable, "-m", "s3ft", "demo", "--seeds", "0,1", "--run-dir", str(tmp_path / "w"),
@@ -105,7 +106,7 @@ def test_shortened_demo_through_the_cli(tmp_path):
                        timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads((tmp_path / "w" / "summary.json").read_text())
-    assert summary["seeds"] == [0, 1] and set(summary["methods"]) == {"sft", "ssr", "sdft", "s3ft"}
+    assert summary["seeds"] == [0, 1] and set(summary["methods"]) == {"sft", "s3ft"}
     for m in summary["methods"].values():
         assert m["gain"]["n"] == 2 and m["general_change"]["n"] == 2
         assert set(m["general_change_by_skill"]) == set(WORLD_TASKS)
@@ -120,7 +121,7 @@ def test_shortened_demo_through_the_cli(tmp_path):
     md = (tmp_path / "w" / "summary.md").read_text()
     assert "Paraphrase step (S3FT): of the" in md and "of the base model's non-embedding weights" in md
     assert "Time per stage, all seeds (s): " in md and summary["seconds_by_stage"]["train"] > 0
-    assert set(summary["accuracy_by_kind"]) == {"base", "sft", "ssr", "sdft", "s3ft"}
+    assert set(summary["accuracy_by_kind"]) == {"base", "sft", "s3ft"}
     assert summary["curves"] == {"seed": 0, "plot": "seed-0/09_report/curves.png"}  # seed 0 only
     assert (tmp_path / "w" / "seed-0" / "09_report" / "curves.png").is_file()
     assert not (tmp_path / "w" / "seed-1" / "09_report" / "curves.png").exists()

@@ -175,3 +175,30 @@ def test_training_under_accelerate_launch_is_checked(tmp_path):
     assert f"train: under accelerate launch (processes as its config says, config {tmp_path / 'ddp.yaml'})" in lines
     with pytest.raises(ConfigError, match="train.accelerate_config: no such file"):
         validate(cfg(tmp_path, f"train.accelerate_config={tmp_path / 'nope.yaml'}"))
+
+
+def test_model_load_args_are_checked_against_the_loader_and_the_config(tmp_path, tiny_model_dir):
+    """A name in `model.load_args` that transformers would pass on to the model's `__init__` (a typo, or
+    `rope_theta`, which transformers 5 reads only inside `rope_parameters`) fails validate, naming the key, not
+    at load after generation; loader arguments and config fields pass; no readable config: listed, unchecked."""
+    def check(*overrides):
+        return validate(cfg(tmp_path, f"model.path={tiny_model_dir}", *overrides))
+
+    ok = check("model.load_args={attn_implementation: eager, offload_folder: off}")
+    assert "model.load_args: attn_implementation, offload_folder (from_pretrained arguments)" in ok
+    with pytest.raises(ConfigError, match=r"model.load_args.low_cpu_mem_usage: transformers .* ignores it"):
+        check("model.load_args.low_cpu_mem_usage=true")  # transformers 5 drops it unread
+    assert ("model.load_args: rope_parameters (from_pretrained arguments and LlamaConfig fields)"
+            in check("model.load_args.rope_parameters={rope_type: default, rope_theta: 500.0}"))
+    with pytest.raises(ConfigError, match=r"model.load_args.attn_implemntation: not an argument of from_pretrained, "
+                       r"a field of LlamaConfig or a parameter of LlamaForCausalLM; did you mean attn_implementation"):
+        check("model.load_args.attn_implemntation=eager")
+    with pytest.raises(ConfigError, match="model.load_args.rope_theta: not an argument"):
+        check("model.load_args.rope_theta=500.0")
+    judge = f"judge.llm.model={{path: {tiny_model_dir}, load_args: {{max_position_embedingss: 64}}}}"
+    with pytest.raises(ConfigError, match="judge.llm.model.load_args.max_position_embedingss: .*did you mean "
+                                          "max_position_embeddings"):
+        check("judge.name=llm", judge)
+    lines = validate(cfg(tmp_path, f"model.path={tmp_path / 'no-model'}", "model.load_args.foo=1"))
+    assert any(line.startswith(f"model.load_args: foo (not checked: the config of {tmp_path / 'no-model'} could "
+                               "not be read: ") for line in lines), lines

@@ -123,7 +123,9 @@ class ModelConfig(Section):
     """More keyword arguments for transformers' `from_pretrained` of the model, as given (e.g.
     `{attn_implementation: sdpa}`): where training, the `hf` backend and `s3ft export --merge` load it (not
     vLLM, not lm-eval). Not the ones set by the keys above (`dtype`, `revision`, ...) or by
-    `train.quantization`. Set, they enter the fingerprint of every stage that uses the model."""
+    `train.quantization`. Set, they enter the fingerprint of every stage that uses the model. `s3ft validate`
+    (and so `s3ft run`) checks each name against transformers' loader, the model's config fields and its class
+    where the model's config can be read."""
 
     @field_validator("load_args")
     @classmethod

@@ -3,19 +3,21 @@
 Resolves every plug-in name, renders every prompt template on a placeholder example (so a typo in a
 placeholder fails here, not after an hour of generation), checks that local files exist, and, for the
 code judge, starts one empty sandbox (docs/sandbox.md). Where set, checks the names in `generate.engine`,
-`train.sft_args` and `train.lora_args` against vLLM's, TRL's and peft's own (where installed), and that
-bitsandbytes is installed for `train.quantization`. Warns (a logged warning and a `warning:` line)
+`train.sft_args` and `train.lora_args` against vLLM's, TRL's and peft's own (where installed), the names in
+`model.load_args` against transformers' loader and the model's config class (where its config can be read),
+and that bitsandbytes is installed for `train.quantization`. Warns (a logged warning and a `warning:` line)
 when the LLM judge is the model being trained: it would grade its own answers and paraphrases.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 from pathlib import Path
 
 from s3ft import methods as M
-from s3ft.config import Config, TrainConfig, check_pass_through
+from s3ft.config import Config, ModelConfig, TrainConfig, check_pass_through
 from s3ft.errors import ConfigError, S3FTError
 from s3ft.records import Example
 from s3ft.registry import JUDGES, TASKS, check, resolve
@@ -95,6 +97,66 @@ def train_args_check(train: TrainConfig) -> list[str]:
     return lines
 
 
+def loader_names() -> tuple[set[str], set[str]]:
+    """The keyword arguments transformers' `AutoModelForCausalLM.from_pretrained` consumes itself (its signature
+    and the names its source reads from `**kwargs`), and those it drops unread (`for name in [...]: kwargs.pop`,
+    e.g. `low_cpu_mem_usage` in transformers 5), as the installed version has them."""
+    import inspect
+    import re
+
+    from transformers import PreTrainedModel
+    from transformers.models.auto.auto_factory import _BaseAutoModelClass
+
+    names, dropped = set(inspect.signature(PreTrainedModel.from_pretrained).parameters), set()
+    for fn in (PreTrainedModel.from_pretrained, _BaseAutoModelClass.from_pretrained):
+        src = inspect.getsource(fn)
+        names |= set(re.findall(r'kwargs\.(?:pop|get)\(\s*"(\w+)"', src))
+        for listed, body in re.findall(r"for name in \[([^\]]*)\]:\s*\n\s*(.*)", src):
+            if "kwargs.pop(name" in body:
+                dropped |= set(re.findall(r'"(\w+)"', listed))
+    return names - {"kwargs", "model_args", "pretrained_model_name_or_path"}, dropped
+
+
+def load_args_check(key: str, model: ModelConfig) -> str:
+    """`model.load_args` (the section `key`) checked as `from_pretrained` would take them: each name is one the
+    loader consumes, a field of the model's config (a config override such as `rope_parameters`), or a
+    parameter of the model class's `__init__`; anything else would reach `__init__` and fail at load, after the
+    stages before training have run. Needs the model's config (a local folder, the hub cache or the hub)."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    given = model.load_args
+    loader, dropped = loader_names()
+    if ignored := sorted(k for k in given if k in dropped):
+        import transformers
+
+        raise ConfigError(None, f"{key}.{ignored[0]}", f"transformers {transformers.__version__} ignores it "
+                          "(no longer used): remove it")
+    rest = {k: v for k, v in given.items() if k not in loader}
+    if not rest:
+        return f"{key}: {', '.join(given)} (from_pretrained arguments)"
+    try:
+        config, unused = AutoConfig.from_pretrained(model.path, revision=model.revision, return_unused_kwargs=True,
+                                                    trust_remote_code=model.trust_remote_code, **rest)
+    except Exception as e:  # noqa: BLE001 - no config to check against (offline, gated, ...): say so, go on
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return f"{key}: {', '.join(given)} (not checked: the config of {model.path} could not be read: {why})"
+    import inspect
+
+    cls = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)] if type(config) in MODEL_FOR_CAUSAL_LM_MAPPING else None
+    init = inspect.signature(cls.__init__).parameters if cls else {}
+    if any(p.kind is p.VAR_KEYWORD for p in init.values()) or cls is None:
+        unused = {}  # the model class takes any keyword (or is remote code): transformers decides at load
+    unknown = [k for k in unused if k not in init]
+    if unknown:
+        known = loader | set(config.to_dict()) | set(init) - {"self", "config"}
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ConfigError(None, f"{key}.{unknown[0]}", f"not an argument of from_pretrained, a field of "
+                          f"{type(config).__name__} or a parameter of {cls.__name__}{hint}")
+    return f"{key}: {', '.join(given)} (from_pretrained arguments and {type(config).__name__} fields)"
+
+
 def validate(cfg: Config, ctx=None) -> list[str]:
     """Lines describing what was checked; raises `S3FTError` on the first problem.
 
@@ -117,6 +179,10 @@ def validate(cfg: Config, ctx=None) -> list[str]:
     if cfg.generate.engine:
         lines.append(engine_check(cfg.generate.engine))
     lines += train_args_check(cfg.train)
+    judge_model = cfg.judge.llm.model if cfg.judge.llm else None
+    for key, model in (("model.load_args", cfg.model), ("judge.llm.model.load_args", judge_model)):
+        if model is not None and model.load_args:
+            lines.append(load_args_check(key, model))
     ctx = ctx or Context(cfg)
     task = ctx.task
     for name, fn in (("prompt", task.prompt), ("paraphrase_prompt", task.paraphrase_prompt)):
