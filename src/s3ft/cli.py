@@ -85,11 +85,13 @@ STATUS_KEYS = {"train": ("train_loss", "steps", "epochs", "mode", "resumed_from"
 
 
 def _status_table(rows: list[dict]) -> str:
+    from s3ft.pipeline import MEMORY_KEYS
     from s3ft.provenance import listed
 
-    gpu = any(r.get("peak_gpu_mib") is not None for r in rows)
-    lines = [f"{'unit':<24} {'state':<8} {'seconds':>8} {'rows/s':>8} {'peak MiB':>9}" + (f" {'GPU MiB':>8}" if gpu else "")
-             + "  counts"]
+    titles = {"rows_per_s": "rows/s", "peak_rss_mib": "peak MiB", "peak_gpu_mib": "GPU MiB",
+              "children_peak_rss_mib": "child MiB", "children_peak_gpu_mib": "child GPU"}
+    shown = [k for k in MEMORY_KEYS if k in ("rows_per_s", "peak_rss_mib") or any(r.get(k) is not None for r in rows)]
+    lines = [f"{'unit':<24} {'state':<8} {'seconds':>8}" + "".join(f" {titles[k]:>9}" for k in shown) + "  counts"]
     for r in rows:
         counts = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -99,9 +101,8 @@ def _status_table(rows: list[dict]) -> str:
         secs = f"{r['seconds']:.1f}" if r["seconds"] is not None else "-"
         why = f"  (changed: {listed(r['why'])})" if r.get("why") else ""
         why += f"  ({r['shards']})" if r.get("shards") else ""
-        num = {k: (f"{r[k]:.1f}" if r.get(k) is not None else "-") for k in ("rows_per_s", "peak_rss_mib", "peak_gpu_mib")}
-        lines.append(f"{r['unit']:<24} {r['state']:<8} {secs:>8} {num['rows_per_s']:>8} {num['peak_rss_mib']:>9}"
-                     + (f" {num['peak_gpu_mib']:>8}" if gpu else "") + f"  {counts}{why}")
+        nums = "".join(f" {(f'{r[k]:.1f}' if r.get(k) is not None else '-'):>9}" for k in shown)
+        lines.append(f"{r['unit']:<24} {r['state']:<8} {secs:>8}{nums}  {counts}{why}")
     return "\n".join(lines)
 
 

@@ -462,6 +462,10 @@ def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list
     return results
 
 
+MEMORY_KEYS = ("rows_per_s", "peak_rss_mib", "peak_gpu_mib", "children_peak_rss_mib", "children_peak_gpu_mib")
+"""A manifest's throughput and memory keys (`rundir.peaks`) that `s3ft status` shows."""
+
+
 def status(cfg: Config) -> list[dict]:
     """Each unit's state (done / partial / stale / to do), counts and time, for a stale one the inputs that
     changed (`why`), and for a per-row stage not merged yet its shards' progress (`shards`), without loading
@@ -471,7 +475,7 @@ def status(cfg: Config) -> list[dict]:
     for unit in plan(ctx):
         m, state = unit.dir.manifest or {}, unit.state()
         row = {"unit": unit.name, "state": state, "counts": m.get("counts"), "seconds": m.get("seconds"),
-               **{k: m.get(k) for k in ("rows_per_s", "peak_rss_mib", "peak_gpu_mib")},
+               **{k: m.get(k) for k in MEMORY_KEYS},
                "why": unit.why_stale() if state == "stale" else None}
         if unit.stage in shards.ROW_STAGES and state != "done":
             row["shards"] = shards.progress(ctx.run_dir, unit.stage, unit.dir.fp)
