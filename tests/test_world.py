@@ -605,3 +605,31 @@ def test_settings_protocol_runs_sft_on_validation_and_checks_precondition_1(tmp_
         assert set(p) == {"base", "sft_all_gold", f"sft_{KEPT_KIND}_gold_only", "holds"}
         assert (tmp_path / f"shop_train_{KEPT_KIND}.jsonl").read_text().count("buys") > 0
     assert (tmp_path / "grid.md").read_text().startswith("| setting |")
+
+
+def test_the_chosen_setting_is_written_into_the_demo_configs_train_block(tmp_path):
+    """`protocol --apply`: the chosen setting's keys replace the train block's, unset ones (LoRA's, for full
+    fine-tuning) go, every other line and comment stays, and the result loads as the demo config."""
+    from s3ft.config import load_config
+    from s3ft.demo import DEMO_CONFIG
+    from s3ft.world.protocol import apply_choice
+
+    config = tmp_path / "world.yaml"
+    config.write_text(Path(DEMO_CONFIG).read_text())
+    lora = {"mode": "lora", "lora_r": 1, "lora_alpha": 2, "learning_rate": 3e-3, "epochs": 2}
+    summary = {"chosen": "lora-r1-lr0.003-ep2", "grid": [{"name": "lora-r1-lr0.003-ep2", "setting": lora}]}
+    apply_choice(summary, config, "grids/v4/grid.json")
+    cfg = load_config(config)
+    assert (cfg.train.mode, cfg.train.lora_r, cfg.train.lora_alpha, cfg.train.learning_rate, cfg.train.epochs) == (
+        "lora", 1, 2, 3e-3, 2)
+    assert cfg.train.batch_size == 16 and cfg.train.max_length == 256 and cfg.method == ["sft", "ssr", "sdft", "s3ft"]
+    text = config.read_text()
+    assert "# chosen by the world's protocol: lora-r1-lr0.003-ep2 (grids/v4/grid.json)" in text
+    assert "# Forgetting: the world's general skills" in text  # comments elsewhere kept
+    full = {"mode": "full", "learning_rate": 1e-5, "epochs": 1}
+    apply_choice({"chosen": "f", "grid": [{"name": "f", "setting": full}]}, config, "g.json")
+    again = load_config(config)
+    assert (again.train.mode, again.train.learning_rate, again.train.epochs) == ("full", 1e-5, 1)
+    assert "lora_r" not in config.read_text() and config.read_text().count("# chosen by the world's protocol:") == 1
+    with pytest.raises(SystemExit, match="no setting was chosen"):
+        apply_choice({"chosen": None, "grid": []}, config, "g.json")

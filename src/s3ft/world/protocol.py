@@ -9,7 +9,8 @@ the gold rows of the kind of problem the base already solves only, scored on tha
 
 Writes `OUT_DIR/<setting>/` (ordinary run directories, sharing one model-call cache), `OUT_DIR/grid.json`
 (every setting's accuracy, per kind, its trainable share and training time; the base's; the rule; the
-choice; precondition 1) and `OUT_DIR/grid.md` (the same as a table). Resumable like any run.
+choice; precondition 1) and `OUT_DIR/grid.md` (the same as a table). Resumable like any run. With
+`--apply CONFIG`, writes the chosen setting into CONFIG's `train:` block (the demo's config), which freezes it.
 """
 
 from __future__ import annotations
@@ -170,12 +171,41 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+TRAIN_KEYS = ("mode", "learning_rate", "epochs", "lora_r", "lora_alpha")
+"""The `train` keys a grid setting sets (`GRID`); `apply_choice` writes them and removes unset ones."""
+
+
+def apply_choice(summary: dict, config: Path, grid_json: str) -> str:
+    """Write the grid's chosen setting into the `train:` block of the demo config `config` (its other lines
+    and comments kept as they are), with a comment naming the grid it came from; returns the new text.
+    A grid with no choice (no setting kept the base's kind) is an error: nothing to freeze."""
+    chosen = next((r for r in summary["grid"] if r["name"] == summary.get("chosen")), None)
+    if chosen is None:
+        raise SystemExit(f"{grid_json}: no setting was chosen (none kept the base's {KEPT_KIND}); nothing to apply")
+    lines = config.read_text().splitlines()
+    try:
+        start = lines.index("train:")
+    except ValueError:
+        raise SystemExit(f"{config}: no top-level 'train:' block to write the chosen setting into") from None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith(" ")), len(lines))
+    block = [line for line in lines[start + 1 : end]
+             if line.strip().split(":")[0] not in TRAIN_KEYS and "# chosen by the world's protocol:" not in line]
+    setting = chosen["setting"]
+    new = [f"  # chosen by the world's protocol: {chosen['name']} ({grid_json})"]
+    new += [f"  {k}: {setting[k]}" for k in TRAIN_KEYS if k in setting]
+    text = "\n".join(lines[: start + 1] + new + block + lines[end:]) + "\n"
+    config.write_text(text)
+    return text
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m s3ft.world.protocol", description=__doc__.splitlines()[0])
     p.add_argument("out_dir", type=Path)
     p.add_argument("--base", help="base model directory (default: the shipped one)")
     p.add_argument("--allow-failed-base", action="store_true",
                    help="run even where the base's pretrain.json says it failed its checks")
+    p.add_argument("--apply", type=Path, metavar="CONFIG",
+                   help="write the chosen setting into CONFIG's train block (the demo's: src/s3ft/configs/world.yaml)")
     args = p.parse_args()
     from s3ft.cli import setup_logging
 
@@ -185,7 +215,11 @@ def main() -> None:
         if not args.allow_failed_base:
             raise SystemExit(f"{msg}. The protocol is for a base that passes them (--allow-failed-base to run anyway)")
         log.warning("%s; running anyway (--allow-failed-base)", msg)
-    print(markdown(grid(args.out_dir, args.base)))
+    summary = grid(args.out_dir, args.base)
+    print(markdown(summary))
+    if args.apply:
+        apply_choice(summary, args.apply, str(args.out_dir / "grid.json"))
+        print(f"wrote the chosen setting ({summary['chosen']}) into {args.apply}")
 
 
 if __name__ == "__main__":
