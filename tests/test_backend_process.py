@@ -68,8 +68,15 @@ def test_an_error_in_the_child_is_raised_with_its_traceback_and_the_child_serves
 
 
 def test_a_model_that_fails_to_load_is_an_error_and_leaves_no_process():
+    import multiprocessing
+
+    def backends():
+        return [p for p in multiprocessing.active_children() if p.name.startswith("s3ft-backend-")]
+
+    before = backends()
     with pytest.raises(BackendProcessError, match="raised ValueError(.|\n)*cannot load broken"):
         ProcessBackend(Echo, ModelConfig(path="broken"), fail=True)
+    assert backends() == before  # the failed child was ended and joined, not left running
 
 
 def test_a_dead_child_is_an_error_naming_its_exit_status_not_a_hang(echo):

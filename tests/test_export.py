@@ -4,7 +4,6 @@ format, the cards, the errors; and `--merge` of a LoRA adapter trained on the ti
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -338,4 +337,7 @@ def test_merge_writes_full_weights_equal_to_base_plus_adapter(tiny_model_dir, tm
     meta, body = _front((merged / "README.md").read_text())
     assert meta["pipeline_tag"] == "text-generation" and "base_model" not in meta  # a local base: no hub id
     assert "LoRA fine-tuning (r 16, alpha 32)" in body and "Exported with" in body and "peft " in body
-    assert json.loads((run / "export" / "s3ft" / "dataset" / "dataset_info.json").read_text())
+    dataset = run / "export" / "s3ft" / "dataset"  # the training set is exported beside the merged model
+    assert set(read_json(dataset / "dataset_info.json")) == {"s3ft_s3ft"}
+    assert (len(read_jsonl(dataset / "llamafactory.jsonl"))
+            == len(read_jsonl(stage_root(run, "select") / "s3ft" / "train.jsonl")) > 0)

@@ -187,7 +187,7 @@ def test_undecided_reasons(no_workers: None) -> None:
 
 
 def test_length_mismatch_raises() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="1 examples but 0 predictions"):
         MathJudge(JudgeConfig())([NATALIA], [])
 
 

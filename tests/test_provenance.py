@@ -241,9 +241,16 @@ def test_options_a_builtin_would_ignore_are_errors(tmp_path, overrides, key, mes
 
 
 def test_versions_are_cheap_and_read_installed_packages():
+    """Read from the installed packages' metadata, in a process that has not imported torch: it still has not."""
+    import subprocess
+
     v = versions()
     assert json.loads(json.dumps(v)) == v and v["s3ft"] and v["transformers"]
     assert ("vllm" in v) == (__import__("importlib.util").util.find_spec("vllm") is not None)
+    code = ("import sys; from s3ft.provenance import versions; v = versions(); "
+            "print(v['torch'], 'torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == [v["torch"], "False", "False"], out.stdout + out.stderr[-2000:]
 
 
 def test_the_cpu_build_of_vllm_is_recorded_as_vllm(monkeypatch):

@@ -147,7 +147,7 @@ def test_judge_reasons_and_edge_cases():
     assert (v.correct, v.extracted) == (None, "7 or 9")
     assert v.reason == "extracted '7 or 9', a hedge between '7', '9' (expected '7'): undecided"
     assert verdict("", "The answer is 5.").correct is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="1 examples but 0 predictions"):
         JUDGE([Example("x", "q", "g", {"answer": "1"})], [])
     assert resolve("judge", "final") is FinalAnswerJudge
     assert (JUDGE.name, JUDGE.version) == ("final", "2")
@@ -586,10 +586,16 @@ def test_a_killed_pre_training_build_resumes_from_its_checkpoint(tmp_path, monke
     assert (out / "model.safetensors").read_bytes() == (whole / "model.safetensors").read_bytes()
 
 
-def test_settings_protocol_runs_sft_on_validation_and_checks_precondition_1(tmp_path):
+def test_settings_protocol_runs_sft_on_validation_and_checks_precondition_1(tmp_path, monkeypatch):
     """The protocol's code path on the shipped base, shortened (two settings, a few rows): every setting's
-    validation accuracy per kind, the base's, the choice by the rule, and precondition 1 at the choice."""
-    from s3ft.world.protocol import KEPT_KIND, grid
+    validation accuracy per kind, the base's, the choice by the rule, and precondition 1 at the choice (the
+    rule itself: test_settings_rule_...; here it is made to pick the first setting, so that precondition 1
+    always runs on so few rows)."""
+    from s3ft.world import protocol
+    from s3ft.world.protocol import KEEP_MARGIN, KEPT_KIND, grid
+
+    rule = protocol.choose
+    monkeypatch.setattr(protocol, "choose", lambda results, base_kept: rule(results, base_kept) or results[0])
 
     settings = [{"mode": "full", "learning_rate": 1e-5, "epochs": 1},
                 {"mode": "lora", "lora_r": 1, "lora_alpha": 2, "learning_rate": 1e-3, "epochs": 1}]
@@ -599,11 +605,15 @@ def test_settings_protocol_runs_sft_on_validation_and_checks_precondition_1(tmp_
         assert r["n"] == 12 and set(r["by_kind"]) == {"buy-give", "buy-buy", "give-give"}
     assert summary["grid"][0]["trainable_share_non_embedding"] == 1.0
     assert 0 < summary["grid"][1]["trainable_share_non_embedding"] <= 0.01  # LoRA r 1: under 1%
-    assert summary["chosen"] in {r["name"] for r in summary["grid"]} | {None}
-    if summary["chosen"]:
-        p = summary["precondition_1"]
-        assert set(p) == {"base", "sft_all_gold", f"sft_{KEPT_KIND}_gold_only", "holds"}
-        assert (tmp_path / f"shop_train_{KEPT_KIND}.jsonl").read_text().count("buys") > 0
+    chosen = next(r for r in summary["grid"] if r["name"] == summary["chosen"])
+    p = summary["precondition_1"]
+    assert p["base"] == summary["base"]["by_kind"][KEPT_KIND] and p["sft_all_gold"] == chosen["by_kind"][KEPT_KIND]
+    only = protocol.scores(tmp_path / f"{chosen['name']}-{KEPT_KIND}-only", "sft")
+    assert p[f"sft_{KEPT_KIND}_gold_only"] == only["by_kind"][KEPT_KIND]
+    assert p["holds"] is (min(p["sft_all_gold"], p[f"sft_{KEPT_KIND}_gold_only"]) >= p["base"] - KEEP_MARGIN - 1e-9)
+    kept = [json.loads(line)["question"] for line in (tmp_path / f"shop_train_{KEPT_KIND}.jsonl").open()]
+    assert kept and all(" buys " in q and "gives away" not in q for q in kept)
+    assert f"Precondition 1 ({KEPT_KIND}, validation)" in (tmp_path / "grid.md").read_text()
     assert (tmp_path / "grid.md").read_text().startswith("| setting |")
 
 
