@@ -106,7 +106,9 @@ def test_gold_answer() -> None:
 @pytest.mark.parametrize(
     ("text", "value"),
     [("72", 72), ("72.00", 72), ("72.", 72), ("1,000", 1000), ("-0.5", Fraction(-1, 2)), (".25", Fraction(1, 4)),
-     ("50%", 50), ("50\\%", 50), ("1{,}000", 1000), ("\\frac{1}{2}", None), ("1,00", None), ("x", None)],
+     ("50%", 50), ("50\\%", 50), ("1{,}000", 1000), ("\\frac{1}{2}", None), ("1,00", None), ("x", None),
+     ("1e2", 100), ("1.5E3", 1500), ("2.5e-1", Fraction(1, 4)), ("-3e+2", -300), ("1e", None), ("e2", None),
+     ("1e2000", None)],
 )  # fmt: skip
 def test_as_number(text: str, value) -> None:
     assert as_number(text) == value

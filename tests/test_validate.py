@@ -35,7 +35,7 @@ def test_valid_config_lists_checks(tmp_path):
     text = "\n".join(lines)
     assert f"data.train: local file {TRAIN}" in lines and f"data.test: local file {TEST}" in lines
     assert "task: gsm8k (v1), templates: predict, paraphrase" in lines
-    assert "judge: math (v2)" in lines and "backend: hf; model: s3ft-tiny" in lines
+    assert "judge: math (v3)" in lines and "backend: hf; model: s3ft-tiny" in lines
     assert (
         "methods: sft, s3ft; stages: data → generate → judge → paraphrase → judge_paraphrase → select" in text
     )

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from s3ft.config import JudgeConfig
 
 _NUM = r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])"
-_PLAIN = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|[-+]?\.\d+")
+_PLAIN = re.compile(r"(?:[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|[-+]?\.\d+)(?:[eE][-+]?\d{1,3})?")
 _ANSWER_IS = re.compile(r"\banswer\b\s*(?:\*\*|__)?\s*(?:is\b\s*:?|:)", re.I)
 _HASHES = re.compile(r"####[ \t]*([^\n]*)")
 _DELIMS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
@@ -139,8 +139,9 @@ def gold_answer(ex: Example) -> str | None:
 
 
 def as_number(s: str) -> Fraction | None:
-    """The exact value of a plain decimal number (commas, a trailing % allowed), else None; also None for one
-    longer than Python reads as an int (4,300 digits): a prediction that long is no answer to compare exactly."""
+    """The exact value of a plain decimal number (commas, a trailing %, an exponent as `1.5e3` allowed), else
+    None; also None for one longer than Python reads as an int (4,300 digits): a prediction that long is no
+    answer to compare exactly."""
     s = s.replace("{,}", ",").replace("\\,", "").strip()
     s = re.sub(r"\\?%$", "", s).strip()
     return Fraction(s.replace(",", "")) if len(s) <= 4000 and _PLAIN.fullmatch(s) else None
@@ -281,7 +282,8 @@ def _combine(gold: str, found: list[tuple[str, str]], each: list[Verdict]) -> Ve
 
 class MathJudge:
     name = "math"
-    version = "2"  # 2: every final answer read; several that are not all right, and hedges, are undecided
+    version = "3"  # 2: every final answer read; several that are not all right, and hedges, are undecided;
+    # 3: plain numbers with an exponent (1.5e3) compared exactly
 
     def __init__(self, cfg: JudgeConfig) -> None:
         self.timeout_s = cfg.timeout_s
