@@ -3,8 +3,8 @@
 Same model (the shipped world model, full fine-tuning, float32 on the CPU), rows (the target task's gold
 training rows), batch size, maximum length, learning rate and one epoch, in one process. Tokens per second
 count the rows' real tokens (prompt and answer, no padding) over the same span on both sides: load the
-model, build the trainer, train, save the weights (s3ft: `train_model`, which does all four). s3ft is also run with `train.packing` (padding-free
-packing), which the plain script does not set. The plain script sets float32 and no activation checkpointing,
+model, build the trainer, train, save the weights (s3ft: `train_model`, which does all four). s3ft is also
+run with `train.packing` (padding-free packing), which the plain script does not set. The plain script sets float32 and no activation checkpointing,
 as s3ft does on a CPU without native bf16: TRL's own defaults (bf16 autocast, activation checkpointing) ran
 23 s per step here, 10x slower. Prints the median of `--repeats` and the ratios.
 Run: `python benchmarks/train.py [--rows 512] [--batch-size 16] [--repeats 3]`.

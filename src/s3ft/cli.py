@@ -88,10 +88,8 @@ def _status_table(rows: list[dict]) -> str:
     from s3ft.pipeline import MEMORY_KEYS
     from s3ft.provenance import listed
 
-    titles = {"rows_per_s": "rows/s", "peak_rss_mib": "peak MiB", "peak_gpu_mib": "GPU MiB",
-              "children_peak_rss_mib": "child MiB", "children_peak_gpu_mib": "child GPU"}
     shown = [k for k in MEMORY_KEYS if k in ("rows_per_s", "peak_rss_mib") or any(r.get(k) is not None for r in rows)]
-    lines = [f"{'unit':<24} {'state':<8} {'seconds':>8}" + "".join(f" {titles[k]:>9}" for k in shown) + "  counts"]
+    lines = [f"{'unit':<24} {'state':<8} {'seconds':>8}" + "".join(f" {MEMORY_KEYS[k]:>9}" for k in shown) + "  counts"]
     for r in rows:
         counts = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"

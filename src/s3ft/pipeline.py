@@ -462,8 +462,9 @@ def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list
     return results
 
 
-MEMORY_KEYS = ("rows_per_s", "peak_rss_mib", "peak_gpu_mib", "children_peak_rss_mib", "children_peak_gpu_mib")
-"""A manifest's throughput and memory keys (`rundir.peaks`) that `s3ft status` shows."""
+MEMORY_KEYS = {"rows_per_s": "rows/s", "peak_rss_mib": "peak MiB", "peak_gpu_mib": "GPU MiB",
+               "children_peak_rss_mib": "child MiB", "children_peak_gpu_mib": "child GPU"}
+"""A manifest's throughput and memory keys (`rundir.peaks`) that `s3ft status` shows, with their column titles."""
 
 
 def status(cfg: Config) -> list[dict]:

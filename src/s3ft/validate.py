@@ -122,6 +122,8 @@ def load_args_check(key: str, model: ModelConfig) -> str:
     loader consumes, a field of the model's config (a config override such as `rope_parameters`), or a
     parameter of the model class's `__init__`; anything else would reach `__init__` and fail at load, after the
     stages before training have run. Needs the model's config (a local folder, the hub cache or the hub)."""
+    import inspect
+
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
@@ -141,8 +143,6 @@ def load_args_check(key: str, model: ModelConfig) -> str:
     except Exception as e:  # noqa: BLE001 - no config to check against (offline, gated, ...): say so, go on
         why = str(e).splitlines()[0] if str(e) else type(e).__name__
         return f"{key}: {', '.join(given)} (not checked: the config of {model.path} could not be read: {why})"
-    import inspect
-
     cls = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)] if type(config) in MODEL_FOR_CAUSAL_LM_MAPPING else None
     init = inspect.signature(cls.__init__).parameters if cls else {}
     if any(p.kind is p.VAR_KEYWORD for p in init.values()) or cls is None:

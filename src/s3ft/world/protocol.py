@@ -171,8 +171,8 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-TRAIN_KEYS = ("mode", "learning_rate", "epochs", "lora_r", "lora_alpha")
-"""The `train` keys a grid setting sets (`GRID`); `apply_choice` writes them and removes unset ones."""
+TRAIN_KEYS = tuple(dict.fromkeys(k for setting in GRID for k in setting))
+"""The `train` keys the grid's settings set; `apply_choice` writes the chosen one's and removes the rest."""
 
 
 def apply_choice(summary: dict, config: Path, grid_json: str) -> str:
