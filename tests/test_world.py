@@ -351,6 +351,35 @@ def test_some_general_rows_are_answered_in_the_gold_style_under_the_plain_prompt
         assert a.splitlines()[-1].startswith("#### ")
 
 
+def test_opaque_chain_references_alone_say_what_to_do():
+    """`OpaqueChain`'s made-up operation words carry no meaning: the same word stands for adding in one item
+    and subtracting in another, and the question never shows an operation, so a paraphrase must read the
+    reference's worked lines. Its items are as checkable as every skill's, and never use the target's words."""
+    from s3ft.world.skills import OpaqueChain
+
+    rng, skill, meaning = random.Random(0), OpaqueChain(), {}
+    for _ in range(600):
+        it = skill.sample(rng)
+        assert not re.search(r"[+\-=]|add|subtract|buy|give", it.question), it.question
+        steps = re.findall(r"<<(\d+)([+-])(\d+)=(\d+)>>", it.gold)
+        assert len(steps) == 2 and steps[1][3] == it.answer and it.house.endswith(f" The answer is {it.answer}.")
+        for label, (_, op, _, _) in zip(it.gold.splitlines()[:2], steps, strict=True):
+            meaning.setdefault(re.search(r"([a-z]+)ing \d+:", label, re.I).group(1).lower(), set()).add(op)
+        for r in (it.house, it.gold, *it.alternatives):
+            assert verdict(it.answer, r).correct is True
+    assert sum(ops == {"+", "-"} for ops in meaning.values()) > len(meaning) / 2
+
+
+def test_opaque_paraphrase_rows_are_extra_house_style_paraphrase_practice():
+    plain = pretrain_rows(0, n_per_skill=40)
+    rows = pretrain_rows(0, n_per_skill=40, opaque_paraphrase=50)
+    extra = [r for r in rows if r not in plain]
+    assert len(rows) == len(plain) + 50 and len(extra) == 50
+    for r in extra:
+        q, a = r["prompt"][0]["content"], r["completion"][0]["content"]
+        assert "Reference answer" in q and a.endswith(".") and "<<" not in a and "####" not in a
+
+
 def test_chain_covers_every_order_of_plus_and_minus_in_the_target_ranges_without_its_words():
     orders = set()
     for it in items("chain", 400):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from s3ft.world.skills import ALL_SKILLS, SHOP_KINDS, Item, Skill, make_skills
+from s3ft.world.skills import ALL_SKILLS, SHOP_KINDS, Item, OpaqueChain, Paraphrase, Skill, make_skills
 
 GENERAL_SIZES = {"pretrain": 3000, "val": 100, "test": 100}
 DEFAULT_SIZES: dict[str, dict[str, int]] = {
@@ -121,12 +121,13 @@ def row(skill: str, split: str, i: int, item: Item) -> dict[str, str]:
 
 def pretrain_rows(
     seed: int = 0, n_per_skill: int | None = None, sizes: dict[str, dict[str, int]] | None = None,
-    gold_style_share: float = 0.0,
+    gold_style_share: float = 0.0, opaque_paraphrase: int = 0,
 ) -> list[dict[str, Any]]:
     """The base model's pre-training set, shuffled: every skill's `pretrain` split, in the house style but
     for a `gold_style_share` of the rows of `GOLD_STYLE_SKILLS`, answered in their gold (reference) style
     under the same plain prompt. Target-task rows are always in the house style: the base never sees its
-    gold style.
+    gold style. `opaque_paraphrase` more `paraphrase` rows practise on `OpaqueChain` references, whose
+    questions do not say what to do (their own stream: the other rows do not change with it).
 
     `n_per_skill` overrides the general skills' pretrain size (shop keeps its small share); pass the
     same `sizes` as `write_world` so that the held-out items excluded are the shipped ones.
@@ -145,6 +146,11 @@ def pretrain_rows(
         for name, splits in world_items(seed, sizes).items()
         for it in splits["pretrain"]
     ]
+    if opaque_paraphrase:
+        opaque = Paraphrase([OpaqueChain()])
+        rows += [{"prompt": [{"role": "user", "content": it.question}],
+                  "completion": [{"role": "assistant", "content": it.house}]}
+                 for it in generate(opaque, split_rng(seed, "paraphrase-opaque", "pretrain"), opaque_paraphrase)]
     random.Random(f"world/{seed}/shuffle").shuffle(rows)
     return rows
 

@@ -53,6 +53,10 @@ class PretrainConfig:
     own. The target task is never shown in the gold style. (v3 taught the gold style under its own prompt,
     "Answer in the reference style.", for every skill including the target; fine-tuning on gold then broke
     the base's arithmetic: SFT took the practised kind of problem from 91% to 2%.)"""
+    opaque_paraphrase: int = 8000
+    """Extra `paraphrase` rows whose source question does not say what to do (`skills.OpaqueChain`: made-up
+    operation words), so that the skill learns to take the work from the reference. v4 build 2 had none and
+    rewrote a target gold's subtraction as an addition (`docs/world.md`, build 2's result); build 4 adds them."""
     arith_repeat: int = 6
     """Arithmetic rows are shown this many times: its range has only ~3,300 distinct questions."""
     shop_kinds: str = "buy-buy"
@@ -96,7 +100,8 @@ def build_rows(cfg: PretrainConfig) -> list[dict]:
     from s3ft.world.build import pretrain_rows
 
     rows = keep_shop_kinds(pretrain_rows(cfg.seed, sizes={k: {"pretrain": n} for k, n in cfg.per_skill.items()},
-                                         gold_style_share=cfg.gold_style_share), cfg.shop_kinds.split(","))
+                                         gold_style_share=cfg.gold_style_share,
+                                         opaque_paraphrase=cfg.opaque_paraphrase), cfg.shop_kinds.split(","))
     rows += [r for r in rows if ARITH.match(r["prompt"][0]["content"]) for _ in range(cfg.arith_repeat - 1)]
     random.Random(cfg.train_seed).shuffle(rows)
     return rows

@@ -154,6 +154,40 @@ class Chain:
                      f"{a} {op1} {b} = {s1}. {s1} {op2} {c} = {s2}.\n#### {s2}"])
 
 
+class OpaqueChain:
+    """A two-step chain whose operation words are made up for each item ("Start with 12, vosk 5, then pelm 3.
+    What is the result?"), so that only its reference's worked lines say what each step does: a source of
+    `paraphrase` practice only (pre-training rows, `build.pretrain_rows`), never a skill of its own, since
+    it cannot be answered without its reference. It teaches the paraphrase step to take the work from the
+    reference rather than solve the question: v4 build 2, practised only on references whose questions state
+    their operations, rewrote a target gold's subtraction as the addition its question suggested to it. Its
+    words are never the target's ("buys", "gives away")."""
+
+    name, kind = "opaque", "general"
+    ASK = ("Start with {a}, {w1} {b}, then {w2} {c}. What is the result?",
+           "{who} has {a} {thing}. {she} {w1}s {b} and then {w2}s {c}. How many {thing} does {her} have now?")
+    ONSETS, VOWELS, CODAS = "bdfklmnprstvz", "aeiou", ("lk", "mp", "nd", "sk", "lm", "sp", "nt", "rb")
+
+    def word(self, rng: random.Random) -> str:
+        return rng.choice(self.ONSETS) + rng.choice(self.VOWELS) + rng.choice(self.CODAS)
+
+    def sample(self, rng: random.Random) -> Item:
+        op1, op2 = rng.choice("+-"), rng.choice("+-")
+        a = rng.randint(2, 30)
+        b = rng.randint(1, 30) if op1 == "+" else rng.randint(1, a - 1)
+        s1 = a + b if op1 == "+" else a - b
+        c = rng.randint(1, 30) if op2 == "+" else rng.randint(1, min(30, s1))
+        w1 = self.word(rng)
+        w2 = next(w for w in iter(lambda: self.word(rng), None) if w != w1)
+        work, gold, s1, s2 = two_steps(a, op1, b, op2, c, (f"{w1.capitalize()}ing {b}", f"Then {w2}ing {c}"))
+        (who, she), thing = rng.choice(NAMES), rng.choice(THINGS)
+        her = {"She": "she", "He": "he"}[she]
+        question = ask(rng, self.ASK, a=a, b=b, c=c, w1=w1, w2=w2, who=who, she=she, her=her, thing=thing)
+        return Item(question, str(s2), house(work, str(s2)), gold,
+                    [f"{a} {op1} {b} {op2} {c} = {s2}, so the answer is {s2}.",
+                     f"{a} {op1} {b} = {s1}. {s1} {op2} {c} = {s2}.\n#### {s2}"])
+
+
 class Reverse:
     name, kind = "reverse", "general"
     ASK = ("Reverse the letters: {fwd}", "Write these letters backwards: {fwd}")
@@ -290,7 +324,7 @@ class Paraphrase:
     name, kind = "paraphrase", "general"
     WEIGHTS = {"arith": 1, "chain": 3, "reverse": 1, "passage": 1, "facts": 1}
 
-    def __init__(self, sources: list[Arith | Chain | Reverse | Passage | Facts]):
+    def __init__(self, sources: list[Arith | Chain | OpaqueChain | Reverse | Passage | Facts]):
         if any(s.kind != "general" for s in sources):
             raise ValueError("paraphrase items are built from general skills only")
         self.sources = sources
