@@ -3,7 +3,7 @@ included), then run again until it finishes; the result is compared with an unin
 
 Each start runs until it has reached the stage the kill aims at and made one to three steps of durable
 progress there (a unit done, rows written, a trainer checkpoint; seeded), and is killed at a random moment up
-to a second later, mid-work; no start may lose progress a kill left, each must add some, and no row may be
+to a quarter second later (a second overshot the short evaluate stage on a fast CPU), mid-work; no start may lose progress a kill left, each must add some, and no row may be
 lost or repeated. The fast test kills 5 times, in generate, paraphrase, train (twice) and evaluate; the
 `slow` one at least 50 times, over several rounds, aimed at every stage with work in it (prints where they
 landed; kills aimed at a stage of a second or less may land in the next).
@@ -89,7 +89,7 @@ def outputs(run: Path, methods: list[str]) -> dict:
 
 def kill_until_done(cfg: Path, run: Path, rng: random.Random, targets: list[str]) -> list[str]:
     """Start; wait until the run has reached the next stage of `targets` (non-decreasing) and made 1 to 3
-    steps of durable progress there (seeded), then SIGKILL it at a random moment up to a second later; once
+    steps of durable progress there (seeded), then SIGKILL it at a random moment up to a quarter second later; once
     per target, then let a last start finish. Every kill lands mid-work, after progress that the next start
     must keep: after each kill the run holds strictly more than after the one before. Returns the stage each
     kill landed in (fewer kills when the run finished first)."""
@@ -107,7 +107,7 @@ def kill_until_done(cfg: Path, run: Path, rng: random.Random, targets: list[str]
                 if (now := progress(run)) != last:
                     seen, last = seen + (STAGES.index(stage_at(run) or "data") >= target), now
             if p.poll() is None:
-                time.sleep(rng.uniform(0, 1))
+                time.sleep(rng.uniform(0, 0.25))
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
                 hit.append(stage_at(run))
