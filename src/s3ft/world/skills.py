@@ -132,6 +132,16 @@ def two_steps(a: int, op1: str, b: int, op2: str, c: int, labels: tuple[str, str
     return f"{worked(a, op1, b)} {worked(s1, op2, c)}", gold, s1, s2
 
 
+def chain_numbers(rng: random.Random) -> tuple[str, str, int, int, int]:
+    """`a op1 b op2 c` in the target task's ranges, every result >= 0: (op1, op2, a, b, c)."""
+    op1, op2 = rng.choice("+-"), rng.choice("+-")
+    a = rng.randint(2, 30)
+    b = rng.randint(1, 30) if op1 == "+" else rng.randint(1, a - 1)
+    s1 = a + b if op1 == "+" else a - b
+    c = rng.randint(1, 30) if op2 == "+" else rng.randint(1, min(30, s1))
+    return op1, op2, a, b, c
+
+
 class Chain:
     """Two-step arithmetic ("What is 12 + 5 - 3?"), all four orders of + and -, in the target task's
     ranges: the multi-step worked answer the paraphrase skill practises on, and every digit step the target
@@ -141,11 +151,7 @@ class Chain:
     ASK = ("What is {a} {op1} {b} {op2} {c}?", "Start with {a}, {w1} {b}, then {w2} {c}. What is the result?")
 
     def sample(self, rng: random.Random) -> Item:
-        op1, op2 = rng.choice("+-"), rng.choice("+-")
-        a = rng.randint(2, 30)
-        b = rng.randint(1, 30) if op1 == "+" else rng.randint(1, a - 1)
-        s1 = a + b if op1 == "+" else a - b
-        c = rng.randint(1, 30) if op2 == "+" else rng.randint(1, min(30, s1))
+        op1, op2, a, b, c = chain_numbers(rng)
         labels = (f"{OP_WORDS[op1][0]} {b}", f"Then {OP_WORDS[op2][0].lower()} {c}")
         work, gold, s1, s2 = two_steps(a, op1, b, op2, c, labels)
         question = ask(rng, self.ASK, a=a, op1=op1, b=b, op2=op2, c=c, w1=OP_WORDS[op1][1], w2=OP_WORDS[op2][1])
@@ -172,11 +178,7 @@ class OpaqueChain:
         return rng.choice(self.ONSETS) + rng.choice(self.VOWELS) + rng.choice(self.CODAS)
 
     def sample(self, rng: random.Random) -> Item:
-        op1, op2 = rng.choice("+-"), rng.choice("+-")
-        a = rng.randint(2, 30)
-        b = rng.randint(1, 30) if op1 == "+" else rng.randint(1, a - 1)
-        s1 = a + b if op1 == "+" else a - b
-        c = rng.randint(1, 30) if op2 == "+" else rng.randint(1, min(30, s1))
+        op1, op2, a, b, c = chain_numbers(rng)
         w1 = self.word(rng)
         w2 = next(w for w in iter(lambda: self.word(rng), None) if w != w1)
         work, gold, s1, s2 = two_steps(a, op1, b, op2, c, (f"{w1.capitalize()}ing {b}", f"Then {w2}ing {c}"))
