@@ -160,3 +160,75 @@ def test_accuracy_by_kind_of_target_problem(tmp_path):
                        "sft": {"buy-give": 0.5, "buy-buy": 1.0, "give-give": 0.5}}
     write_jsonl(stage_root(runs[0], "data") / "test.jsonl", [{"id": "a", "question": "What is 2 + 2?"}])
     assert accuracy_by_kind(runs, ["base"]) is None  # not the world's target task
+
+
+def test_summary_states_each_precondition_of_the_protocol_for_a_world_base(tmp_path):
+    """Precondition 1 from the base's pretrain.json (what the protocol recorded there), 2-5 from the demo's
+    own numbers, each with its bound; a base with no world record gets no precondition section."""
+    import json
+
+    from s3ft.world.protocol import preconditions
+
+    runs = {0: report(0.12, 0.2, -0.02, -0.1), 1: report(0.06, 0.2, -0.03, -0.1)}  # SFT: +9 points, -2.5
+    for r in runs.values():
+        r["model"] = str(tmp_path)
+        r["methods"]["s3ft"].update(composition={"n": 10, "counts": {"self": 2, "paraphrase": 4, "gold": 4},
+                                                 "percent": {}, "near_copies": 0},
+                                    train={"trainable_share_non_embedding": 1.0})
+    s = summarize(runs)
+    s["train_setting"] = {"mode": "full", "learning_rate": 1e-4, "epochs": 2}
+    assert preconditions(s) is None  # no pretrain.json: not a world base
+    record = {"checks": {"passed": True}, "protocol": {"precondition_1": {
+        "base": 1.0, "sft_all_gold": 0.9567, "sft_buy-buy_gold_only": 0.7, "holds": False}}}
+    (tmp_path / "pretrain.json").write_text(json.dumps(record))
+    p = preconditions(s)
+    assert list(p) == ["1", "2", "3", "4", "5"]
+    assert p["1"]["holds"] is False and "on buy-buy gold only 70.0%" in p["1"]["measured"]
+    assert p["2"]["holds"] is False and p["2"]["measured"] == "+9.0 points" and "mean of 2 seeds" in p["2"]["what"]
+    assert p["3"] == {**p["3"], "measured": "4 of 8 (50.0%)", "holds": True}
+    assert p["4"]["holds"] is False and "-2.5 points, smaller than 3 points" in p["4"]["measured"]
+    assert p["5"]["holds"] is True and "100.00% of the non-embedding weights" in p["5"]["measured"]
+    s["train_setting"]["learning_rate"] = 1e-3  # full fine-tuning above the grid's rates
+    assert preconditions(s)["5"]["holds"] is False
+    s["preconditions"] = p
+    md = summary_markdown(s)
+    assert "1. fine-tuning keeps the kind the base solves" in md and md.count("**does not hold**") == 3
+    del record["protocol"]
+    (tmp_path / "pretrain.json").write_text(json.dumps(record))
+    assert preconditions(s)["1"]["holds"] is None and "not measured" in preconditions(s)["1"]["measured"]
+
+
+def test_the_frozen_setting_is_read_from_the_demo_config_and_the_outcome_recorded_in_the_base(tmp_path):
+    import json
+
+    from s3ft.world.protocol import frozen_setting, record_in_base
+
+    cfg = load_config(DEMO_CONFIG)
+    assert frozen_setting(DEMO_CONFIG) == {"mode": cfg.train.mode, "learning_rate": cfg.train.learning_rate,
+                                           "epochs": cfg.train.epochs}
+    (tmp_path / "pretrain.json").write_text(json.dumps({"steps": 3000}))
+    summary = {"rule": "frozen: ...", "chosen": "full-lr0.0001-ep2", "precondition_1": {"holds": True},
+               "grid": [{"name": "full-lr0.0001-ep2", "setting": {"mode": "full"}}]}
+    record_in_base(summary, tmp_path, "g/grid.json")
+    info = json.loads((tmp_path / "pretrain.json").read_text())
+    assert info == {"steps": 3000, "protocol": {"grid": "g/grid.json", "rule": "frozen", "chosen": "full-lr0.0001-ep2",
+                                                "setting": {"mode": "full"}, "precondition_1": {"holds": True}}}
+
+
+def test_methods_whose_training_sets_are_identical_in_every_seed_are_named_together(tmp_path):
+    from s3ft.demo import identical_training_sets
+    from s3ft.rundir import stage_root, write_jsonl
+
+    def rows(targets, source):
+        return [{"id": str(i), "prompt": [{"role": "user", "content": f"q{i}"}],
+                 "completion": [{"role": "assistant", "content": t}], "source": source} for i, t in enumerate(targets)]
+
+    runs = [tmp_path / "seed-0", tmp_path / "seed-1"]
+    for run in runs:
+        sel = stage_root(run, "select")
+        write_jsonl(sel / "sft" / "train.jsonl", rows(["gold a", "gold b"], "gold"))
+        write_jsonl(sel / "sdft" / "train.jsonl", rows(["mine a", "mine b"], "paraphrase"))
+        write_jsonl(sel / "s3ft" / "train.jsonl", rows(["mine a", "mine b"], "self"))  # provenance may differ
+    assert identical_training_sets(runs, ["sft", "sdft", "s3ft", "ssr"]) == [["sdft", "s3ft"]]  # ssr: no set
+    write_jsonl(stage_root(runs[1], "select") / "s3ft" / "train.jsonl", rows(["mine a", "mine c"], "self"))
+    assert identical_training_sets(runs, ["sft", "sdft", "s3ft"]) == []  # one seed differs: not the same

@@ -11,6 +11,7 @@ else from `evaluate.general`.
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 from pathlib import Path
@@ -26,22 +27,35 @@ DEMO_CONFIG = Path(PACKAGE_DIR) / "configs" / "world.yaml"
 def demo(seeds: list[int], run_dir: str = "runs/world", overrides: list[str] = (), config: Path = DEMO_CONFIG) -> Path:
     from s3ft.pipeline import run
 
-    reports = {}
     for seed in seeds:
         cfg = load_config(config, [*overrides, f"seed={seed}", f"run_dir={run_dir}/seed-{seed}",
                                    f"cache.path={run_dir}/cache.sqlite"])
         log.info("seed %d: %s", seed, cfg.run_dir)
         run(cfg)
-        reports[seed] = read_json(stage_root(Path(cfg.run_dir), "report") / "metrics.json")
+    return write_summary(Path(run_dir), seeds, cfg)
+
+
+def write_summary(out: Path, seeds: list[int], cfg) -> Path:
+    """`summary.md`, `summary.json` and `summary.png` in `out` from the finished runs `out/seed-<n>/`; `cfg`
+    is one of their configs (the training setting, the same in every seed)."""
+    from s3ft.world.protocol import preconditions
+
+    reports = {seed: read_json(stage_root(out / f"seed-{seed}", "report") / "metrics.json") for seed in seeds}
     summary = summarize(reports)
-    out = Path(run_dir)
+    t = cfg.train
+    summary["train_setting"] = {"mode": t.mode, "learning_rate": t.learning_rate, "epochs": t.epochs} | (
+        {"lora_r": t.lora_r, "lora_alpha": t.lora_alpha} if t.mode == "lora" else {})
     curve_seed = next((seed for seed, r in reports.items() if any(v.get("curve") for v in r["methods"].values())),
                       None)
     if curve_seed is not None:
         summary["curves"] = {"seed": curve_seed, "plot": f"seed-{curve_seed}/09_report/curves.png"}
-    summary["seconds_by_stage"] = seconds_by_stage([Path(run_dir) / f"seed-{seed}" for seed in seeds])
-    if by_kind := accuracy_by_kind([Path(run_dir) / f"seed-{seed}" for seed in seeds],
-                                   ["base", *summary["methods"]]):
+    runs = [out / f"seed-{seed}" for seed in seeds]
+    summary["seconds_by_stage"] = seconds_by_stage(runs)
+    if checks := preconditions(summary):
+        summary["preconditions"] = checks
+    if same := identical_training_sets(runs, list(summary["methods"])):
+        summary["identical_training_sets"] = same
+    if by_kind := accuracy_by_kind(runs, ["base", *summary["methods"]]):
         summary["accuracy_by_kind"] = by_kind
     write_json_atomic(out / "summary.json", summary)
     (out / "summary.md").write_text(summary_markdown(summary))
@@ -61,6 +75,29 @@ def seconds_by_stage(run_dirs: list[Path]) -> dict[str, float]:
             for m in stage_root(run_dir, stage).rglob("manifest.json"):
                 total[stage] = round(total.get(stage, 0.0) + (read_json(m) or {}).get("seconds", 0.0), 1)
     return total
+
+
+def identical_training_sets(run_dirs: list[Path], methods: list[str]) -> list[list[str]]:
+    """Groups of methods whose training sets held the same prompt and target on every row in every run
+    (they then train the same model, seed for seed): e.g. SDFT and S3FT where the base's paraphrase of
+    each gold it already answered right is its own answer, word for word."""
+    from s3ft.rundir import read_jsonl
+
+    def targets(method: str) -> list | None:
+        rows = []
+        for run_dir in run_dirs:
+            path = stage_root(run_dir, "select") / method / "train.jsonl"
+            if not path.is_file():
+                return None
+            rows.append(sorted((r["id"], json.dumps(r["prompt"]), json.dumps(r["completion"]))
+                               for r in read_jsonl(path)))
+        return rows
+
+    groups: dict[str, list[str]] = {}
+    for m in methods:
+        if (t := targets(m)) is not None:
+            groups.setdefault(json.dumps(t), []).append(m)
+    return [g for g in groups.values() if len(g) > 1]
 
 
 def accuracy_by_kind(run_dirs: list[Path], models: list[str]) -> dict | None:
@@ -160,6 +197,15 @@ def summary_markdown(summary: dict) -> str:
         lines.append("")
     if (v := verdict(summary)) is not None:
         lines += [v, ""]
+    for group in summary.get("identical_training_sets", []):
+        lines += [f"{' and '.join(group)} trained on identical training sets (every row's prompt and target, "
+                  "every seed), so they trained the same model: their rows above are one result.", ""]
+    if checks := summary.get("preconditions"):
+        lines += ["Preconditions of the world's protocol (docs/world.md), on this base:", ""]
+        lines += [f"{n}. {c['what']}: {c['measured']}: "
+                  + {True: "holds", False: "**does not hold**", None: "not known"}[c["holds"]] + "."
+                  for n, c in checks.items()]
+        lines.append("")
     if secs := summary.get("seconds_by_stage"):
         lines += ["Time per stage, all seeds (s): " + ", ".join(f"{k} {v:.0f}" for k, v in secs.items() if v)
                   + f"; total {sum(secs.values()):.0f} s.", ""]
@@ -234,13 +280,16 @@ def summary_plot(summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    labels: dict[tuple[float, float], list[str]] = {}  # methods at the same point share one label: "sdft = s3ft"
     for m, v in summary["methods"].items():
         g, f = v["gain"], v["general_change"]
         if g["mean"] is None or f["mean"] is None:
             continue
         ax.errorbar(100 * f["mean"], 100 * g["mean"], xerr=100 * (f["std"] or 0), yerr=100 * (g["std"] or 0),
                     fmt="o", capsize=3)
-        ax.annotate(m, (100 * f["mean"], 100 * g["mean"]), textcoords="offset points", xytext=(6, 4), fontsize=9)
+        labels.setdefault((round(100 * f["mean"], 1), round(100 * g["mean"], 1)), []).append(m)
+    for (x, y), names in labels.items():
+        ax.annotate(" = ".join(names), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
     ax.axhline(0, color="gray", lw=0.6)
     ax.axvline(0, color="gray", lw=0.6)
     ax.set_xlabel("change on general skills (points; < 0 is forgetting)")

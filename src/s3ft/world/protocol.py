@@ -114,14 +114,19 @@ def kept_kind_train(out: Path) -> Path:
     return path
 
 
-def grid(out: Path, base: str | None = None, settings: list[dict] = GRID, extra_overrides: list[str] = ()) -> dict:
+def grid(out: Path, base: str | None = None, settings: list[dict] = GRID, extra_overrides: list[str] = (),
+         frozen: bool = False) -> dict:
     """Run `settings` (the pre-registered `GRID`; another list only to test this code), choose, and check
-    precondition 1 at the choice. `extra_overrides` (e.g. data limits) are for tests too."""
+    precondition 1 at the choice. `extra_overrides` (e.g. data limits) are for tests too. `frozen`: one
+    setting, already chosen (the frozen demo config's, on another base): no rule, precondition 1 at it."""
     out.mkdir(parents=True, exist_ok=True)
+    if frozen and len(settings) != 1:
+        raise ValueError("a frozen protocol runs exactly one setting")
     results = [sft_run(out, setting_name(s), s, base, extra_overrides=extra_overrides) for s in settings]
     base_scores = results[0]["base"]
-    chosen = choose(results, base_scores["by_kind"][KEPT_KIND])
-    summary = {"base_model": base or "shipped", "grid": results, "base": base_scores, "rule": choose.__doc__,
+    chosen = results[0] if frozen else choose(results, base_scores["by_kind"][KEPT_KIND])
+    summary = {"base_model": base or "shipped", "grid": results, "base": base_scores,
+               "rule": "frozen: the demo config's setting, chosen on another base" if frozen else choose.__doc__,
                "chosen": chosen and chosen["name"]}
     if chosen:
         only = sft_run(out, f"{chosen['name']}-{KEPT_KIND}-only", chosen["setting"], base, str(kept_kind_train(out)),
@@ -137,6 +142,87 @@ def grid(out: Path, base: str | None = None, settings: list[dict] = GRID, extra_
     (out / "grid.md").write_text(markdown(summary))
     log.info("chosen: %s", summary["chosen"])
     return summary
+
+
+def frozen_setting(config: Path) -> dict:
+    """The setting the demo config `config` trains with, in the grid's keys (what `--apply` froze there)."""
+    from s3ft.config import load_config
+
+    train = load_config(config).train
+    keys = ("mode", "lora_r", "lora_alpha", "learning_rate", "epochs") if train.mode == "lora" else (
+        "mode", "learning_rate", "epochs")
+    return {k: getattr(train, k) for k in keys}
+
+
+def record_in_base(summary: dict, base: Path, grid_json: str) -> None:
+    """Write the protocol's outcome on `base` (its choice and precondition 1) into the base's `pretrain.json`
+    as `protocol`, beside the checks of its build, so that whatever runs on the base can read it."""
+    path = base / "pretrain.json"
+    info = json.loads(path.read_text()) if path.is_file() else {}
+    info["protocol"] = {"grid": grid_json, "rule": "frozen" if summary["rule"].startswith("frozen") else "grid",
+                        "chosen": summary["chosen"],
+                        "setting": next((r["setting"] for r in summary["grid"] if r["name"] == summary["chosen"]),
+                                        None),
+                        "precondition_1": summary.get("precondition_1")}
+    path.write_text(json.dumps(info, indent=2) + "\n")
+
+
+GAIN_MIN = 0.10
+"""Precondition 2: SFT gains at least 10 points in-domain (test split, mean over the demo's seeds)."""
+FORGETTING_VISIBLE = 0.03
+"""Precondition 4: an SFT general-skill change smaller than 3 points is said to be too small to compare by."""
+
+
+def preconditions(summary: dict) -> dict | None:
+    """The protocol's preconditions (docs/world.md) as the demo measured them: {number: {what, measured,
+    holds}}. 1 comes from the base's `pretrain.json` (`protocol`, written by this module's CLI), the rest from
+    the demo's own numbers. None for a base that is not a world base (no `checks` in a `pretrain.json`)."""
+    from s3ft.rundir import read_json
+
+    info = read_json(Path(summary["model"]) / "pretrain.json") or {}
+    if "checks" not in info:
+        return None
+    out: dict[str, dict] = {}
+    p1 = (info.get("protocol") or {}).get("precondition_1")
+    out["1"] = {"what": f"fine-tuning keeps the kind the base solves ({KEPT_KIND}, validation; at most "
+                        f"{100 * KEEP_MARGIN:.0f} points lost, SFT on all gold and on {KEPT_KIND} gold only)",
+                "measured": (f"base {_pct(p1['base'])}%, SFT on all gold {_pct(p1['sft_all_gold'])}%, on "
+                             f"{KEPT_KIND} gold only {_pct(p1[f'sft_{KEPT_KIND}_gold_only'])}%") if p1 else
+                "not measured on this base (python -m s3ft.world.protocol)",
+                "holds": p1["holds"] if p1 else None}
+    methods = summary["methods"]
+    if sft := methods.get("sft"):
+        gain, change = sft["gain"]["mean"], sft["general_change"]["mean"]
+        n = sft["gain"]["n"]
+        out["2"] = {"what": f"SFT learns the task (in-domain gain at least +{100 * GAIN_MIN:.0f} points, test, "
+                            f"mean of {n} seed{'s' * (n != 1)})",
+                    "measured": "–" if gain is None else f"{100 * gain:+.1f} points",
+                    "holds": None if gain is None else gain >= GAIN_MIN - 1e-9}
+        out["4"] = {"what": "forgetting is measurable (SFT's mean general-skill change)",
+                    "measured": "–" if change is None else f"{100 * change:+.1f} points" + (
+                        f", smaller than {100 * FORGETTING_VISIBLE:.0f} points: SFT forgets little here, so "
+                        "differences in forgetting are small ones" if abs(change) < FORGETTING_VISIBLE else ""),
+                    "holds": None if change is None else abs(change) >= FORGETTING_VISIBLE}
+    comp = (methods.get("s3ft") or {}).get("composition") or {}
+    if "counts" in comp:
+        wrong = comp["n"] - comp["counts"]["self"]
+        accepted = comp["counts"]["paraphrase"]
+        out["3"] = {"what": "the paraphrase step works (of the training rows the base gets wrong, at least half "
+                            "train on an accepted paraphrase that is not a near-copy of the gold)",
+                    "measured": f"{accepted} of {wrong}" + (f" ({100 * accepted / wrong:.1f}%)" if wrong else ""),
+                    "holds": accepted >= wrong / 2 if wrong else None}
+    setting, share = summary.get("train_setting") or {}, next(
+        (v.get("trainable_share_non_embedding") for v in methods.values()
+         if v.get("trainable_share_non_embedding") is not None), None)
+    if setting and share is not None:
+        small = (share <= 0.01 + 1e-9 if setting.get("mode") == "lora"
+                 else setting.get("learning_rate", 1) <= max(g["learning_rate"] for g in GRID if g["mode"] == "full"))
+        out["5"] = {"what": "update capacity like real use (LoRA training at most 1% of the non-embedding "
+                            "weights, or full fine-tuning at a small learning rate)",
+                    "measured": f"{setting.get('mode')} fine-tuning at lr {setting.get('learning_rate'):g}, "
+                                f"{100 * share:.2f}% of the non-embedding weights trained",
+                    "holds": small}
+    return dict(sorted(out.items()))
 
 
 def failed_base_checks(base: Path | None) -> list[str]:
@@ -204,10 +290,14 @@ def main() -> None:
     p.add_argument("--base", help="base model directory (default: the shipped one)")
     p.add_argument("--allow-failed-base", action="store_true",
                    help="run even where the base's pretrain.json says it failed its checks")
-    p.add_argument("--apply", type=Path, metavar="CONFIG",
-                   help="write the chosen setting into CONFIG's train block (the demo's: src/s3ft/configs/world.yaml)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--apply", type=Path, metavar="CONFIG",
+                     help="write the chosen setting into CONFIG's train block (the demo's: src/s3ft/configs/world.yaml)")
+    how.add_argument("--frozen", type=Path, metavar="CONFIG",
+                     help="run no grid: only CONFIG's frozen setting, and precondition 1 at it (for another base)")
     args = p.parse_args()
     from s3ft.cli import setup_logging
+    from s3ft.config import PACKAGE_DIR
 
     setup_logging()
     if failed := failed_base_checks(Path(args.base) if args.base else None):
@@ -215,8 +305,14 @@ def main() -> None:
         if not args.allow_failed_base:
             raise SystemExit(f"{msg}. The protocol is for a base that passes them (--allow-failed-base to run anyway)")
         log.warning("%s; running anyway (--allow-failed-base)", msg)
-    summary = grid(args.out_dir, args.base)
+    if args.frozen:
+        summary = grid(args.out_dir, args.base, [frozen_setting(args.frozen)], frozen=True)
+    else:
+        summary = grid(args.out_dir, args.base)
     print(markdown(summary))
+    base = Path(args.base) if args.base else Path(PACKAGE_DIR) / "data" / "world_model"
+    record_in_base(summary, base, str(args.out_dir / "grid.json"))
+    print(f"recorded the outcome in {base / 'pretrain.json'} (protocol)")
     if args.apply:
         apply_choice(summary, args.apply, str(args.out_dir / "grid.json"))
         print(f"wrote the chosen setting ({summary['chosen']}) into {args.apply}")
