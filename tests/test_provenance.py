@@ -276,3 +276,20 @@ def test_the_status_table_shows_child_process_memory_only_where_a_unit_had_child
     assert table[1].split()[:6] == ["generate", "done", "2.0", "2.0", "310.5", "2048.0"]
     assert table[2].split()[:6] == ["select/sft", "todo", "-", "-", "-", "-"]
     assert "child" not in _status_table(rows[1:])
+
+
+def test_gpus_and_the_driver_cuda_are_read_from_nvml_without_torch(monkeypatch):
+    """Where the GPU work runs in child processes, the pipeline process has no CUDA of its own: the GPUs and
+    the driver's CUDA version come from NVML (here a stand-in), and nothing where NVML sees no GPU."""
+    from types import SimpleNamespace
+
+    from s3ft import provenance, rundir
+
+    nvml = SimpleNamespace(nvmlDeviceGetCount=lambda: 2, nvmlDeviceGetHandleByIndex=lambda i: i,
+                           nvmlDeviceGetName=lambda h: [b"NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3"][h],
+                           nvmlSystemGetCudaDriverVersion=lambda: 12040)
+    monkeypatch.setattr(rundir, "_nvml", lambda: nvml)
+    assert provenance.gpus_seen() == {"gpus": ["NVIDIA H100 80GB HBM3"] * 2, "cuda_driver": "12.4"}
+    assert versions()["gpus"] == ["NVIDIA H100 80GB HBM3"] * 2
+    monkeypatch.setattr(rundir, "_nvml", lambda: None)
+    assert provenance.gpus_seen() == {} and "gpus" not in versions()

@@ -113,6 +113,26 @@ def versions() -> dict[str, Any]:
         out["cuda"] = torch.version.cuda
         if torch.cuda.is_initialized():
             out["gpu"] = torch.cuda.get_device_name()
+    out.update(gpus_seen())
+    return out
+
+
+def gpus_seen() -> dict[str, Any]:
+    """The GPUs of this machine and the CUDA version of its driver, from NVML (`nvidia-ml-py`) without torch, so
+    that a stage whose GPU work runs in child processes (a vLLM engine, `accelerate launch`) records them too:
+    {"gpus": [names], "cuda_driver": "12.4"}; {} where NVML or a GPU is not there."""
+    from s3ft.rundir import _nvml
+
+    nvml, out = _nvml(), {}
+    if nvml is None:
+        return out
+    try:
+        names = [nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i)) for i in range(nvml.nvmlDeviceGetCount())]
+        out["gpus"] = [n.decode() if isinstance(n, bytes) else n for n in names]
+        v = nvml.nvmlSystemGetCudaDriverVersion()  # e.g. 12040
+        out["cuda_driver"] = f"{v // 1000}.{v % 1000 // 10}"
+    except Exception:  # noqa: BLE001 - an NVML call this driver lacks: record what was read
+        pass
     return out
 
 
