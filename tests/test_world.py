@@ -672,3 +672,22 @@ def test_the_chosen_setting_is_written_into_the_demo_configs_train_block(tmp_pat
     assert "lora_r" not in config.read_text() and config.read_text().count("# chosen by the world's protocol:") == 1
     with pytest.raises(SystemExit, match="no setting was chosen"):
         apply_choice({"chosen": None, "grid": []}, config, "g.json")
+
+
+def test_a_rebuild_matches_within_3_points_per_skill_and_5_per_target_kind():
+    from s3ft.world.score import rebuild_table
+
+    shipped = {"scores": {"arith": 1.0, "chain": 0.97, "shop": 0.33},
+               "shop_by_kind": {"buy-buy": 1.0, "buy-give": 0.0}, "paraphrase_step": {"share_of_wrong": 0.99}}
+    near = {"scores": {"arith": 0.97, "chain": 1.0, "shop": 0.3},
+            "shop_by_kind": {"buy-buy": 0.95, "buy-give": 0.05}, "paraphrase_step": {"share_of_wrong": 0.5}}
+    table, ok = rebuild_table(shipped, near)
+    assert ok and "| skill arith | 100.0 | 97.0 | -3.0 | 3 | yes |" in table and "skill shop" not in table
+    assert "| shop buy-give | 0.0 | 5.0 | +5.0 | 5 | yes |" in table
+    assert "| paraphrase step: share of wrong rows accepted | 99.0 | 50.0 | -49.0 | – | – |" in table  # reported
+    for key, path, value in (("skill chain", ("scores", "chain"), 0.93), ("shop buy-buy", ("shop_by_kind", "buy-buy"), 0.94),
+                             ("skill arith", ("scores", "arith"), None)):
+        far = json.loads(json.dumps(near))
+        far[path[0]][path[1]] = value
+        table, ok = rebuild_table(shipped, far)
+        assert not ok and f"| {key} |" in table and table.count("**no**") == 1

@@ -9,7 +9,9 @@ the world's prompts, judged by the world's final-answer judge:
   get a paraphrase the judge accepts that is not a near-copy of the gold (`s3ft.nearcopy`), and the mean
   NLL per token under the model of those paraphrases against the gold's;
 - `record`: all three from one load of the model, and `base_checks`: whether the model passes the checks
-  a world base must pass before the protocol runs on it.
+  a world base must pass before the protocol runs on it;
+- `rebuild_table`: whether a rebuilt base (another training seed) matches the shipped one, from the two
+  `pretrain.json` files: `python -m s3ft.world.score REBUILT_DIR [--shipped DIR]`.
 """
 
 from __future__ import annotations
@@ -184,3 +186,56 @@ def base_checks(scores: dict) -> dict:
     out["paraphrase share_of_wrong"] = check(scores["paraphrase_step"]["share_of_wrong"],
                                              b["paraphrase_share_min"], True)
     return {**out, "passed": all(c["ok"] for c in out.values())}
+
+
+REBUILD_TOLERANCE = {"skill": 0.03, "kind": 0.05}
+"""A rebuild matches the shipped base within 3 points per general skill and 5 per target kind (test splits)."""
+
+
+def rebuild_table(shipped: dict, rebuilt: dict) -> tuple[str, bool]:
+    """Markdown table comparing two bases' `pretrain.json` records (test-split scores per general skill and
+    per target kind, the paraphrase step), and whether every difference is within `REBUILD_TOLERANCE`."""
+    from s3ft.world.protocol import _pct as pct
+
+    rows, ok = [], True
+
+    def row(name: str, a: float | None, b: float | None, tol: float | None) -> None:
+        nonlocal ok
+        diff = None if a is None or b is None else b - a
+        good = None if tol is None else diff is not None and abs(diff) <= tol + 1e-9
+        ok &= good is not False
+        rows.append(f"| {name} | {pct(a)} | {pct(b)} | " + ("–" if diff is None else f"{100 * diff:+.1f}")
+                    + " | " + ("–" if tol is None else f"{100 * tol:.0f}") + " | "
+                    + {True: "yes", False: "**no**", None: "–"}[good] + " |")
+
+    for k in shipped["scores"]:
+        if k != "shop":
+            row(f"skill {k}", shipped["scores"][k], rebuilt["scores"].get(k), REBUILD_TOLERANCE["skill"])
+    for k in shipped["shop_by_kind"]:
+        row(f"shop {k}", shipped["shop_by_kind"][k], rebuilt["shop_by_kind"].get(k), REBUILD_TOLERANCE["kind"])
+    row("paraphrase step: share of wrong rows accepted", shipped["paraphrase_step"]["share_of_wrong"],
+        (rebuilt.get("paraphrase_step") or {}).get("share_of_wrong"), None)
+    head = ["| score (test split) | shipped % | rebuilt % | difference (pts) | tolerance (pts) | within |",
+            "|---|---|---|---|---|---|"]
+    return "\n".join(head + rows) + "\n", ok
+
+
+def main() -> None:
+    import argparse
+
+    from s3ft.config import PACKAGE_DIR
+
+    p = argparse.ArgumentParser(prog="python -m s3ft.world.score",
+                                description="compare a rebuilt world base with the shipped one (their pretrain.json)")
+    p.add_argument("rebuilt", type=Path, help="the rebuilt base's directory, or its pretrain.json")
+    p.add_argument("--shipped", type=Path, default=Path(PACKAGE_DIR) / "data" / "world_model",
+                   help="the base to compare with (default: the shipped one), or its pretrain.json")
+    args = p.parse_args()
+    shipped, rebuilt = (json.loads((d / "pretrain.json" if d.is_dir() else d).read_text())
+                        for d in (args.shipped, args.rebuilt))
+    table, ok = rebuild_table(shipped, rebuilt)
+    print(table + ("\nA rebuild: every score within its tolerance." if ok else "\nNot a rebuild: a score is outside its tolerance."))
+
+
+if __name__ == "__main__":
+    main()
