@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from s3ft.config import PACKAGE_DIR, load_config
 from s3ft.demo import DEMO_CONFIG, summarize, summary_markdown, summary_plot
 
@@ -125,6 +127,14 @@ def test_shortened_demo_through_the_cli(tmp_path):
     assert summary["curves"] == {"seed": 0, "plot": "seed-0/09_report/curves.png"}  # seed 0 only
     assert (tmp_path / "w" / "seed-0" / "09_report" / "curves.png").is_file()
     assert not (tmp_path / "w" / "seed-1" / "09_report" / "curves.png").exists()
+    # the shipped base is a world base: the protocol's preconditions, 1 as recorded in its pretrain.json at the
+    # frozen setting; where that is not this shortened run's (1 epoch), not known here
+    pre, frozen = summary["preconditions"], load_config(DEMO_CONFIG).train
+    assert list(pre) == ["1", "2", "3", "4", "5"] and "- Precondition 2, SFT learns the task" in md
+    assert summary["train_setting"] == {"mode": frozen.mode, "learning_rate": frozen.learning_rate, "epochs": 1}
+    if frozen.epochs != 1:
+        assert pre["1"]["holds"] is None and "not this run's setting" in pre["1"]["measured"]
+    assert "identical_training_sets" not in summary  # SFT trains on gold, S3FT mostly on the base's own answers
 
 
 def test_summary_states_the_trainable_share_and_the_paraphrase_step():
@@ -186,13 +196,29 @@ def test_summary_states_each_precondition_of_the_protocol_for_a_world_base(tmp_p
     assert p["1"]["holds"] is False and "on buy-buy gold only 70.0%" in p["1"]["measured"]
     assert p["2"]["holds"] is False and p["2"]["measured"] == "+9.0 points" and "mean of 2 seeds" in p["2"]["what"]
     assert p["3"] == {**p["3"], "measured": "4 of 8 (50.0%)", "holds": True}
-    assert p["4"]["holds"] is False and "-2.5 points, smaller than 3 points" in p["4"]["measured"]
+    assert p["4"]["holds"] is False and "-2.5 points, a loss smaller than 3 points" in p["4"]["measured"]
     assert p["5"]["holds"] is True and "100.00% of the non-embedding weights" in p["5"]["measured"]
     s["train_setting"]["learning_rate"] = 1e-3  # full fine-tuning above the grid's rates
     assert preconditions(s)["5"]["holds"] is False
     s["preconditions"] = p
     md = summary_markdown(s)
-    assert "1. fine-tuning keeps the kind the base solves" in md and md.count("**does not hold**") == 3
+    assert "- Precondition 1, fine-tuning keeps the kind the base solves" in md and md.count("**does not hold**") == 3
+    gained = summarize({0: report(0.2, 0.2, 0.05, 0.0)} | {1: report(0.2, 0.2, 0.03, 0.0)})
+    gained["model"] = str(tmp_path)
+    assert preconditions(gained)["4"]["holds"] is False  # SFT gained general points: no forgetting to measure
+    assert "SFT forgets nothing here" in preconditions(gained)["4"]["measured"]
+    # precondition 1 measured at another setting than this run's: not known, and said so
+    record["protocol"]["setting"] = {"mode": "full", "learning_rate": 1e-4, "epochs": 2}
+    (tmp_path / "pretrain.json").write_text(json.dumps(record))
+    s["train_setting"] = {"mode": "full", "learning_rate": 1e-4, "epochs": 1}
+    assert preconditions(s)["1"]["holds"] is None
+    assert "at full-lr0.0001-ep2, not this run's setting" in preconditions(s)["1"]["measured"]
+    s["train_setting"]["epochs"] = 2
+    assert preconditions(s)["1"]["holds"] is False
+    record["protocol"] = {"chosen": None, "precondition_1": None}  # the grid kept the base's kind nowhere
+    (tmp_path / "pretrain.json").write_text(json.dumps(record))
+    assert preconditions(s)["1"] == {**preconditions(s)["1"], "holds": False,
+                                     "measured": "no setting of the grid kept buy-buy"}
     del record["protocol"]
     (tmp_path / "pretrain.json").write_text(json.dumps(record))
     assert preconditions(s)["1"]["holds"] is None and "not measured" in preconditions(s)["1"]["measured"]
@@ -201,11 +227,16 @@ def test_summary_states_each_precondition_of_the_protocol_for_a_world_base(tmp_p
 def test_the_frozen_setting_is_read_from_the_demo_config_and_the_outcome_recorded_in_the_base(tmp_path):
     import json
 
-    from s3ft.world.protocol import frozen_setting, record_in_base
+    from s3ft.world.protocol import apply_choice, frozen_setting, record_in_base
 
     cfg = load_config(DEMO_CONFIG)
     assert frozen_setting(DEMO_CONFIG) == {"mode": cfg.train.mode, "learning_rate": cfg.train.learning_rate,
                                            "epochs": cfg.train.epochs}
+    lora = tmp_path / "lora.yaml"
+    lora.write_text(Path(DEMO_CONFIG).read_text())
+    setting = {"mode": "lora", "lora_r": 1, "lora_alpha": 2, "learning_rate": 3e-3, "epochs": 2}
+    apply_choice({"chosen": "l", "grid": [{"name": "l", "setting": setting}]}, lora, "g.json")  # as --apply freezes
+    assert frozen_setting(lora) == {"mode": "lora", "lora_r": 1, "lora_alpha": 2, "learning_rate": 3e-3, "epochs": 2}
     (tmp_path / "pretrain.json").write_text(json.dumps({"steps": 3000}))
     summary = {"rule": "frozen: ...", "chosen": "full-lr0.0001-ep2", "precondition_1": {"holds": True},
                "grid": [{"name": "full-lr0.0001-ep2", "setting": {"mode": "full"}}]}
@@ -230,5 +261,7 @@ def test_methods_whose_training_sets_are_identical_in_every_seed_are_named_toget
         write_jsonl(sel / "sdft" / "train.jsonl", rows(["mine a", "mine b"], "paraphrase"))
         write_jsonl(sel / "s3ft" / "train.jsonl", rows(["mine a", "mine b"], "self"))  # provenance may differ
     assert identical_training_sets(runs, ["sft", "sdft", "s3ft", "ssr"]) == [["sdft", "s3ft"]]  # ssr: no set
+    write_jsonl(stage_root(runs[1], "select") / "s3ft" / "train.jsonl", rows(["mine a", "mine b"], "self")[::-1])
+    assert identical_training_sets(runs, ["sft", "sdft", "s3ft"]) == []  # same rows, another order: another model
     write_jsonl(stage_root(runs[1], "select") / "s3ft" / "train.jsonl", rows(["mine a", "mine c"], "self"))
     assert identical_training_sets(runs, ["sft", "sdft", "s3ft"]) == []  # one seed differs: not the same

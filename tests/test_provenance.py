@@ -293,3 +293,29 @@ def test_gpus_and_the_driver_cuda_are_read_from_nvml_without_torch(monkeypatch):
     assert versions()["gpus"] == ["NVIDIA H100 80GB HBM3"] * 2
     monkeypatch.setattr(rundir, "_nvml", lambda: None)
     assert provenance.gpus_seen() == {} and "gpus" not in versions()
+
+
+def test_a_record_or_card_written_beside_the_weights_changes_no_model_identity(tmp_path):
+    """The world protocol writes its outcome into the base's pretrain.json, and exports write model cards:
+    neither is read when the model loads, so neither makes a stage stale or misses the cache; a file that
+    loading reads does. In a dataset folder the card stays in (its YAML can configure the dataset)."""
+    import os
+
+    from s3ft.backends.hf import weights_id
+    from s3ft.provenance import files_ref
+
+    d = tmp_path / "model"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    (d / "pretrain.json").write_text("{}")
+    before = (files_ref(str(d), model=True), weights_id(str(d)))
+    (d / "pretrain.json").write_text('{"protocol": {"chosen": "x"}}')
+    (d / "README.md").write_text("# card")
+    assert (files_ref(str(d), model=True), weights_id(str(d))) == before
+    (d / "config.json").write_text('{"a": 1}')
+    os.utime(d / "config.json", ns=(1, 1))
+    after = (files_ref(str(d), model=True), weights_id(str(d)))
+    assert after[0] != before[0] and after[1] != before[1]
+    data = files_ref(str(d))  # as a dataset folder
+    (d / "README.md").write_text("---\nconfigs: []\n---\n")
+    assert files_ref(str(d)) != data

@@ -69,6 +69,25 @@ def per_token_gap(a: list[tuple[float, int]], b: list[tuple[float, int]]) -> flo
     return max(abs(x - y) / n for (x, n), (y, _) in zip(a, b, strict=True))
 
 
+def test_a_merged_export_loads_in_vllm_and_generates_what_the_adapter_does(lora_adapter, tmp_path):
+    """What `s3ft export --merge` writes (`merge_adapter`: full weights, tokenizer, chat template, generation
+    config) is a model vLLM loads on its own, with the greedy answers of the base with the adapter. First in
+    the module: its engine is the only one alive (the module's shared `engine` opens later)."""
+    pytest.importorskip("vllm")
+    from s3ft.backends.vllm import VLLMBackend
+    from s3ft.stages.train import merge_adapter
+
+    merge_adapter(ModelConfig(path=str(WORLD_MODEL), dtype="float32"), Path(lora_adapter), tmp_path / "merged")
+    prompts, _ = world_rows(8)
+    params = GenParams(max_new_tokens=48)
+    merged = VLLMBackend(ModelConfig(path=str(tmp_path / "merged"), dtype="float32"), enforce_eager=True,
+                         max_model_len=1024)
+    try:
+        assert merged.generate(prompts, params) == hf(lora_adapter).generate(prompts, params)
+    finally:
+        merged.close()
+
+
 def test_vllm_nll_equals_the_hf_backends():
     """Target NLLs from vLLM's prompt logprobs equal the hf scorer's within 0.01 nats per token (float32), on
     the same tokens; an engine with LoRA on refuses to score (vLLM's prompt logprobs are broken there)."""
@@ -106,24 +125,6 @@ def test_one_engine_serves_every_adapter(engine, lora_adapter):
     assert view.model_id != engine.model_id and "+adapter:" in view.model_id
     view.close()
     assert engine.generate(prompts, params) == base
-
-
-def test_a_merged_export_loads_in_vllm_and_generates_what_the_adapter_does(lora_adapter, tmp_path):
-    """What `s3ft export --merge` writes (`merge_adapter`: full weights, tokenizer, chat template, generation
-    config) is a model vLLM loads on its own, with the greedy answers of the base with the adapter."""
-    pytest.importorskip("vllm")
-    from s3ft.backends.vllm import VLLMBackend
-    from s3ft.stages.train import merge_adapter
-
-    merge_adapter(ModelConfig(path=str(WORLD_MODEL), dtype="float32"), Path(lora_adapter), tmp_path / "merged")
-    prompts, _ = world_rows(8)
-    params = GenParams(max_new_tokens=48)
-    merged = VLLMBackend(ModelConfig(path=str(tmp_path / "merged"), dtype="float32"), enforce_eager=True,
-                         max_model_len=1024)
-    try:
-        assert merged.generate(prompts, params) == hf(lora_adapter).generate(prompts, params)
-    finally:
-        merged.close()
 
 
 def pipeline_config(tmp: Path, backend: str) -> Path:

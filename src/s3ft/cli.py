@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             from s3ft.demo import demo
 
             seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+            if not seeds:
+                raise S3FTError(f"--seeds {args.seeds!r}: give one or more comma-separated seeds, e.g. 0,1,2")
             print(f"summary: {demo(seeds, args.run_dir, args.overrides)}")
         elif args.cmd == "ls":
             print(s3ft.listing())

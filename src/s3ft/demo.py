@@ -78,7 +78,7 @@ def seconds_by_stage(run_dirs: list[Path]) -> dict[str, float]:
 
 
 def identical_training_sets(run_dirs: list[Path], methods: list[str]) -> list[list[str]]:
-    """Groups of methods whose training sets held the same prompt and target on every row in every run
+    """Groups of methods whose training sets held the same prompts and targets in the same order in every run
     (they then train the same model, seed for seed): e.g. SDFT and S3FT where the base's paraphrase of
     each gold it already answered right is its own answer, word for word."""
     from s3ft.rundir import read_jsonl
@@ -89,8 +89,7 @@ def identical_training_sets(run_dirs: list[Path], methods: list[str]) -> list[li
             path = stage_root(run_dir, "select") / method / "train.jsonl"
             if not path.is_file():
                 return None
-            rows.append(sorted((r["id"], json.dumps(r["prompt"]), json.dumps(r["completion"]))
-                               for r in read_jsonl(path)))
+            rows.append([(r["id"], json.dumps(r["prompt"]), json.dumps(r["completion"])) for r in read_jsonl(path)])
         return rows
 
     groups: dict[str, list[str]] = {}
@@ -202,7 +201,7 @@ def summary_markdown(summary: dict) -> str:
                   "every seed), so they trained the same model: their rows above are one result.", ""]
     if checks := summary.get("preconditions"):
         lines += ["Preconditions of the world's protocol (docs/world.md), on this base:", ""]
-        lines += [f"{n}. {c['what']}: {c['measured']}: "
+        lines += [f"- Precondition {n}, {c['what']}: {c['measured']}: "
                   + {True: "holds", False: "**does not hold**", None: "not known"}[c["holds"]] + "."
                   for n, c in checks.items()]
         lines.append("")

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from s3ft.rundir import fingerprint, read_json, write_json_atomic
+from s3ft.rundir import fingerprint, read_json, read_when_loading, write_json_atomic
 from s3ft.tasks.io import looks_like_hub_id
 
 PACKAGES = ("s3ft", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "lm-eval", "vllm")
@@ -50,12 +50,15 @@ def hub_commit(repo_id: str, revision: str | None = None, repo_type: str = "mode
     return commit if _COMMIT.fullmatch(commit) and (folder / "snapshots" / commit).is_dir() else None
 
 
-def files_ref(path: str) -> str | None:
-    """A cheap identity for a local file or directory (names, sizes, mtimes), None for anything else."""
+def files_ref(path: str, model: bool = False) -> str | None:
+    """A cheap identity for a local file or directory (names, sizes, mtimes; in a `model` directory, records and
+    cards that loading never reads are left out: `rundir.read_when_loading`; a dataset's card can configure
+    it, so it stays), None for anything else."""
     p = Path(path)
     if not p.exists():
         return None
-    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*")
+                                           if f.is_file() and (not model or read_when_loading(f.name)))
     return fingerprint([(str(f.relative_to(p.parent)), f.stat().st_size, f.stat().st_mtime_ns) for f in files])
 
 
@@ -71,7 +74,7 @@ class Refs:
     def __call__(self, path: str, revision: str | None = None, repo_type: str = "model") -> str | None:
         key = (path, revision, repo_type)
         if key not in self.known:
-            self.known[key] = files_ref(path)
+            self.known[key] = files_ref(path, model=repo_type == "model")
             if self.known[key] is None and looks_like_hub_id(path):
                 self.hub.add(key)
                 self.known[key] = hub_commit(*key) or self.record.get(_record_key(key))

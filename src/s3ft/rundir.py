@@ -78,6 +78,17 @@ class ChildPeaks:
         return out
 
 
+RECORD_FILES = ("pretrain.json",)
+"""Files in a model folder that describe the model and that loading it never reads (s3ft's world build and
+protocol record), besides Markdown (a model card): left out of the model's identity in fingerprints and cache
+keys, so that writing a record or a card beside the weights makes nothing stale."""
+
+
+def read_when_loading(name: str) -> bool:
+    """Whether a file named `name` in a model folder can change what the loaded model does (not a record)."""
+    return name not in RECORD_FILES and not name.lower().endswith(".md")
+
+
 @functools.cache
 def _nvml():
     """The `pynvml` module, initialised (once), where NVML and a GPU are there; else None."""

@@ -32,10 +32,13 @@ _NEUTRAL_SAMPLING = dict(top_k=0, min_p=0.0, typical_p=1.0, epsilon_cutoff=0.0, 
 
 
 def dir_hash(path: str | Path) -> str:
-    """A short hash of the names, sizes and mtimes of a directory's top-level (non-hidden) files."""
+    """A short hash of the names, sizes and mtimes of a directory's top-level (non-hidden) files, but for
+    records and cards that loading never reads (`rundir.read_when_loading`)."""
+    from s3ft.rundir import read_when_loading
+
     h = hashlib.sha256()
     for p in sorted(Path(path).iterdir()):
-        if p.is_file() and not p.name.startswith("."):
+        if p.is_file() and not p.name.startswith(".") and read_when_loading(p.name):
             st = p.stat()
             h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:12]

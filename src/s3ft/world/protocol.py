@@ -154,6 +154,11 @@ def frozen_setting(config: Path) -> dict:
     return {k: getattr(train, k) for k in keys}
 
 
+def same_setting(a: dict, b: dict) -> bool:
+    """Whether two settings in the grid's keys are the same (keys one of them lacks are not compared)."""
+    return all(a[k] == b[k] for k in a.keys() & b.keys()) and a.get("mode") == b.get("mode")
+
+
 def record_in_base(summary: dict, base: Path, grid_json: str) -> None:
     """Write the protocol's outcome on `base` (its choice and precondition 1) into the base's `pretrain.json`
     as `protocol`, beside the checks of its build, so that whatever runs on the base can read it."""
@@ -183,13 +188,21 @@ def preconditions(summary: dict) -> dict | None:
     if "checks" not in info:
         return None
     out: dict[str, dict] = {}
-    p1 = (info.get("protocol") or {}).get("precondition_1")
+    proto = info.get("protocol") or {}
+    p1, measured_at = proto.get("precondition_1"), proto.get("setting")
+    if p1:
+        measured, holds = (f"base {_pct(p1['base'])}%, SFT on all gold {_pct(p1['sft_all_gold'])}%, on {KEPT_KIND} "
+                           f"gold only {_pct(p1[f'sft_{KEPT_KIND}_gold_only'])}%"), p1["holds"]
+        if measured_at and not same_setting(measured_at, summary.get("train_setting") or {}):
+            measured += f" at {setting_name(measured_at)}, not this run's setting"
+            holds = None
+    elif proto:  # the grid ran and no setting kept the base's kind
+        measured, holds = f"no setting of the grid kept {KEPT_KIND}", False
+    else:
+        measured, holds = "not measured on this base (python -m s3ft.world.protocol)", None
     out["1"] = {"what": f"fine-tuning keeps the kind the base solves ({KEPT_KIND}, validation; at most "
                         f"{100 * KEEP_MARGIN:.0f} points lost, SFT on all gold and on {KEPT_KIND} gold only)",
-                "measured": (f"base {_pct(p1['base'])}%, SFT on all gold {_pct(p1['sft_all_gold'])}%, on "
-                             f"{KEPT_KIND} gold only {_pct(p1[f'sft_{KEPT_KIND}_gold_only'])}%") if p1 else
-                "not measured on this base (python -m s3ft.world.protocol)",
-                "holds": p1["holds"] if p1 else None}
+                "measured": measured, "holds": holds}
     methods = summary["methods"]
     if sft := methods.get("sft"):
         gain, change = sft["gain"]["mean"], sft["general_change"]["mean"]
@@ -198,11 +211,14 @@ def preconditions(summary: dict) -> dict | None:
                             f"mean of {n} seed{'s' * (n != 1)})",
                     "measured": "–" if gain is None else f"{100 * gain:+.1f} points",
                     "holds": None if gain is None else gain >= GAIN_MIN - 1e-9}
-        out["4"] = {"what": "forgetting is measurable (SFT's mean general-skill change)",
+        small = change is not None and change > -FORGETTING_VISIBLE
+        out["4"] = {"what": f"forgetting is measurable (SFT's mean general-skill change, a loss of at least "
+                            f"{100 * FORGETTING_VISIBLE:.0f} points)",
                     "measured": "–" if change is None else f"{100 * change:+.1f} points" + (
-                        f", smaller than {100 * FORGETTING_VISIBLE:.0f} points: SFT forgets little here, so "
-                        "differences in forgetting are small ones" if abs(change) < FORGETTING_VISIBLE else ""),
-                    "holds": None if change is None else abs(change) >= FORGETTING_VISIBLE}
+                        f", a loss smaller than {100 * FORGETTING_VISIBLE:.0f} points: SFT forgets little here, so "
+                        "differences in forgetting are small ones" if small and change < 0 else
+                        ": SFT forgets nothing here" if small else ""),
+                    "holds": None if change is None else not small}
     comp = (methods.get("s3ft") or {}).get("composition") or {}
     if "counts" in comp:
         wrong = comp["n"] - comp["counts"]["self"]
@@ -310,12 +326,15 @@ def main() -> None:
     else:
         summary = grid(args.out_dir, args.base)
     print(markdown(summary))
-    base = Path(args.base) if args.base else Path(PACKAGE_DIR) / "data" / "world_model"
-    record_in_base(summary, base, str(args.out_dir / "grid.json"))
-    print(f"recorded the outcome in {base / 'pretrain.json'} (protocol)")
     if args.apply:
         apply_choice(summary, args.apply, str(args.out_dir / "grid.json"))
         print(f"wrote the chosen setting ({summary['chosen']}) into {args.apply}")
+    base = Path(args.base) if args.base else Path(PACKAGE_DIR) / "data" / "world_model"
+    try:
+        record_in_base(summary, base, str(args.out_dir / "grid.json"))
+        print(f"recorded the outcome in {base / 'pretrain.json'} (protocol)")
+    except OSError as e:  # e.g. an installed package's read-only data: the grid's files have it all
+        print(f"could not record the outcome in {base / 'pretrain.json'} ({e}); it is in {args.out_dir / 'grid.json'}")
 
 
 if __name__ == "__main__":

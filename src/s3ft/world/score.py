@@ -235,6 +235,8 @@ def main() -> None:
                         for d in (args.shipped, args.rebuilt))
     table, ok = rebuild_table(shipped, rebuilt)
     print(table + ("\nA rebuild: every score within its tolerance." if ok else "\nNot a rebuild: a score is outside its tolerance."))
+    if not ok:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
