@@ -420,3 +420,16 @@ def test_an_answer_cut_off_at_max_new_tokens_is_never_a_target(tmp_path):
                                                "accuracy_delta_vs_base": None, "target_nll_per_token": None,
                                                "train": {}}}})
     assert "cut off at max_new_tokens (never a target): s3ft 2." in md
+
+
+def test_methods_with_the_same_learning_curve_share_one_line():
+    from s3ft.stages.report import curve_lines
+
+    base = {"step": 0, "in_domain": 0.3, "general_mean": 1.0}
+    a = [{"step": 10, "in_domain": 0.9, "general_mean": 0.99}]
+    metrics = {"base": {"curve": [base]}, "methods": {"sft": {"curve": [{"step": 10, "in_domain": 0.6}]},
+                                                      "sdft": {"curve": a}, "s3ft": {"curve": [dict(p) for p in a]},
+                                                      "ssr": {}, "x": {"curve": None}}}
+    lines = curve_lines(metrics)
+    assert [names for names, _ in lines] == [["sft"], ["sdft", "s3ft"], ["ssr"], ["x"]]  # no curve: never joined
+    assert lines[1][1] == [base, *a] and lines[2][1] == [base]

@@ -9,6 +9,7 @@ trackers too (`s3ft.trackers`: TensorBoard event files under `09_report/tensorbo
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -264,19 +265,29 @@ def has_curves(metrics: dict) -> bool:
     return any(v.get("curve") for v in metrics["methods"].values())
 
 
+def curve_lines(metrics: dict) -> list[tuple[list[str], list[dict]]]:
+    """The learning curves to draw: (methods, points from the base model's), one per distinct curve, so that
+    methods with the very same curve (e.g. SDFT and S3FT trained on identical sets) share one line."""
+    base = (metrics["base"].get("curve") or [None])[0]
+    lines: dict[str, list[str]] = {}
+    for m, v in metrics["methods"].items():
+        curve = v.get("curve") or []
+        lines.setdefault(json.dumps(curve, sort_keys=True) if curve else f"none:{m}", []).append(m)
+    return [(names, ([base] if base else []) + (metrics["methods"][names[0]].get("curve") or []))
+            for names in lines.values()]
+
+
 def curves_plot(metrics: dict, path: Path) -> str:
     """Learning curves: validation in-domain accuracy and general-skill mean against training step, one line
-    per method, each starting from the base model (step 0)."""
+    per method (methods with identical curves share one, labelled "a = b"), each from the base model (step 0)."""
     import matplotlib.pyplot as plt
 
-    base = (metrics["base"].get("curve") or [None])[0]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for m, v in metrics["methods"].items():
-        pts = ([base] if base else []) + (v.get("curve") or [])
+    for names, pts in curve_lines(metrics):
         for ax, key in zip(axes, ("in_domain", "general_mean"), strict=True):
             xy = [(p["step"], 100 * p[key]) for p in pts if p.get(key) is not None]
             if xy:
-                ax.plot(*zip(*xy, strict=True), marker="o", ms=3, label=m)
+                ax.plot(*zip(*xy, strict=True), marker="o", ms=3, label=" = ".join(names))
     for ax, title in zip(axes, ("in-domain accuracy (validation) %", "general skills, mean (validation) %"),
                          strict=True):
         ax.set_xlabel("training step")
