@@ -52,7 +52,17 @@ def start(cfg: Path) -> subprocess.Popen:
 
 
 def progress(run: Path) -> tuple[int, int, int]:
-    """(units done, rows written, steps saved in trainer checkpoints): what a kill cannot take back."""
+    """(units done, rows written, steps saved in trainer checkpoints): what a kill cannot take back. Read
+    again when the live run removes a file or folder mid-scan (the trainer rotating its checkpoints)."""
+    for _ in range(20):
+        try:
+            return _progress(run)
+        except FileNotFoundError:
+            time.sleep(0.05)
+    return _progress(run)
+
+
+def _progress(run: Path) -> tuple[int, int, int]:
     units = sum(1 for _ in run.rglob("manifest.json"))
     rows = sum(p.read_bytes().count(b"\n") for name in ROWS for p in run.rglob(name) if "checkpoint" not in str(p))
     steps = sum(max((int(c.parent.name.split("-")[1]) for c in d.glob("checkpoint-*/trainer_state.json")), default=0)
