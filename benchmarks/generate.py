@@ -25,12 +25,12 @@ def main() -> None:
     from s3ft.backends.base import GenParams
     from s3ft.backends.hf import HFBackend
     from s3ft.config import ModelConfig
-    from s3ft.world.build import SHIPPED_DIR
+    from s3ft.world.build import SHIPPED_BASE
     from s3ft.world.score import split_rows
 
     torch.set_num_threads(2)
     prompts = [[{"role": "user", "content": r["question"]}] for r in split_rows("shop", "train", args.n)]
-    backend = HFBackend(ModelConfig(path=str(SHIPPED_DIR.parent / "world_model"), dtype="float32"), batch_size=args.batch_size)
+    backend = HFBackend(ModelConfig(path=str(SHIPPED_BASE), dtype="float32"), batch_size=args.batch_size)
     params = GenParams(max_new_tokens=args.max_new_tokens)
     tok, model = backend.tokenizer, backend.model
 

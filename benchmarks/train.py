@@ -37,11 +37,11 @@ def main() -> None:
 
     from s3ft.config import ModelConfig, TrainConfig
     from s3ft.stages.train import train_model
-    from s3ft.world.build import SHIPPED_DIR
+    from s3ft.world.build import SHIPPED_BASE
     from s3ft.world.score import split_rows
 
     torch.set_num_threads(2)
-    model_dir = str(SHIPPED_DIR.parent / "world_model")
+    model_dir = str(SHIPPED_BASE)
     rows = [{"prompt": [{"role": "user", "content": r["question"]}],
              "completion": [{"role": "assistant", "content": r["gold"]}]}
             for r in split_rows("shop", "train", args.rows)]

@@ -38,13 +38,11 @@ def demo(seeds: list[int], run_dir: str = "runs/world", overrides: list[str] = (
 def write_summary(out: Path, seeds: list[int], cfg) -> Path:
     """`summary.md`, `summary.json` and `summary.png` in `out` from the finished runs `out/seed-<n>/`; `cfg`
     is one of their configs (the training setting, the same in every seed)."""
-    from s3ft.world.protocol import preconditions
+    from s3ft.world.protocol import preconditions, setting_of
 
     reports = {seed: read_json(stage_root(out / f"seed-{seed}", "report") / "metrics.json") for seed in seeds}
     summary = summarize(reports)
-    t = cfg.train
-    summary["train_setting"] = {"mode": t.mode, "learning_rate": t.learning_rate, "epochs": t.epochs} | (
-        {"lora_r": t.lora_r, "lora_alpha": t.lora_alpha} if t.mode == "lora" else {})
+    summary["train_setting"] = setting_of(cfg.train)
     curve_seed = next((seed for seed, r in reports.items() if any(v.get("curve") for v in r["methods"].values())),
                       None)
     if curve_seed is not None:

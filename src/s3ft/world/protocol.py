@@ -144,14 +144,18 @@ def grid(out: Path, base: str | None = None, settings: list[dict] = GRID, extra_
     return summary
 
 
+def setting_of(train) -> dict:
+    """A `train` config section's setting in the grid's keys (LoRA's rank and alpha only for LoRA)."""
+    keys = ("mode", "lora_r", "lora_alpha", "learning_rate", "epochs") if train.mode == "lora" else (
+        "mode", "learning_rate", "epochs")
+    return {k: getattr(train, k) for k in keys}
+
+
 def frozen_setting(config: Path) -> dict:
     """The setting the demo config `config` trains with, in the grid's keys (what `--apply` froze there)."""
     from s3ft.config import load_config
 
-    train = load_config(config).train
-    keys = ("mode", "lora_r", "lora_alpha", "learning_rate", "epochs") if train.mode == "lora" else (
-        "mode", "learning_rate", "epochs")
-    return {k: getattr(train, k) for k in keys}
+    return setting_of(load_config(config).train)
 
 
 def same_setting(a: dict, b: dict) -> bool:
@@ -244,9 +248,9 @@ def preconditions(summary: dict) -> dict | None:
 def failed_base_checks(base: Path | None) -> list[str]:
     """The checks (`s3ft.world.score.base_checks`) the base's `pretrain.json` records as failed, as
     "check value (bound)"; [] where it records none (a base scored before they existed) or all pass."""
-    from s3ft.config import PACKAGE_DIR
+    from s3ft.world.build import SHIPPED_BASE
 
-    path = (base or Path(PACKAGE_DIR) / "data" / "world_model") / "pretrain.json"
+    path = (base or SHIPPED_BASE) / "pretrain.json"
     checks = json.loads(path.read_text()).get("checks", {}) if path.is_file() else {}
     return [f"{name} {c['value']} ({c['bound']})" for name, c in checks.items() if name != "passed" and not c["ok"]]
 
@@ -313,7 +317,7 @@ def main() -> None:
                      help="run no grid: only CONFIG's frozen setting, and precondition 1 at it (for another base)")
     args = p.parse_args()
     from s3ft.cli import setup_logging
-    from s3ft.config import PACKAGE_DIR
+    from s3ft.world.build import SHIPPED_BASE
 
     setup_logging()
     if failed := failed_base_checks(Path(args.base) if args.base else None):
@@ -329,7 +333,7 @@ def main() -> None:
     if args.apply:
         apply_choice(summary, args.apply, str(args.out_dir / "grid.json"))
         print(f"wrote the chosen setting ({summary['chosen']}) into {args.apply}")
-    base = Path(args.base) if args.base else Path(PACKAGE_DIR) / "data" / "world_model"
+    base = Path(args.base) if args.base else SHIPPED_BASE
     try:
         record_in_base(summary, base, str(args.out_dir / "grid.json"))
         print(f"recorded the outcome in {base / 'pretrain.json'} (protocol)")

@@ -223,12 +223,12 @@ def rebuild_table(shipped: dict, rebuilt: dict) -> tuple[str, bool]:
 def main() -> None:
     import argparse
 
-    from s3ft.config import PACKAGE_DIR
+    from s3ft.world.build import SHIPPED_BASE
 
     p = argparse.ArgumentParser(prog="python -m s3ft.world.score",
                                 description="compare a rebuilt world base with the shipped one (their pretrain.json)")
     p.add_argument("rebuilt", type=Path, help="the rebuilt base's directory, or its pretrain.json")
-    p.add_argument("--shipped", type=Path, default=Path(PACKAGE_DIR) / "data" / "world_model",
+    p.add_argument("--shipped", type=Path, default=SHIPPED_BASE,
                    help="the base to compare with (default: the shipped one), or its pretrain.json")
     args = p.parse_args()
     shipped, rebuilt = (json.loads((d / "pretrain.json" if d.is_dir() else d).read_text())
