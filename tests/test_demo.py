@@ -67,7 +67,7 @@ def test_single_seed_has_no_spread():
     assert "| sft | +10.0 | -30.0 |" in summary_markdown(s)
 
 
-WORLD_TASKS = [f"s3ft_world_{s}" for s in ("arith", "chain", "reverse", "passage", "facts", "paraphrase")]
+WORLD_TASKS = [f"s3ft_world_{s}" for s in ("arith", "chain", "reverse", "passage", "facts", "story", "paraphrase")]
 
 
 def test_world_config_resolves_package_paths():

@@ -16,7 +16,7 @@ from s3ft.harness import primary_metric
 from s3ft.stages.report import _deltas, benchmarks_markdown
 
 WORLD_MODEL = Path(s3ft.__file__).parent / "data" / "world_model"
-WORLD_SKILLS = sorted(("arith", "chain", "facts", "paraphrase", "passage", "reverse"))  # the tag's tasks, by name
+WORLD_SKILLS = sorted(("arith", "chain", "facts", "paraphrase", "passage", "reverse", "story"))  # the tag's tasks, by name
 
 
 def test_primary_metric_prefers_acc_norm_then_acc_and_honours_an_override():

@@ -306,10 +306,11 @@ def test_write_world_files_load_in_the_generic_task(tmp_path):
     expected = {f"{n}_{split}.jsonl" for n in ALL_SKILLS for split in ("val", "test")} | {"shop_train.jsonl"}
     assert {p.name for p in tmp_path.iterdir()} == expected | {"world.json"}
     assert json.loads((tmp_path / "world.json").read_text()) == info
-    assert info["facts"] == FactBase.build(3).colors and info["seed"] == 3
+    assert info["facts"] == FactBase.build(3).colors and info["verbs"] == FactBase.build(3).verbs
+    assert info["seed"] == 3
     sizes = {"shop_train.jsonl": 30, "shop_val.jsonl": 12, "shop_test.jsonl": 10}
     assert info["files"] == {f: sizes.get(f, 10 if f.endswith("_val.jsonl") else 20) for f in expected}
-    assert [s["kind"] for s in info["skills"]] == ["general"] * 6 + ["target"]
+    assert [s["kind"] for s in info["skills"]] == ["general"] * 7 + ["target"]
     task = generic_task(tmp_path / "shop_train.jsonl")
     for name in expected:
         exs = list(task.load(SplitSource(path=str(tmp_path / name))))
@@ -326,7 +327,7 @@ def test_write_world_files_load_in_the_generic_task(tmp_path):
 
 def test_pretrain_rows_are_prompt_completion_pairs_without_held_out_questions():
     rows = pretrain_rows(0, n_per_skill=40)
-    assert len(rows) == 40 * 6 + 300
+    assert len(rows) == 40 * 7 + 300
     assert all(r["prompt"][0]["role"] == "user" and r["completion"][0]["role"] == "assistant" for r in rows)
     assert all(r["completion"][0]["content"].endswith(".") for r in rows)
     held_out = {it.question for splits in world_items(0, pretrain=False).values() for v in splits.values()
@@ -346,7 +347,8 @@ def test_some_general_rows_are_answered_in_the_gold_style_under_the_plain_prompt
     assert 0.15 < len(gold) / (300 * len(GOLD_STYLE_SKILLS)) < 0.35
     for r in gold:
         q, a = r["prompt"][0]["content"], r["completion"][0]["content"]
-        assert "have now?" not in q and "Reference answer" not in q  # never the target, never paraphrase
+        assert not re.search(r" (buys|gives away) ", q) and "Reference answer" not in q  # never the target,
+        # never paraphrase
         assert extract_final(a) == extract_final(house[q]["completion"][0]["content"])  # the same answer
         assert a.splitlines()[-1].startswith("#### ")
 
@@ -392,6 +394,43 @@ def test_chain_covers_every_order_of_plus_and_minus_in_the_target_ranges_without
     assert orders == {"++", "+-", "-+", "--"}
 
 
+def test_story_verbs_have_fixed_meanings_that_no_form_gives_away():
+    from s3ft.world.skills import OpaqueChain, gerund, story_verbs, third_person
+
+    verbs = FactBase.build(0).verbs
+    assert verbs == story_verbs(0) and verbs != story_verbs(1) and len(verbs) == 12
+    forms: dict[tuple[bool, bool], list[str]] = {}
+    for verb, op in verbs.items():
+        stem, _, particle = verb.partition(" ")
+        forms.setdefault((stem.endswith("e"), bool(particle)), []).append(op)
+        assert particle != "away" and not re.search(r"buy|give", verb)
+        assert len(stem) >= 5 and stem[:2] not in [o + v for o in OpaqueChain.ONSETS for v in OpaqueChain.VOWELS]
+    assert all(ops.count("+") == ops.count("-") > 0 for ops in forms.values()) and len(forms) == 4
+    assert (third_person("flane out"), gerund("flane out")) == ("flanes out", "flaning out")
+    assert (third_person("dreff"), gerund("dreff")) == ("dreffs", "dreffing")
+
+
+def test_story_steps_are_labelled_with_the_questions_verbs_inflected_and_its_numbers():
+    from s3ft.world.skills import SHOP_KINDS, gerund, third_person
+
+    verbs = FactBase.build(0).verbs
+    shapes = set()
+    for it in items("story", 400):
+        assert not any(p.search(it.question) for p in SHOP_KINDS.values())
+        assert not re.search(r"buy|giv|away", it.question + it.gold + it.house)
+        said = [v for v in verbs if re.search(rf"\b{third_person(v)}\b", it.question)]
+        labels = re.findall(r"^(Then )?([A-Za-z ]+?) (\d+): \d+ [+-] \d+ = ", it.gold, re.M)
+        steps = re.findall(r"<<(\d+)([+-])(\d+)=(\d+)>>", it.gold)
+        assert len(labels) == len(steps) == 2 and steps[0][3] == steps[1][0] and steps[1][3] == it.answer
+        done = [next(v for v in verbs if gerund(v).lower() == label.lower()) for _, label, _ in labels]
+        assert set(done) == set(said) and [verbs[v] for v in done] == [op for _, op, _, _ in steps]
+        assert [n for _, _, n in labels] == [b for _, _, b, _ in steps]  # the question's numbers, in order
+        assert re.search(rf"{third_person(done[0])} {steps[0][2]}\b", it.question)
+        assert bool(labels[1][0]) == (" and then " in it.question)  # "Then" where the question says it
+        shapes.add((done[0] == done[1], bool(labels[1][0])))
+    assert shapes == {(True, True), (False, True), (False, False)}
+
+
 def test_every_general_skill_is_asked_in_two_or_more_phrasings():
     from s3ft.world.skills import GENERAL
 
@@ -435,11 +474,13 @@ def test_every_target_problem_is_of_exactly_one_shop_kind_and_kinds_can_be_left_
             q = json.loads(line)["question"]
             assert sum(bool(p.search(q)) for p in SHOP_KINDS.values()) == 1, q
     rows = pretrain_rows(0, n_per_skill=30)
-    shop = [r for r in rows if "have now?" in r["prompt"][0]["content"]]
+    shop = [r for r in rows if re.search(r" (buys|gives away) \d", r["prompt"][0]["content"])]
     assert keep_shop_kinds(rows, list(SHOP_KINDS)) == rows
     kept = keep_shop_kinds(rows, ["buy-buy"])
     assert len(rows) - len(kept) == sum(not SHOP_KINDS["buy-buy"].search(r["prompt"][0]["content"]) for r in shop) > 0
-    assert all(" more and then " in r["prompt"][0]["content"] for r in kept if "have now?" in r["prompt"][0]["content"])
+    assert all(" buys " in r["prompt"][0]["content"] and " more and then " in r["prompt"][0]["content"]
+               for r in kept if r in shop)
+    assert any("have now?" in r["prompt"][0]["content"] for r in kept if r not in shop)  # `story` is kept
     with pytest.raises(ValueError, match="unknown kind.*buy-sell"):
         keep_shop_kinds(rows, ["buy-sell"])
 

@@ -397,6 +397,59 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
     return metrics
 
 
+def same_rows(a: Path, b: Path) -> bool:
+    """Whether two training files hold the same rows (prompt and completion) in the same order: other
+    columns (a row's provenance) do not enter training."""
+    return Path(b).is_file() and read_train_rows(a) == read_train_rows(b)
+
+
+def reuse_training(donor: Path, out: Path, method: str) -> dict:
+    """`out` becomes a copy of the finished train unit `donor` (method `method`, trained on the same rows with
+    the same settings and seed), files hard-linked where the file system allows, trainer checkpoints left out;
+    its metrics say `reused_from`. Training is deterministic on CPU (the demo's SDFT and S3FT weights were
+    byte-identical when trained twice); on a GPU a second training would differ by kernel non-determinism only."""
+    import shutil
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    for item in Path(donor).iterdir():
+        if item.name in ("checkpoints", "manifest.json", "progress.json"):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, out / item.name, copy_function=link, dirs_exist_ok=True)
+        else:
+            link(str(item), str(out / item.name))
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    metrics["reused_from"] = method
+    (out / "train_metrics.json").unlink()  # a hard link to the donor's: write a file of its own
+    (out / "train_metrics.json").write_text(json.dumps(metrics, indent=2))
+    log.info("%s: the same training rows as %s, whose trained model it takes (no second training)", out.name, method)
+    return metrics
+
+
+def trained_weights(train_dir: Path, method: str, mode: str, snapshot: Path | None = None) -> Path:
+    """The folder to load `method`'s trained weights (or a learning-curve `snapshot` of them) from: the
+    method's own, or, where its training was reused and the donor's files are still the ones it took, the
+    donor's, so that evaluating it reads the donor's cached generations (cache keys name the weights'
+    folder)."""
+    own = Path(train_dir) / method
+    weights = Path(snapshot) if snapshot is not None else own / ("adapter" if mode == "lora" else "model")
+    try:
+        donor = json.loads((own / "train_metrics.json").read_text()).get("reused_from")
+    except (OSError, ValueError):
+        return weights
+    if not donor:
+        return weights
+    theirs = Path(train_dir) / donor / weights.relative_to(own)
+    from s3ft.backends.hf import dir_hash
+
+    return theirs if theirs.is_dir() and dir_hash(theirs) == dir_hash(weights) else weights
+
+
 def launched(cfg: TrainConfig) -> bool:
     """Whether the train stage runs under `accelerate launch` (several processes, or an accelerate config)."""
     return cfg.num_processes > 1 or cfg.accelerate_config is not None

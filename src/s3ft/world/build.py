@@ -27,7 +27,7 @@ DEFAULT_SIZES: dict[str, dict[str, int]] = {
     # val: 300 per kind of target problem (900), enough to tell 5 points apart on one kind; test: 100 per kind
     "shop": {"pretrain": 300, "train": 1200, "val": 900, "test": 300},
 }
-GOLD_STYLE_SKILLS = ("arith", "chain", "reverse", "passage", "facts")
+GOLD_STYLE_SKILLS = ("arith", "chain", "reverse", "passage", "facts", "story")
 """Skills some of whose pre-training rows are answered in the gold style (`pretrain_rows`): not the target,
 whose gold style the base must never see, and not `paraphrase`, whose gold-style answer would copy its
 reference."""
@@ -182,6 +182,7 @@ def write_world(
         "sizes": sizes,
         "skills": [{"name": s.name, "kind": s.kind} for s in skills.values()],
         "facts": skills["facts"].base.colors,
+        "verbs": skills["facts"].base.verbs,
         "files": files,
     }
     (out_dir / "world.json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

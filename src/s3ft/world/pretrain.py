@@ -88,8 +88,8 @@ class PretrainConfig:
 
 
 ARITH = re.compile(r"(What is|Compute|Work out) \d+ [+-] \d+[?.]$")
-PER_SKILL = {"arith": 3000, "chain": 8000, "reverse": 8000, "passage": 20000, "facts": 16000, "paraphrase": 16000,
-             "shop": 4500}
+PER_SKILL = {"arith": 3000, "chain": 8000, "reverse": 8000, "passage": 20000, "facts": 16000, "story": 8000,
+             "paraphrase": 16000, "shop": 4500}
 """Harder skills (reading, knowledge, rewriting) get more rows; the target task a small share (of which
 `shop_kinds` keeps a third), so that the base model is right on part of it, in its own style."""
 WORK = "pretrain_work"

@@ -135,11 +135,16 @@ def two_steps(a: int, op1: str, b: int, op2: str, c: int, labels: tuple[str, str
 def chain_numbers(rng: random.Random) -> tuple[str, str, int, int, int]:
     """`a op1 b op2 c` in the target task's ranges, every result >= 0: (op1, op2, a, b, c)."""
     op1, op2 = rng.choice("+-"), rng.choice("+-")
+    return (op1, op2, *operands(rng, op1, op2))
+
+
+def operands(rng: random.Random, op1: str, op2: str) -> tuple[int, int, int]:
+    """(a, b, c) for `a op1 b op2 c` in the target task's ranges, every result >= 0."""
     a = rng.randint(2, 30)
     b = rng.randint(1, 30) if op1 == "+" else rng.randint(1, a - 1)
     s1 = a + b if op1 == "+" else a - b
     c = rng.randint(1, 30) if op2 == "+" else rng.randint(1, min(30, s1))
-    return op1, op2, a, b, c
+    return a, b, c
 
 
 class Chain:
@@ -229,11 +234,33 @@ class Passage:
                     [f"{other}, so the answer is {answer}.", final_only(answer)])
 
 
+STORY_STEMS = {"regular": ("dreff", "prunk", "chelt", "blorm", "stimp", "grulk"),
+               "e": ("flane", "glive", "trame", "snove", "plude", "skobe")}
+"""The stems of the `story` skill's invented verbs: regular ("dreffs", "dreffing") and e-dropping
+("flanes", "flaning"), like "buys"/"buying" and "gives"/"giving". Never a shape `OpaqueChain.word` makes
+(one-letter onset, four letters), whose made-up words mean nothing fixed."""
+PARTICLES = ("up", "in", "out", "off", "down")  # never "away": the target's "gives away" stays unseen
+
+
+def third_person(verb: str) -> str:
+    """"dreff" -> "dreffs", "flane out" -> "flanes out"."""
+    stem, _, particle = verb.partition(" ")
+    return f"{stem}s {particle}".strip()
+
+
+def gerund(verb: str) -> str:
+    """"dreff" -> "dreffing", "flane out" -> "flaning out" (a final "e" drops, as in "giving")."""
+    stem, _, particle = verb.partition(" ")
+    return f"{stem[:-1] if stem.endswith('e') else stem}ing {particle}".strip()
+
+
 @dataclass
 class FactBase:
-    """The world's fixed knowledge: invented creatures, each with one color; identical for a seed."""
+    """The world's fixed knowledge, identical for a seed: invented creatures, each with one color, and
+    invented verbs (`story`), each meaning add ("+") or take away ("-")."""
 
     colors: dict[str, str]
+    verbs: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def build(cls, seed: int, n: int = 40) -> FactBase:
@@ -243,7 +270,23 @@ class FactBase:
             name = rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
             if len(name) >= 4 and name not in names and name not in _REAL_WORDS:
                 names.append(name)
-        return cls({name: rng.choice(COLORS) for name in names})
+        return cls({name: rng.choice(COLORS) for name in names}, story_verbs(seed))
+
+
+def story_verbs(seed: int) -> dict[str, str]:
+    """Twelve verbs ("dreff", "flane out") and their meanings, from their own stream of the seed: of each
+    form (one-word regular, one-word e-dropping, two-word regular, two-word e-dropping) half add and half
+    take away, so that no form tells the meaning."""
+    rng = random.Random(f"verbs/{seed}")
+    verbs: dict[str, str] = {}
+    for stems in STORY_STEMS.values():
+        stems = rng.sample(stems, len(stems))
+        groups = (stems[:4], [f"{s} {p}" for s, p in zip(stems[4:], rng.sample(PARTICLES, 2), strict=True)])
+        for group in groups:
+            ops = ["+", "-"] * (len(group) // 2)
+            rng.shuffle(ops)
+            verbs.update(zip(group, ops, strict=True))
+    return verbs
 
 
 class Facts:
@@ -271,6 +314,49 @@ class Facts:
                     f"Option {letter} is right: the {creature} is {color}.\n#### {letter}",
                     [final_only(letter), f"A {creature} is {color}, so the answer is {letter}.",
                      f"The answer is ({letter})."])
+
+
+class Story:
+    """Two-step word problems in the target task's frame whose verbs are the fact base's invented ones
+    ("Kim has 12 stones. She dreffs 5 and then flanes out 3. How many ..."): the base learns what each
+    verb does, and, from the gold style's rows, to label each step with the question's own verb and number
+    ("Dreffing 5: ...\nThen flaning out 3: ..."), as a target gold does ("Buying 7: ...") and as an instruct
+    model has done countless times (world v4 build 5; `docs/world.md`, "Next: build 5"). Like the target,
+    a problem uses one verb twice ("dreffs 5 more and then 3 more") or two verbs ("dreffs 5 and flanes 3",
+    with or without "then"). Never the target's verbs ("buys", "gives away")."""
+
+    name, kind = "story", "general"
+    ASK = ("{who} has {a} {thing}. {story} How many {thing} does {her} have now?",
+           "{who} starts with {a} {thing}. {story} How many {thing} does {who} have in the end?")
+
+    def __init__(self, base: FactBase):
+        if not base.verbs:
+            raise ValueError("the story skill needs a fact base with verbs (FactBase.build)")
+        self.meaning = base.verbs
+        self.verbs = list(base.verbs)
+
+    def sample(self, rng: random.Random) -> Item:
+        (who, she), thing = rng.choice(NAMES), rng.choice(THINGS)
+        her = {"She": "she", "He": "he"}[she]
+        v1 = rng.choice(self.verbs)
+        v2 = v1 if rng.random() < 2 / 3 else rng.choice([v for v in self.verbs if v != v1])
+        op1, op2 = self.meaning[v1], self.meaning[v2]
+        a, b, c = operands(rng, op1, op2)
+        more = " more" if rng.random() < 0.5 else ""
+        first = f"{gerund(v1).capitalize()} {b}"
+        if v1 == v2:
+            story, labels = f"{she} {third_person(v1)} {b}{more} and then {c} more.", (first, f"Then {gerund(v1)} {c}")
+        elif rng.random() < 0.5:
+            story, labels = (f"{she} {third_person(v1)} {b}{more} and then {third_person(v2)} {c}.",
+                             (first, f"Then {gerund(v2)} {c}"))
+        else:
+            story, labels = (f"{she} {third_person(v1)} {b}{more} and {third_person(v2)} {c}.",
+                             (first, f"{gerund(v2).capitalize()} {c}"))
+        work, gold, s1, s2 = two_steps(a, op1, b, op2, c, labels)
+        question = ask(rng, self.ASK, who=who, a=a, thing=thing, story=story, her=her)
+        return Item(question, str(s2), house(work, str(s2)), gold,
+                    [f"{a} {op1} {b} {op2} {c} = {s2}, so the answer is {s2}.",
+                     f"{a} {op1} {b} = {s1}. {s1} {op2} {c} = {s2}.\n#### {s2}"])
 
 
 SHOP_KINDS = {"buy-give": re.compile(r" buys \d+ more and gives away "),
@@ -343,14 +429,16 @@ class Paraphrase:
                     list(src.alternatives), source=src.question)
 
 
-ALL_SKILLS = ("arith", "chain", "reverse", "passage", "facts", "paraphrase", "shop")
+ALL_SKILLS = ("arith", "chain", "reverse", "passage", "facts", "story", "paraphrase", "shop")
 GENERAL = ALL_SKILLS[:-1]
 """The general skills: pre-trained, and a drop on their test splits is forgetting."""
-Skill = Arith | Chain | Reverse | Passage | Facts | Paraphrase | Shop
+Skill = Arith | Chain | Reverse | Passage | Facts | Story | Paraphrase | Shop
 
 
 def make_skills(seed: int = 0) -> dict[str, Skill]:
-    """The world's skills by name, in `ALL_SKILLS` order; `facts` uses the fact base built from `seed`."""
-    basics = [Arith(), Chain(), Reverse(), Passage(), Facts(FactBase.build(seed))]
-    skills = [*basics, Paraphrase(basics), Shop()]
+    """The world's skills by name, in `ALL_SKILLS` order; `facts` and `story` use the fact base built from
+    `seed`. `paraphrase` practises on the skills of build 4 (`story` is not among its sources)."""
+    base = FactBase.build(seed)
+    basics = [Arith(), Chain(), Reverse(), Passage(), Facts(base)]
+    skills = [*basics, Story(base), Paraphrase(basics), Shop()]
     return {s.name: s for s in skills}
