@@ -102,7 +102,7 @@ def test_shortened_demo_through_the_cli(tmp_path):
 
     short = ["method=[sft, s3ft]", "data.train.limit=48", "data.test.limit=24", "train.epochs=1", "train.batch_size=16",
              "evaluate.forgetting.limit=16", "evaluate.curve.points=2", "evaluate.curve.in_domain.limit=12",
-             *[f"evaluate.curve.general.{i}.source.limit=4" for i in range(6)]]
+             *[f"evaluate.curve.general.{i}.source.limit=4" for i in range(7)]]
     r = subprocess.run([sys.executable, "-m", "s3ft", "demo", "--seeds", "0,1", "--run-dir", str(tmp_path / "w"),
                         *short], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                        timeout=900)

@@ -164,7 +164,7 @@ def test_a_method_with_the_same_rows_as_an_earlier_one_takes_its_trained_model(t
     assert pipeline._train(ctx, stage["train"] / "sft", "sft", [("sdft", done)]) == {"trained": True}  # other rows
     assert len(calls) == 2
     metrics = pipeline._train(ctx, out, "s3ft", [("sdft", done)])
-    assert len(calls) == 2 and metrics == {"train_loss": 0.5, "runtime_s": 9.0, "reused_from": "sdft"}
+    assert len(calls) == 2 and metrics == {"train_loss": 0.5, "runtime_s": 0.0, "reused_from": "sdft"}
     assert json.loads((out / "train_metrics.json").read_text())["reused_from"] == "sdft"
     assert "reused_from" not in json.loads((stage["train"] / "sdft" / "train_metrics.json").read_text())
     assert (out / "model" / "model.safetensors").read_bytes() == b"weights of model"
@@ -172,10 +172,38 @@ def test_a_method_with_the_same_rows_as_an_earlier_one_takes_its_trained_model(t
     assert not (out / "manifest.json").exists()
     donor = stage["train"] / "sdft"
     assert T.trained_weights(stage["train"], "s3ft", "full") == donor / "model"
+    assert T.reused_from(stage["train"], "s3ft", "full") == "sdft" and T.reused_from(stage["train"], "sdft", "full") is None
     assert T.trained_weights(stage["train"], "s3ft", "full", out / "curve" / "step-2") == donor / "curve" / "step-2"
     assert T.trained_weights(stage["train"], "sdft", "full") == donor / "model"
     (donor / "model" / "model.safetensors").unlink()  # SDFT trained again: its weights are no longer S3FT's
     (donor / "model" / "model.safetensors").write_bytes(b"other weights")
     os.utime(donor / "model" / "model.safetensors", ns=(1, 1))
     assert T.trained_weights(stage["train"], "s3ft", "full") == out / "model"
+    assert T.reused_from(stage["train"], "s3ft", "full") is None  # the report no longer says they are one
     assert (out / "model" / "model.safetensors").read_bytes() == b"weights of model"
+
+
+def test_a_reuse_killed_midway_is_emptied_before_the_folder_is_trained_into(tmp_path, monkeypatch):
+    """Half-filled by `reuse_training` (killed), the folder holds hard links to the donor's files: the next
+    run empties it (its progress record kept) before training into it or filling it again."""
+    import json
+    import os
+
+    donor, out = tmp_path / "sdft", tmp_path / "s3ft"
+    _trained_unit(donor)
+    out.mkdir()
+    (out / "progress.json").write_text("{}")
+    (out / T.REUSING).write_text("{}")
+    (out / "model").mkdir()
+    os.link(donor / "model" / "model.safetensors", out / "model" / "model.safetensors")
+    T.clear_partial_reuse(out)
+    assert sorted(p.name for p in out.iterdir()) == ["progress.json"]
+    assert (donor / "model" / "model.safetensors").read_bytes() == b"weights of model"
+    (out / T.REUSING).write_text("{}")
+    (out / "model").mkdir()
+    os.link(donor / "model" / "model.safetensors", out / "model" / "model.safetensors")
+    T.reuse_training(donor, out, "sdft")  # filling it again works over the half-filled folder
+    assert not (out / T.REUSING).exists() and (out / "curve" / "step-2").is_dir()
+    assert json.loads((out / "train_metrics.json").read_text())["reused_from"] == "sdft"
+    T.clear_partial_reuse(out)  # a finished reuse is left alone
+    assert (out / "model" / "model.safetensors").is_file()

@@ -19,10 +19,14 @@ log = logging.getLogger("s3ft.report")
 
 
 def collect(ctx) -> dict:
+    from s3ft.stages.train import reused_from
+
     methods, evaluated = {}, {}
     for m in ctx.cfg.method:
         stats = read_json(ctx.stage_dir("select") / m / "stats.json") or {}
         train = (read_json(ctx.stage_dir("train") / m / "manifest.json") or {}).get("counts", {})
+        if train.get("reused_from"):  # said only while the two models are still one (`reused_from`)
+            train["reused_from"] = reused_from(ctx.stage_dir("train"), m, ctx.cfg.train.mode)
         ev = evaluated[m] = read_json(ctx.stage_dir("evaluate") / m / "metrics.json")
         methods[m] = {
             "composition": stats.get("composition"),

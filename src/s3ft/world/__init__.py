@@ -9,7 +9,7 @@ answered in one HOUSE STYLE (short work, then "The answer is X."):
 - `facts`: multiple-choice knowledge over a fixed fact base of invented creatures and their colors;
 - `chain`: two-step arithmetic ("What is 12 + 5 - 3?");
 - `story`: two-step word problems whose verbs are the fact base's invented ones, each adding or taking
-  away ("Kim has 12 stones. She dreffs 5 and then flanes out 3. ..."), whose gold style labels each step
+  away ("Kim has 12 shells. She dreffs 5 and then flanes out 3. ..."), whose gold style labels each step
   with the question's verb and number ("Dreffing 5: ...");
 - `paraphrase`: rewriting another general skill's reference answer in the house style, with the
   exact prompt of `s3ft/prompts/world_paraphrase.txt` (the skill S3FT's paraphrase step relies on).

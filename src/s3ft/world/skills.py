@@ -276,10 +276,15 @@ class FactBase:
 def story_verbs(seed: int) -> dict[str, str]:
     """Twelve verbs ("dreff", "flane out") and their meanings, from their own stream of the seed: of each
     form (one-word regular, one-word e-dropping, two-word regular, two-word e-dropping) half add and half
-    take away, so that no form tells the meaning."""
+    take away, so that no form tells the meaning. A particle means nothing of its own in the world (an
+    English reader may hear one in "up" or "down"; the world's model has read no English beyond it)."""
     rng = random.Random(f"verbs/{seed}")
     verbs: dict[str, str] = {}
     for stems in STORY_STEMS.values():
+        # `third_person` and `gerund` add "s" and "ing" (dropping a final "e"): stems that need "-es", a
+        # doubled consonant or keep their "e" ("see" -> "seeing") are not allowed
+        assert not any(s.endswith(("s", "x", "z", "sh", "ch", "ee")) or s[-1] in "aiouy"
+                       or (s[-1] != "e" and s[-2] in "aeiou") for s in stems), stems
         stems = rng.sample(stems, len(stems))
         groups = (stems[:4], [f"{s} {p}" for s, p in zip(stems[4:], rng.sample(PARTICLES, 2), strict=True)])
         for group in groups:
@@ -318,10 +323,10 @@ class Facts:
 
 class Story:
     """Two-step word problems in the target task's frame whose verbs are the fact base's invented ones
-    ("Kim has 12 stones. She dreffs 5 and then flanes out 3. How many ..."): the base learns what each
+    ("Kim has 12 shells. She dreffs 5 and then flanes out 3. How many ..."): the base learns what each
     verb does, and, from the gold style's rows, to label each step with the question's own verb and number
     ("Dreffing 5: ...\nThen flaning out 3: ..."), as a target gold does ("Buying 7: ...") and as an instruct
-    model has done countless times (world v4 build 5; `docs/world.md`, "Next: build 5"). Like the target,
+    model has done countless times (world v4 build 5; `docs/world.md`, "Build 5"). Like the target,
     a problem uses one verb twice ("dreffs 5 more and then 3 more") or two verbs ("dreffs 5 and flanes 3",
     with or without "then"). Never the target's verbs ("buys", "gives away")."""
 
