@@ -384,8 +384,15 @@ def needs_merge(ctx: Context, method: str) -> bool:
 def _train(ctx: Context, out: Path, method: str, earlier: list[tuple[str, UnitDir]] = ()) -> dict:
     """Train `method`'s model; or, where an `earlier` method of this run was trained on the same rows in the
     same order (same config, model and seed: one run), take its outputs (`train.reuse_training`)."""
-    from s3ft.stages.train import (clear_partial_reuse, launch, launched, merge_trained, reuse_training, same_rows,
-                                   train_model)
+    from s3ft.stages.train import (
+        clear_partial_reuse,
+        launch,
+        launched,
+        merge_trained,
+        reuse_training,
+        same_rows,
+        train_model,
+    )
 
     ctx.release()  # free the base model and any evaluated model before training
     clear_partial_reuse(out)
