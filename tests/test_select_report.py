@@ -422,6 +422,16 @@ def test_an_answer_cut_off_at_max_new_tokens_is_never_a_target(tmp_path):
     assert "cut off at max_new_tokens (never a target): s3ft 2." in md
 
 
+def test_the_report_names_a_method_trained_once_for_an_earlier_methods_rows():
+    row = {"composition": None, "accuracy": 0.5, "accuracy_delta_vs_base": 0.1, "target_nll_per_token": None}
+    metrics = {"task": "t", "model": "m", "base": {"accuracy": 0.4},
+               "methods": {"sdft": {**row, "train": {"train_loss": 0.3}},
+                           "s3ft": {**row, "train": {"train_loss": 0.3, "reused_from": "sdft"}}}}
+    assert "the same, in the same order (so are their models, and their scores): s3ft is sdft." in report.markdown(metrics)
+    metrics["methods"]["s3ft"]["train"].pop("reused_from")
+    assert "Trained once" not in report.markdown(metrics)
+
+
 def test_methods_with_the_same_learning_curve_share_one_line():
     from s3ft.stages.report import curve_lines
 

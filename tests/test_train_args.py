@@ -101,3 +101,109 @@ def test_quantization_needs_cuda_then_bitsandbytes(monkeypatch):
             T.check_quantization(cfg, cuda=cuda)
     with pytest.raises(ConfigError, match="pip install bitsandbytes"):
         train_args_check(cfg)
+
+
+# --- one training for identical training sets ----------------------------------------------------
+
+
+def _train_file(path: Path, rows: list[tuple[str, str]], source: str) -> Path:
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"id": f"r{i}", "source": source, "prompt": [{"role": "user", "content": q}],
+                                        "completion": [{"role": "assistant", "content": a}]}) + "\n"
+                            for i, (q, a) in enumerate(rows)))
+    return path
+
+
+def _trained_unit(tdir: Path, fp: str = "fp-sdft") -> None:
+    import json
+
+    for sub in ("model", "curve/step-2", "checkpoints/checkpoint-2"):
+        (tdir / sub).mkdir(parents=True)
+        (tdir / sub / "model.safetensors").write_bytes(b"weights of " + sub.encode())
+    (tdir / "train_metrics.json").write_text(json.dumps({"train_loss": 0.5, "runtime_s": 9.0}))
+    (tdir / "manifest.json").write_text(json.dumps({"fingerprint": fp}))
+
+
+def test_same_rows_compares_prompt_and_completion_in_order_not_provenance(tmp_path):
+    rows = [("q1", "a1"), ("q2", "a2")]
+    a = _train_file(tmp_path / "a.jsonl", rows, "paraphrase")
+    assert T.same_rows(a, _train_file(tmp_path / "b.jsonl", rows, "self"))  # provenance does not train
+    assert not T.same_rows(a, _train_file(tmp_path / "c.jsonl", rows[::-1], "self"))  # order does
+    assert not T.same_rows(a, _train_file(tmp_path / "d.jsonl", [("q1", "a1"), ("q2", "a3")], "self"))
+    assert not T.same_rows(a, tmp_path / "missing.jsonl")
+
+
+def test_a_method_with_the_same_rows_as_an_earlier_one_takes_its_trained_model(tmp_path, monkeypatch):
+    """`_train` in the pipeline: S3FT's rows are SDFT's (prompt and completion, in order), SDFT's train unit is
+    done, so S3FT is not trained again: its folder holds SDFT's model and curve, not its checkpoints, and
+    evaluating it loads SDFT's folder (whose generations are cached) while SDFT's files are unchanged."""
+    import json
+    import os
+    from types import SimpleNamespace
+
+    from s3ft import pipeline
+    from s3ft.rundir import UnitDir
+
+    rows = [("q1", "a1"), ("q2", "a2")]
+    stage = {"select": tmp_path / "06_select", "train": tmp_path / "07_train"}
+    _train_file(stage["select"] / "sdft" / "train.jsonl", rows, "paraphrase")
+    _train_file(stage["select"] / "s3ft" / "train.jsonl", rows, "self")
+    _train_file(stage["select"] / "sft" / "train.jsonl", [("q1", "gold")], "gold")
+    _trained_unit(stage["train"] / "sdft")
+    ctx = SimpleNamespace(release=lambda: None, stage_dir=stage.__getitem__,
+                          cfg=SimpleNamespace(train=TrainConfig(mode="full"), model=None, seed=0,
+                                              curve_points=lambda: 0))
+    calls = []
+    monkeypatch.setattr(T, "train_model", lambda rows, out, *a, **k: calls.append(rows) or {"trained": True})
+    done, stale = UnitDir(stage["train"] / "sdft", "fp-sdft"), UnitDir(stage["train"] / "sdft", "fp-other")
+    out = stage["train"] / "s3ft"
+    out.mkdir()
+    assert pipeline._train(ctx, out, "s3ft", [("sdft", stale)]) == {"trained": True}  # not done: trains
+    assert pipeline._train(ctx, stage["train"] / "sft", "sft", [("sdft", done)]) == {"trained": True}  # other rows
+    assert len(calls) == 2
+    metrics = pipeline._train(ctx, out, "s3ft", [("sdft", done)])
+    assert len(calls) == 2 and metrics == {"train_loss": 0.5, "runtime_s": 0.0, "reused_from": "sdft"}
+    assert json.loads((out / "train_metrics.json").read_text())["reused_from"] == "sdft"
+    assert "reused_from" not in json.loads((stage["train"] / "sdft" / "train_metrics.json").read_text())
+    assert (out / "model" / "model.safetensors").read_bytes() == b"weights of model"
+    assert (out / "curve" / "step-2" / "model.safetensors").is_file() and not (out / "checkpoints").exists()
+    assert not (out / "manifest.json").exists()
+    donor = stage["train"] / "sdft"
+    assert T.trained_weights(stage["train"], "s3ft", "full") == donor / "model"
+    assert T.reused_from(stage["train"], "s3ft", "full") == "sdft" and T.reused_from(stage["train"], "sdft", "full") is None
+    assert T.trained_weights(stage["train"], "s3ft", "full", out / "curve" / "step-2") == donor / "curve" / "step-2"
+    assert T.trained_weights(stage["train"], "sdft", "full") == donor / "model"
+    (donor / "model" / "model.safetensors").unlink()  # SDFT trained again: its weights are no longer S3FT's
+    (donor / "model" / "model.safetensors").write_bytes(b"other weights")
+    os.utime(donor / "model" / "model.safetensors", ns=(1, 1))
+    assert T.trained_weights(stage["train"], "s3ft", "full") == out / "model"
+    assert T.reused_from(stage["train"], "s3ft", "full") is None  # the report no longer says they are one
+    assert (out / "model" / "model.safetensors").read_bytes() == b"weights of model"
+
+
+def test_a_reuse_killed_midway_is_emptied_before_the_folder_is_trained_into(tmp_path, monkeypatch):
+    """Half-filled by `reuse_training` (killed), the folder holds hard links to the donor's files: the next
+    run empties it (its progress record kept) before training into it or filling it again."""
+    import json
+    import os
+
+    donor, out = tmp_path / "sdft", tmp_path / "s3ft"
+    _trained_unit(donor)
+    out.mkdir()
+    (out / "progress.json").write_text("{}")
+    (out / T.REUSING).write_text("{}")
+    (out / "model").mkdir()
+    os.link(donor / "model" / "model.safetensors", out / "model" / "model.safetensors")
+    T.clear_partial_reuse(out)
+    assert sorted(p.name for p in out.iterdir()) == ["progress.json"]
+    assert (donor / "model" / "model.safetensors").read_bytes() == b"weights of model"
+    (out / T.REUSING).write_text("{}")
+    (out / "model").mkdir()
+    os.link(donor / "model" / "model.safetensors", out / "model" / "model.safetensors")
+    T.reuse_training(donor, out, "sdft")  # filling it again works over the half-filled folder
+    assert not (out / T.REUSING).exists() and (out / "curve" / "step-2").is_dir()
+    assert json.loads((out / "train_metrics.json").read_text())["reused_from"] == "sdft"
+    T.clear_partial_reuse(out)  # a finished reuse is left alone
+    assert (out / "model" / "model.safetensors").is_file()

@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-STATUS_KEYS = {"train": ("train_loss", "steps", "epochs", "mode", "resumed_from")}
+STATUS_KEYS = {"train": ("train_loss", "steps", "epochs", "mode", "resumed_from", "reused_from")}
 
 
 def _status_table(rows: list[dict]) -> str:

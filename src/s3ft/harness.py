@@ -228,11 +228,13 @@ def score(ctx, model_name: str) -> dict[str, Any]:
     ctx.release_trained()
     model, adapter = ctx.cfg.model, None
     if model_name != "base":
-        tdir = ctx.stage_dir("train") / model_name
+        from s3ft.stages.train import trained_weights
+
+        weights = trained_weights(ctx.stage_dir("train"), model_name, ctx.cfg.train.mode)  # the donor's, if reused
         if ctx.cfg.train.mode == "lora":
-            adapter = str(tdir / "adapter")
+            adapter = str(weights)
         else:
-            model = model.model_copy(update={"path": str(tdir / "model")})
+            model = model.model_copy(update={"path": str(weights)})
     c = ctx.cfg.cache  # beside the run's model-call cache, as the pipeline places it
     cache_dir = Path(c.path or ctx.run_dir / "cache.sqlite").parent if c.enabled else None
     return run(fcfg, model, adapter, cache_dir, ctx.cfg.train.lora_r, ctx.cfg.generate.engine)

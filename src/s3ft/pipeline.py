@@ -175,8 +175,9 @@ class Context:
         key = (method, snapshot)
         if self._trained is None or self._trained[0] != key:
             self.release_trained()
-            tdir = self.stage_dir("train") / method
-            weights = snapshot or tdir / ("adapter" if self.cfg.train.mode == "lora" else "model")
+            from s3ft.stages.train import trained_weights
+
+            weights = trained_weights(self.stage_dir("train"), method, self.cfg.train.mode, snapshot)
             if self._vllm_lora:
                 self._trained = (key, self._cached(unwrapped(self._lora_engine()).with_adapter(str(weights))))
                 return self._trained[1]
@@ -335,6 +336,7 @@ def plan(ctx: Context) -> list[Unit]:
     has_test = cfg.data.test is not None
     if has_test and cfg.evaluate.base:
         add("evaluate", eval_inputs, lambda out: evaluate.run(ctx, out, "base"), sub="base")
+    trained: list[tuple[str, UnitDir]] = []  # the train units before this method's, for `_train`'s reuse
     for m in cfg.method:
         needs_gen, para = M.METHOD_NEEDS[m]
         fp_sel = add("select", {"method": m, "data": fp_data, "judge": fp_judge if needs_gen else None,
@@ -343,7 +345,9 @@ def plan(ctx: Context) -> list[Unit]:
                      lambda out, m=m: select.run(ctx, out, m), sub=m)
         fp_train = add("train", {"select": fp_sel, "model": ctx.model_parts, "train": weights_settings(cfg.train),
                                  "seed": cfg.seed, **({"snapshots": n} if (n := cfg.curve_points()) else {})},
-                       lambda out, m=m: _train(ctx, out, m), sub=m, complete=lambda m=m: not needs_merge(ctx, m))
+                       lambda out, m=m, earlier=list(trained): _train(ctx, out, m, earlier), sub=m,
+                       complete=lambda m=m: not needs_merge(ctx, m))
+        trained.append((m, units[-1].dir))
         if has_test:
             add("evaluate", {**eval_inputs, "train": fp_train}, lambda out, m=m: evaluate.run(ctx, out, m), sub=m)
     upstream = [u.dir.fp for u in units if u.stage in ("select", "train", "evaluate")]
@@ -377,15 +381,29 @@ def needs_merge(ctx: Context, method: str) -> bool:
     return t.save_merged and t.mode == "lora" and not (ctx.stage_dir("train") / method / "merged").is_dir()
 
 
-def _train(ctx: Context, out: Path, method: str) -> dict:
-    from s3ft.stages.train import launch, launched, merge_trained, train_model
+def _train(ctx: Context, out: Path, method: str, earlier: list[tuple[str, UnitDir]] = ()) -> dict:
+    """Train `method`'s model; or, where an `earlier` method of this run was trained on the same rows in the
+    same order (same config, model and seed: one run), take its outputs (`train.reuse_training`)."""
+    from s3ft.stages.train import (
+        clear_partial_reuse,
+        launch,
+        launched,
+        merge_trained,
+        reuse_training,
+        same_rows,
+        train_model,
+    )
 
     ctx.release()  # free the base model and any evaluated model before training
+    clear_partial_reuse(out)
     if needs_merge(ctx, method) and (metrics := merge_trained(out, ctx.cfg.model)) is not None:
         return metrics
+    rows = ctx.stage_dir("select") / method / "train.jsonl"
+    for donor, unit in earlier:
+        if unit.state() == "done" and same_rows(rows, ctx.stage_dir("select") / donor / "train.jsonl"):
+            return reuse_training(unit.path, out, donor)
     fn = launch if launched(ctx.cfg.train) else train_model  # several processes: under accelerate launch
-    return fn(ctx.stage_dir("select") / method / "train.jsonl", out, ctx.cfg.model, ctx.cfg.train, ctx.cfg.seed,
-              snapshots=ctx.cfg.curve_points())
+    return fn(rows, out, ctx.cfg.model, ctx.cfg.train, ctx.cfg.seed, snapshots=ctx.cfg.curve_points())
 
 
 def save_config(cfg: Config) -> None:

@@ -19,10 +19,14 @@ log = logging.getLogger("s3ft.report")
 
 
 def collect(ctx) -> dict:
+    from s3ft.stages.train import reused_from
+
     methods, evaluated = {}, {}
     for m in ctx.cfg.method:
         stats = read_json(ctx.stage_dir("select") / m / "stats.json") or {}
         train = (read_json(ctx.stage_dir("train") / m / "manifest.json") or {}).get("counts", {})
+        if train.get("reused_from"):  # said only while the two models are still one (`reused_from`)
+            train["reused_from"] = reused_from(ctx.stage_dir("train"), m, ctx.cfg.train.mode)
         ev = evaluated[m] = read_json(ctx.stage_dir("evaluate") / m / "metrics.json")
         methods[m] = {
             "composition": stats.get("composition"),
@@ -30,7 +34,7 @@ def collect(ctx) -> dict:
             "target_nll_per_token_by_source": stats.get("target_nll_per_token_by_source"),
             "paraphrase_vs_gold_nll_per_token": stats.get("paraphrase_vs_gold_nll_per_token"),
             "train": {k: train.get(k) for k in ("train_loss", "steps", "runtime_s", "mode",
-                                                "trainable_share_non_embedding") if k in train},
+                                                "trainable_share_non_embedding", "reused_from") if k in train},
             "accuracy": ev and ev["accuracy"],
             "undecided": ev and ev.get("undecided"), "cannot_split": ev and ev.get("cannot_split"),
             "general": _general(ev),
@@ -119,6 +123,10 @@ def markdown(metrics: dict) -> str:
         counts = {m: (v["composition"] or {}).get(key) for m, v in metrics["methods"].items()}
         if any(counts.values()):
             lines += ["", f"{what}: " + ", ".join(f"{m} {n}" for m, n in counts.items() if n is not None) + "."]
+    reused = {m: v["train"]["reused_from"] for m, v in metrics["methods"].items() if v["train"].get("reused_from")}
+    if reused:
+        lines += ["", "Trained once for methods whose training rows are the same, in the same order (so are their "
+                  "models, and their scores): " + ", ".join(f"{m} is {d}" for m, d in reused.items()) + "."]
     models = {"base": metrics["base"], **metrics["methods"]}
     undecided = {m: v.get("undecided") for m, v in models.items()}
     if any(undecided.values()):

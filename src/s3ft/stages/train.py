@@ -397,6 +397,90 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
     return metrics
 
 
+def same_rows(a: Path, b: Path) -> bool:
+    """Whether two training files hold the same rows (prompt and completion) in the same order: other
+    columns (a row's provenance) do not enter training."""
+    return Path(b).is_file() and read_train_rows(a) == read_train_rows(b)
+
+
+REUSING = "reusing.json"
+"""Marks a train folder while `reuse_training` fills it; a folder that still has it was left half-filled."""
+NOT_REUSED = ("checkpoints", "manifest.json", "progress.json", "launch.json", REUSING)
+
+
+def clear_partial_reuse(out: Path) -> None:
+    """Empty `out` (but for `progress.json`) if `reuse_training` was killed while filling it: its files are
+    hard links to the donor's, which training or merging into the folder would overwrite in place."""
+    import shutil
+
+    if not (Path(out) / REUSING).exists():
+        return
+    for item in Path(out).iterdir():
+        if item.name != "progress.json":
+            shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+
+
+def reuse_training(donor: Path, out: Path, method: str) -> dict:
+    """`out` becomes a copy of the finished train unit `donor` (method `method`, trained on the same rows with
+    the same settings and seed), files hard-linked where the file system allows, trainer checkpoints and run
+    records left out; its metrics say `reused_from` and count no training time. Training is deterministic on
+    CPU (the demo's SDFT and S3FT weights were byte-identical when trained twice); on a GPU a second training
+    would differ by kernel non-determinism only. Killed midway, the folder is emptied on the next run."""
+    import shutil
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    out = Path(out)
+    clear_partial_reuse(out)
+    (out / REUSING).write_text(json.dumps({"from": method}))
+    for item in Path(donor).iterdir():
+        if item.name in NOT_REUSED or item.name == "train_metrics.json":
+            continue
+        if item.is_dir():
+            shutil.copytree(item, out / item.name, copy_function=link, dirs_exist_ok=True)
+        else:
+            link(str(item), str(out / item.name))
+    metrics = {**json.loads((Path(donor) / "train_metrics.json").read_text()), "reused_from": method,
+               "runtime_s": 0.0}
+    (out / "train_metrics.json").write_text(json.dumps(metrics, indent=2))  # a file of its own, not a link
+    (out / REUSING).unlink()
+    log.info("%s: the same training rows as %s, whose trained model it takes (no second training)", out.name, method)
+    return metrics
+
+
+def reused_from(train_dir: Path, method: str, mode: str) -> str | None:
+    """The method whose trained model `method` took (`reuse_training`), while that method's weights are still
+    the ones it took; else None."""
+    own = Path(train_dir) / method
+    try:
+        donor = json.loads((own / "train_metrics.json").read_text()).get("reused_from")
+    except (OSError, ValueError):
+        return None
+    weights = "adapter" if mode == "lora" else "model"
+    if not donor or not (own / weights).is_dir() or not (Path(train_dir) / donor / weights).is_dir():
+        return None
+    from s3ft.backends.hf import dir_hash
+
+    return donor if dir_hash(Path(train_dir) / donor / weights) == dir_hash(own / weights) else None
+
+
+def trained_weights(train_dir: Path, method: str, mode: str, snapshot: Path | None = None) -> Path:
+    """The folder to load `method`'s trained weights (or a learning-curve `snapshot` of them) from: the
+    method's own, or, where it took an earlier method's trained model (`reused_from`), that method's, so that
+    evaluating it reads that method's cached generations (cache keys name the weights' folder)."""
+    own = Path(train_dir) / method
+    weights = Path(snapshot) if snapshot is not None else own / ("adapter" if mode == "lora" else "model")
+    donor = reused_from(train_dir, method, mode)
+    if donor is None or not weights.is_relative_to(own):
+        return weights
+    theirs = Path(train_dir) / donor / weights.relative_to(own)
+    return theirs if theirs.is_dir() else weights
+
+
 def launched(cfg: TrainConfig) -> bool:
     """Whether the train stage runs under `accelerate launch` (several processes, or an accelerate config)."""
     return cfg.num_processes > 1 or cfg.accelerate_config is not None
