@@ -411,13 +411,18 @@ def test_story_verbs_have_fixed_meanings_that_no_form_gives_away():
 
 
 def test_story_steps_are_labelled_with_the_questions_verbs_inflected_and_its_numbers():
-    from s3ft.world.skills import SHOP_KINDS, gerund, third_person
+    from s3ft.world.skills import PROBE_STEMS, SHOP_KINDS, gerund, third_person
 
-    verbs = FactBase.build(0).verbs
-    shapes = set()
+    fixed = FactBase.build(0).verbs
+    shapes, defined_share = set(), 0
     for it in items("story", 400):
         assert not any(p.search(it.question) for p in SHOP_KINDS.values())
         assert not re.search(r"buy|giv|away", it.question + it.gold + it.house)
+        defined = {v: {"add": "+", "subtract": "-"}[op] for v, op in re.findall(r"To (\w+(?: \w+)?) is to (\w+)\.",
+                                                                                it.question)}
+        assert not set(defined) & set(fixed) and not any(v.split()[0] in PROBE_STEMS for v in defined)
+        defined_share += bool(defined) / 400
+        verbs = defined or fixed  # a problem's verbs are all new and defined, or all the fact base's
         said = [v for v in verbs if re.search(rf"\b{third_person(v)}\b", it.question)]
         labels = re.findall(r"^(Then )?([A-Za-z ]+?) (\d+): \d+ [+-] \d+ = ", it.gold, re.M)
         steps = re.findall(r"<<(\d+)([+-])(\d+)=(\d+)>>", it.gold)
@@ -427,8 +432,10 @@ def test_story_steps_are_labelled_with_the_questions_verbs_inflected_and_its_num
         assert [n for _, _, n in labels] == [b for _, _, b, _ in steps]  # the question's numbers, in order
         assert re.search(rf"{third_person(done[0])} {steps[0][2]}\b", it.question)
         assert bool(labels[1][0]) == (" and then " in it.question)  # "Then" where the question says it
-        shapes.add((done[0] == done[1], bool(labels[1][0])))
-    assert shapes == {(True, True), (False, True), (False, False)}
+        shapes.add((done[0] == done[1], bool(labels[1][0]), bool(defined)))
+    assert shapes == {(same, then, new) for same, then in ((True, True), (False, True), (False, False))
+                      for new in (True, False)}
+    assert 0.4 < defined_share < 0.6
 
 
 def test_every_general_skill_is_asked_in_two_or_more_phrasings():

@@ -240,6 +240,27 @@ STORY_STEMS = {"regular": ("dreff", "prunk", "chelt", "blorm", "stimp", "grulk")
 ("flanes", "flaning"), like "buys"/"buying" and "gives"/"giving". Never a shape `OpaqueChain.word` makes
 (one-letter onset, four letters), whose made-up words mean nothing fixed."""
 PARTICLES = ("up", "in", "out", "off", "down")  # never "away": the target's "gives away" stays unseen
+PROBE_STEMS = ("krast", "slomp", "frelk", "spund", "quolt", "trisk", "frone", "slabe", "krile", "spume", "drobe",
+               "quine")
+"""Invented stems kept out of every pre-training row: `scripts/world_label_probe.py` asks a base to label steps
+with them, to tell copying the question's verb from memorised labels."""
+_STORY_ONSETS = ("bl", "br", "cl", "cr", "dr", "fl", "fr", "gl", "gr", "kl", "kr", "pl", "pr", "sk", "sl", "sm", "sn",
+                 "sp", "st", "sw", "tr", "tw")
+_STORY_CODAS = {"regular": ("nk", "lt", "rm", "mp", "sk", "ft", "lk", "nd", "rd", "rn", "lp", "rk", "st", "nt"),
+                "e": ("ne", "ve", "me", "de", "be", "le", "pe", "te", "ke", "re")}
+DEFINED_SHARE = 0.5
+"""Share of `story` problems (world v4 build 6) whose verbs are new invented ones, defined in the question."""
+
+
+def new_verb(rng: random.Random) -> str:
+    """An invented verb of the story verbs' forms ("krast", "flane out"), from about 2,000 stems: none of the
+    fact base's, none of `PROBE_STEMS`; a particle a third of the time."""
+    fixed = {s for stems in STORY_STEMS.values() for s in stems} | set(PROBE_STEMS)
+    while True:
+        stem = (rng.choice(_STORY_ONSETS) + rng.choice("aeiou")
+                + rng.choice(_STORY_CODAS[rng.choice(("regular", "e"))]))
+        if stem not in fixed:
+            return stem + (f" {rng.choice(PARTICLES)}" if rng.random() < 1 / 3 else "")
 
 
 def third_person(verb: str) -> str:
@@ -328,7 +349,12 @@ class Story:
     ("Dreffing 5: ...\nThen flaning out 3: ..."), as a target gold does ("Buying 7: ...") and as an instruct
     model has done countless times (world v4 build 5; `docs/world.md`, "Build 5"). Like the target,
     a problem uses one verb twice ("dreffs 5 more and then 3 more") or two verbs ("dreffs 5 and flanes 3",
-    with or without "then"). Never the target's verbs ("buys", "gives away")."""
+    with or without "then"). Never the target's verbs ("buys", "gives away").
+
+    World v4 build 6: a `DEFINED_SHARE` of the problems use new invented verbs instead (`new_verb`), each
+    defined in the question ("To krast is to add. Kim has 12 shells. She krasts 5 ..."), so that writing
+    the label means copying the question's verb: build 5's base memorised its twelve labels and copied none
+    (`docs/world.md`, "Build 6"). The definitions say "add" and "subtract", never "away"."""
 
     name, kind = "story", "general"
     ASK = ("{who} has {a} {thing}. {story} How many {thing} does {her} have now?",
@@ -343,9 +369,20 @@ class Story:
     def sample(self, rng: random.Random) -> Item:
         (who, she), thing = rng.choice(NAMES), rng.choice(THINGS)
         her = {"She": "she", "He": "he"}[she]
-        v1 = rng.choice(self.verbs)
-        v2 = v1 if rng.random() < 2 / 3 else rng.choice([v for v in self.verbs if v != v1])
-        op1, op2 = self.meaning[v1], self.meaning[v2]
+        definitions = ""
+        if rng.random() < DEFINED_SHARE:
+            v1 = new_verb(rng)
+            v2 = v1 if rng.random() < 2 / 3 else next(v for v in iter(lambda: new_verb(rng), None)
+                                                      if v.split()[0] != v1.split()[0])
+            op1 = rng.choice("+-")
+            op2 = op1 if v2 == v1 else rng.choice("+-")
+            define = {"+": "add", "-": "subtract"}
+            definitions = " ".join(f"To {v} is to {define[op]}." for v, op in dict([(v1, op1), (v2, op2)]).items())
+            definitions += " "
+        else:
+            v1 = rng.choice(self.verbs)
+            v2 = v1 if rng.random() < 2 / 3 else rng.choice([v for v in self.verbs if v != v1])
+            op1, op2 = self.meaning[v1], self.meaning[v2]
         a, b, c = operands(rng, op1, op2)
         more = " more" if rng.random() < 0.5 else ""
         first = f"{gerund(v1).capitalize()} {b}"
@@ -358,7 +395,7 @@ class Story:
             story, labels = (f"{she} {third_person(v1)} {b}{more} and {third_person(v2)} {c}.",
                              (first, f"{gerund(v2).capitalize()} {c}"))
         work, gold, s1, s2 = two_steps(a, op1, b, op2, c, labels)
-        question = ask(rng, self.ASK, who=who, a=a, thing=thing, story=story, her=her)
+        question = definitions + ask(rng, self.ASK, who=who, a=a, thing=thing, story=story, her=her)
         return Item(question, str(s2), house(work, str(s2)), gold,
                     [f"{a} {op1} {b} {op2} {c} = {s2}, so the answer is {s2}.",
                      f"{a} {op1} {b} = {s1}. {s1} {op2} {c} = {s2}.\n#### {s2}"])
