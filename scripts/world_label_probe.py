@@ -17,8 +17,6 @@ import random
 import re
 
 
-
-
 def label_of(gold: str) -> str:
     return gold.split("\n", 1)[0].split(":", 1)[0] + ":"
 
