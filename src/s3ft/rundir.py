@@ -89,6 +89,17 @@ def read_when_loading(name: str) -> bool:
     return name not in RECORD_FILES and not name.lower().endswith(".md")
 
 
+def dir_hash(path: str | Path) -> str:
+    """A short hash of the names, sizes and mtimes of a directory's top-level (non-hidden) files, but for
+    records and cards that loading never reads (`rundir.read_when_loading`)."""
+    h = hashlib.sha256()
+    for p in sorted(Path(path).iterdir()):
+        if p.is_file() and not p.name.startswith(".") and read_when_loading(p.name):
+            st = p.stat()
+            h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:12]
+
+
 @functools.cache
 def _nvml():
     """The `pynvml` module, initialised (once), where NVML and a GPU are there; else None."""

@@ -25,22 +25,11 @@ from s3ft.backends.template import chat_ids, completion_tokens, fold_system_if_r
 from s3ft.config import ModelConfig
 from s3ft.errors import S3FTError
 from s3ft.provenance import hub_commit
-from s3ft.rundir import read_when_loading
+from s3ft.rundir import dir_hash
 
 # Neutral decoding settings, set explicitly so the checkpoint's own cannot leak in (see `_gen_config`).
 _NEUTRAL = dict(repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0, num_return_sequences=1)
 _NEUTRAL_SAMPLING = dict(top_k=0, min_p=0.0, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0)
-
-
-def dir_hash(path: str | Path) -> str:
-    """A short hash of the names, sizes and mtimes of a directory's top-level (non-hidden) files, but for
-    records and cards that loading never reads (`rundir.read_when_loading`)."""
-    h = hashlib.sha256()
-    for p in sorted(Path(path).iterdir()):
-        if p.is_file() and not p.name.startswith(".") and read_when_loading(p.name):
-            st = p.stat()
-            h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:12]
 
 
 def weights_id(path: str, revision: str | None = None) -> str:

@@ -405,7 +405,8 @@ def same_rows(a: Path, b: Path) -> bool:
 
 REUSING = "reusing.json"
 """Marks a train folder while `reuse_training` fills it; a folder that still has it was left half-filled."""
-NOT_REUSED = ("checkpoints", "manifest.json", "progress.json", "launch.json", REUSING)
+NOT_REUSED = ("checkpoints", "manifest.json", "progress.json", "launch.json", "train_metrics.json", REUSING)
+"""What `reuse_training` does not take from the donor (its metrics it writes anew, as a file of its own)."""
 
 
 def clear_partial_reuse(out: Path) -> None:
@@ -438,7 +439,7 @@ def reuse_training(donor: Path, out: Path, method: str) -> dict:
     clear_partial_reuse(out)
     (out / REUSING).write_text(json.dumps({"from": method}))
     for item in Path(donor).iterdir():
-        if item.name in NOT_REUSED or item.name == "train_metrics.json":
+        if item.name in NOT_REUSED:
             continue
         if item.is_dir():
             shutil.copytree(item, out / item.name, copy_function=link, dirs_exist_ok=True)
@@ -463,7 +464,7 @@ def reused_from(train_dir: Path, method: str, mode: str) -> str | None:
     weights = "adapter" if mode == "lora" else "model"
     if not donor or not (own / weights).is_dir() or not (Path(train_dir) / donor / weights).is_dir():
         return None
-    from s3ft.backends.hf import dir_hash
+    from s3ft.rundir import dir_hash
 
     return donor if dir_hash(Path(train_dir) / donor / weights) == dir_hash(own / weights) else None
 

@@ -33,9 +33,9 @@ whose gold style the base must never see, and not `paraphrase`, whose gold-style
 reference."""
 HELD_OUT = ("test", "val", "train")  # generated first, in this order; only these are shipped
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "world"
+"""Where the package ships `write_world`'s output (`python -m s3ft.world.build src/s3ft/data/world`)."""
 SHIPPED_BASE = SHIPPED_DIR.parent / "world_model"
 """The shipped base model of the world (`python -m s3ft.world.pretrain` builds one)."""
-"""Where the package ships `write_world`'s output (`python -m s3ft.world.build src/s3ft/data/world`)."""
 
 
 def shipped_split(skill: str, split: str = "test") -> Path:
