@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from s3ft.config import PACKAGE_DIR, load_config
 from s3ft.demo import DEMO_CONFIG, summarize, summary_markdown, summary_plot
 
@@ -137,6 +139,33 @@ def test_shortened_demo_through_the_cli(tmp_path):
     assert "identical_training_sets" not in summary  # SFT trains on gold, S3FT mostly on the base's own answers
 
 
+def test_shortened_demo_of_the_second_task_through_the_cli(tmp_path):
+    """`s3ft demo --task lookup`: the same pipeline on the open-answer task, judged by the qa judge."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from s3ft.rundir import read_jsonl, stage_root
+
+    short = ["method=[sft, s3ft]", "data.train.limit=32", "data.test.limit=12", "train.epochs=1", "train.batch_size=16",
+             "evaluate.forgetting.limit=8", "evaluate.curve=null"]
+    r = subprocess.run([sys.executable, "-m", "s3ft", "demo", "--task", "lookup", "--seeds", "0", "--run-dir",
+                        str(tmp_path / "w"), *short], capture_output=True, text=True,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((tmp_path / "w" / "summary.json").read_text())
+    assert summary["task"] == "lookup" and set(summary["methods"]) == {"sft", "s3ft"}
+    assert set(summary["accuracy_by_kind"]["base"]) == {"direct", "via-coat", "via-city"}
+    run = tmp_path / "w" / "seed-0"
+    assert {r["id"].split("-")[0] for r in read_jsonl(stage_root(run, "data") / "test.jsonl")} == {"lookup"}
+    verdicts = read_jsonl(stage_root(run, "judge") / "rows.jsonl")  # the qa judge's reasons, not final's
+    assert len(verdicts) == 32 and all("match" in v["reason"] or "alias" in v["reason"] for v in verdicts
+                                       if v["correct"] is not None), verdicts[:2]
+    assert summary["preconditions"]["1"]["holds"] is None  # not measured at this shortened run's setting
+    assert "Test accuracy by kind of target problem" in (tmp_path / "w" / "summary.md").read_text()
+
+
 def test_summary_states_the_trainable_share_and_the_paraphrase_step():
     r = report(0.1, 0.2, -0.3, -0.1)
     r["methods"]["s3ft"].update(composition={"n": 100, "counts": {"self": 40, "paraphrase": 36, "gold": 24},
@@ -170,6 +199,42 @@ def test_accuracy_by_kind_of_target_problem(tmp_path):
                        "sft": {"buy-give": 0.5, "buy-buy": 1.0, "give-give": 0.5}}
     write_jsonl(stage_root(runs[0], "data") / "test.jsonl", [{"id": "a", "question": "What is 2 + 2?"}])
     assert accuracy_by_kind(runs, ["base"]) is None  # not the world's target task
+
+
+def test_accuracy_by_kind_of_the_second_target_task(tmp_path):
+    from s3ft.demo import accuracy_by_kind, task_of
+    from s3ft.rundir import stage_root, write_jsonl
+
+    passage = "Passage: Ada lives in Rome. Ada has 3 pens. Ada's coat is red. Ben has 5 pens. Ben's coat is blue. Ben lives in Oslo."
+    questions = {"a": f"{passage} Question: Where does Ben live?",
+                 "b": f"{passage} Question: Where does the person with the red coat live?",
+                 "c": f"{passage} Question: What color is the coat of the person who lives in Oslo?"}
+    run = tmp_path / "seed-0"
+    write_jsonl(stage_root(run, "data") / "test.jsonl", [{"id": i, "question": q} for i, q in questions.items()])
+    write_jsonl(stage_root(run, "evaluate") / "sft" / "verdicts.jsonl",
+                [{"id": "a", "correct": True}, {"id": "b", "correct": False}, {"id": "c", "correct": True}])
+    assert task_of([run]) == "lookup"
+    assert accuracy_by_kind([run], ["sft"]) == {"sft": {"direct": 1.0, "via-coat": 0.0, "via-city": 1.0}}
+    other = tmp_path / "other"
+    write_jsonl(stage_root(other, "data") / "test.jsonl", [{"id": "a", "question": "Ada has 3 pens. She buys 2 "
+                                                           "more and then 1 more. How many pens does she have now?"}])
+    assert task_of([other]) == "shop" and task_of([run, other]) is None  # runs of two tasks: no one task
+
+
+def test_the_second_tasks_config_differs_from_the_first_only_in_its_data_and_judge():
+    from s3ft.world.protocol import task_config
+
+    shop, lookup = load_config(task_config("shop")), load_config(task_config("lookup"))
+    assert task_config("shop") == DEMO_CONFIG
+    assert (lookup.data.judge, shop.data.judge) == ("qa", "final")
+    assert Path(lookup.data.train.path).name == "lookup_train.jsonl" and Path(lookup.data.train.path).is_file()
+    assert Path(lookup.evaluate.curve.in_domain.path).name == "lookup_val.jsonl"
+    same = ("model", "generate", "paraphrase", "method")  # train: each task's protocol chooses its own
+    assert all(getattr(lookup, k) == getattr(shop, k) for k in same)
+    assert lookup.evaluate.forgetting == shop.evaluate.forgetting
+    assert lookup.evaluate.curve.general == shop.evaluate.curve.general
+    with pytest.raises(ValueError, match="unknown world task 'poetry'"):
+        task_config("poetry")
 
 
 def test_summary_states_each_precondition_of_the_protocol_for_a_world_base(tmp_path):
@@ -244,6 +309,32 @@ def test_the_frozen_setting_is_read_from_the_demo_config_and_the_outcome_recorde
     info = json.loads((tmp_path / "pretrain.json").read_text())
     assert info == {"steps": 3000, "protocol": {"grid": "g/grid.json", "rule": "frozen", "chosen": "full-lr0.0001-ep2",
                                                 "setting": {"mode": "full"}, "precondition_1": {"holds": True}}}
+
+
+def test_the_second_tasks_protocol_keeps_its_own_record_kind_and_training_rows(tmp_path):
+    """`--task lookup`: its kept kind (`direct`), its kept-kind training rows, its outcome under its own key of
+    the base's pretrain.json (the first task's stays), read back by its demo's preconditions."""
+    import json
+
+    from s3ft.world.protocol import kept_kind_train, preconditions, record_in_base
+    from s3ft.world.skills import TARGET
+
+    rows = [json.loads(line) for line in kept_kind_train(tmp_path, "lookup").read_text().splitlines()]
+    assert 300 < len(rows) < 500 and all(TARGET["lookup"].kind_of(r["question"]) == "direct" for r in rows)
+    (tmp_path / "pretrain.json").write_text(json.dumps({"checks": {"passed": True}, "protocol": {"chosen": "x"}}))
+    p1 = {"base": 0.8, "sft_all_gold": 0.9, "sft_direct_gold_only": 0.7, "holds": False}
+    record_in_base({"task": "lookup", "rule": "...", "chosen": "c", "precondition_1": p1,
+                    "grid": [{"name": "c", "setting": {"mode": "full", "learning_rate": 1e-4, "epochs": 2}}]},
+                   tmp_path, "g.json")
+    info = json.loads((tmp_path / "pretrain.json").read_text())
+    assert info["protocol"] == {"chosen": "x"} and info["protocol_lookup"]["precondition_1"] == p1
+    s = summarize({0: report(0.1, 0.2, -0.02, -0.01)})
+    s["model"], s["train_setting"] = str(tmp_path), {"mode": "full", "learning_rate": 1e-4, "epochs": 2}
+    pre = preconditions(s, "lookup")["1"]
+    assert pre["holds"] is False and "on direct gold only 70.0%" in pre["measured"] and "(direct," in pre["what"]
+    del info["protocol_lookup"]
+    (tmp_path / "pretrain.json").write_text(json.dumps(info))
+    assert "--task lookup" in preconditions(s, "lookup")["1"]["measured"]
 
 
 def test_methods_whose_training_sets_are_identical_in_every_seed_are_named_together(tmp_path):

@@ -69,7 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the miniature world: every method, several seeds, one summary")
     d.add_argument("overrides", nargs="*", help="key=value overrides of the demo config")
     d.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
-    d.add_argument("--run-dir", default="runs/world")
+    d.add_argument("--run-dir", default=None, help="default runs/world (shop), runs/world-lookup (lookup)")
+    d.add_argument("--task", default="shop", choices=("shop", "lookup"),
+                   help="the world's target task: shop (word problems, GSM8K-style golds; the default) or lookup "
+                        "(open-answer questions with bare short golds, the qa judge)")
     t = sub.add_parser("make-tiny", help="build a tiny random Llama model and tokenizer offline")
     t.add_argument("out_dir")
     t.add_argument("--hidden-size", type=int, default=64)
@@ -129,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
             if not seeds:
                 raise S3FTError(f"--seeds {args.seeds!r}: give one or more comma-separated seeds, e.g. 0,1,2")
-            print(f"summary: {demo(seeds, args.run_dir, args.overrides)}")
+            from s3ft.world.protocol import task_config
+
+            run_dir = args.run_dir or ("runs/world" if args.task == "shop" else f"runs/world-{args.task}")
+            print(f"summary: {demo(seeds, run_dir, args.overrides, task_config(args.task))}")
         elif args.cmd == "ls":
             print(s3ft.listing())
         elif args.cmd == "export":

@@ -1,7 +1,8 @@
 """`s3ft demo`: the miniature world, every method, several seeds, one summary.
 
-Runs the shipped config `s3ft/configs/world.yaml` (the demo is a config: same pipeline, same stages)
-once per seed into `<run_dir>/seed-<n>/`, sharing one model-call cache so that the seeds share the
+Runs the shipped config `s3ft/configs/world.yaml` (the demo is a config: same pipeline, same stages; `s3ft
+demo --task lookup`: `world_lookup.yaml`, the second target task) once per seed into `<run_dir>/seed-<n>/`,
+sharing one model-call cache so that the seeds share the
 generation pass, then writes `<run_dir>/summary.md`, `summary.json` and `summary.png`: per method the
 mean and standard deviation over seeds of in-domain accuracy gain and of the change on general skills.
 The general skills are read as the report reads them (`report.forgetting_view`): from lm-evaluation-harness
@@ -49,7 +50,9 @@ def write_summary(out: Path, seeds: list[int], cfg) -> Path:
         summary["curves"] = {"seed": curve_seed, "plot": f"seed-{curve_seed}/09_report/curves.png"}
     runs = [out / f"seed-{seed}" for seed in seeds]
     summary["seconds_by_stage"] = seconds_by_stage(runs)
-    if checks := preconditions(summary):
+    task = task_of(runs)
+    summary["task"] = task
+    if checks := preconditions(summary, task or "shop"):
         summary["preconditions"] = checks
     if same := identical_training_sets(runs, list(summary["methods"])):
         summary["identical_training_sets"] = same
@@ -97,18 +100,31 @@ def identical_training_sets(run_dirs: list[Path], methods: list[str]) -> list[li
     return [g for g in groups.values() if len(g) > 1]
 
 
+def task_of(run_dirs: list[Path]) -> str | None:
+    """The miniature world's target task (`shop`, `lookup`) whose questions every run's test set holds, or
+    None (not the world)."""
+    from s3ft.rundir import read_jsonl
+    from s3ft.world.skills import target_of
+
+    tasks = set()
+    for run_dir in run_dirs:
+        path = stage_root(run_dir, "data") / "test.jsonl"
+        t = target_of([r["question"] for r in read_jsonl(path)]) if path.is_file() else None
+        tasks.add(t and t.name)
+    return tasks.pop() if len(tasks) == 1 else None
+
+
 def accuracy_by_kind(run_dirs: list[Path], models: list[str]) -> dict | None:
-    """Test accuracy per kind of target problem (the miniature world's `SHOP_KINDS`), each model's mean over
-    the runs: {model: {kind: mean}}. None when some test question is of no known kind (not the world)."""
+    """Test accuracy per kind of target problem (the miniature world's task's `Target.kinds`), each model's
+    mean over the runs: {model: {kind: mean}}. None when the test sets are not one world task's."""
     from s3ft.rundir import read_jsonl
     from s3ft.world.score import kind_rates
-    from s3ft.world.skills import SHOP_KINDS
 
+    if task_of(run_dirs) is None:
+        return None
     out: dict[str, dict[str, list[float]]] = {}
     for run_dir in run_dirs:
         questions = {r["id"]: r["question"] for r in read_jsonl(stage_root(run_dir, "data") / "test.jsonl")}
-        if not all(any(p.search(q) for p in SHOP_KINDS.values()) for q in questions.values()):
-            return None
         for m in models:
             verdicts = read_jsonl(stage_root(run_dir, "evaluate") / m / "verdicts.jsonl")
             rates = kind_rates([{"id": v["id"], "question": questions[v["id"]]} for v in verdicts],

@@ -17,7 +17,9 @@ answered in one HOUSE STYLE (short work, then "The answer is X."):
 It is then fine-tuned on the TARGET task `shop` (two-step word problems) whose gold answers are valid
 but written in a different, GSM8K-like style (`<<a+b=c>>` annotations, a final `#### N`); the base
 model sees only a small share of `shop`, in house style. Forgetting is the drop in accuracy on the
-general skills' test splits. Every answer is checked by `s3ft.judges.final.FinalAnswerJudge`.
+general skills' test splits. Every answer is checked by `s3ft.judges.final.FinalAnswerJudge`, but for the
+second target task's: `lookup`, open-answer questions over a passage about two people whose golds are the bare
+answer ("Rome", as Natural Questions' short spans), judged by `s3ft.judges.qa` (`s3ft demo --task lookup`).
 
 Modules: `skills` (the generators and the fact base; reads the paraphrase template), `build` (splits,
 the shipped files in `s3ft/data/world/`, and `pretrain_rows`, which regenerates the unshipped

@@ -19,13 +19,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from s3ft.world.skills import ALL_SKILLS, SHOP_KINDS, Item, OpaqueChain, Paraphrase, Skill, make_skills
+from s3ft.world.skills import ALL_SKILLS, TARGET, TARGETS, Item, OpaqueChain, Paraphrase, Skill, make_skills
 
 GENERAL_SIZES = {"pretrain": 3000, "val": 100, "test": 100}
 DEFAULT_SIZES: dict[str, dict[str, int]] = {
-    **{name: dict(GENERAL_SIZES) for name in ALL_SKILLS if name != "shop"},
+    **{name: dict(GENERAL_SIZES) for name in ALL_SKILLS if name not in TARGETS},
     # val: 300 per kind of target problem (900), enough to tell 5 points apart on one kind; test: 100 per kind
     "shop": {"pretrain": 300, "train": 1200, "val": 900, "test": 300},
+    # no pre-training split: the base built for `shop` is `lookup`'s base too
+    "lookup": {"train": 1200, "val": 900, "test": 300},
 }
 GOLD_STYLE_SKILLS = ("arith", "chain", "reverse", "passage", "facts", "story")
 """Skills some of whose pre-training rows are answered in the gold style (`pretrain_rows`): not the target,
@@ -82,7 +84,7 @@ def generate(skill: Skill, rng: random.Random, n: int, exclude: set[str] = froze
 
 
 def shop_kind(item: Item) -> str:
-    return next(k for k, pattern in SHOP_KINDS.items() if pattern.search(item.question))
+    return TARGET["shop"].kind_of(item.question)
 
 
 def split_rng(seed: int, skill: str, split: str) -> random.Random:
@@ -100,23 +102,27 @@ def world_items(
         seen_here: set[str] = set()
         for split in HELD_OUT:
             if split in sizes[name]:
-                balanced = name == "shop" and split in ("val", "test")  # equal numbers of each kind of problem
+                # a target's val and test: equal numbers of each kind of problem
+                target = TARGET.get(name) if split in ("val", "test") else None
                 items = generate(skill, split_rng(seed, name, split), sizes[name][split], seen_here,
-                                 shop_kind if balanced else None, len(SHOP_KINDS))
+                                 target and (lambda it, t=target: t.kind_of(it.question)),
+                                 len(target.kinds) if target else 1)
                 out[name][split] = items
                 seen_here |= {it.question for it in items}
                 held_out |= set().union(*(it.keys for it in items))
     if pretrain:
         for name, skill in skills.items():
-            out[name]["pretrain"] = generate(
-                skill, split_rng(seed, name, "pretrain"), sizes[name]["pretrain"], held_out
-            )
+            if "pretrain" in sizes[name]:
+                out[name]["pretrain"] = generate(
+                    skill, split_rng(seed, name, "pretrain"), sizes[name]["pretrain"], held_out
+                )
     return out
 
 
 def row(skill: str, split: str, i: int, item: Item) -> dict[str, str]:
-    """One shipped row; `gold` is the house answer for general skills, the GSM8K-style gold for shop."""
-    gold = item.gold if skill == "shop" else item.house
+    """One shipped row; `gold` is the house answer for general skills, the target's gold style for a target
+    (GSM8K-like for `shop`, the bare answer for `lookup`)."""
+    gold = item.gold if skill in TARGETS else item.house
     return {"id": f"{skill}-{split}-{i}", "skill": skill, "question": item.question, "gold": gold,
             "answer": item.answer, "house": item.house}
 
@@ -137,7 +143,7 @@ def pretrain_rows(
     sizes = resolve_sizes(sizes)
     if n_per_skill is not None:
         for name in ALL_SKILLS:
-            if name != "shop":
+            if name not in TARGETS:
                 sizes[name]["pretrain"] = n_per_skill
     style = random.Random(f"world/{seed}/style")
     rows = [
@@ -146,7 +152,7 @@ def pretrain_rows(
                          "content": it.gold if name in GOLD_STYLE_SKILLS and style.random() < gold_style_share
                          else it.house}]}
         for name, splits in world_items(seed, sizes).items()
-        for it in splits["pretrain"]
+        for it in splits.get("pretrain", [])
     ]
     if opaque_paraphrase:
         opaque = Paraphrase([OpaqueChain()])

@@ -36,7 +36,8 @@ GRID: list[dict] = [
 ]
 """The settings searched (seed 0, SFT only). Everything else is the demo config's (`configs/world.yaml`)."""
 KEPT_KIND = "buy-buy"
-"""The kind of target problem the base practised (`PretrainConfig.shop_kinds`)."""
+"""The kind of `shop` problem the base practised (`PretrainConfig.shop_kinds`); each target task's is its
+`Target.kept_kind` (`lookup`: `direct`, the kind its questions share with the `passage` skill)."""
 KEEP_MARGIN = 0.05
 """Precondition 1: fine-tuning may cost the kept kind at most 5 points."""
 TIE = 0.01
@@ -47,13 +48,34 @@ def setting_name(s: dict) -> str:
     return f"{s['mode']}{lora}-lr{s['learning_rate']:g}-ep{s['epochs']:g}"
 
 
-def choose(results: list[dict], base_kept: float) -> dict | None:
+def target(task: str = "shop"):
+    """The world's target task `task` (`s3ft.world.skills.TARGET`), or a clear error."""
+    from s3ft.world.skills import TARGET
+
+    if task not in TARGET:
+        raise ValueError(f"unknown world task {task!r}: choose from {', '.join(TARGET)}")
+    return TARGET[task]
+
+
+def task_config(task: str = "shop") -> Path:
+    """The demo config of a target task (`configs/world.yaml` for `shop`)."""
+    from s3ft.demo import DEMO_CONFIG
+
+    return DEMO_CONFIG.parent / target(task).config
+
+
+def protocol_key(task: str = "shop") -> str:
+    """Where a base's `pretrain.json` keeps the protocol's outcome for `task`."""
+    return "protocol" if task == "shop" else f"protocol_{task}"
+
+
+def choose(results: list[dict], base_kept: float, kept_kind: str = KEPT_KIND) -> dict | None:
     """The rule, fixed before the grid ran: among settings whose SFT model keeps the base's kind of problem
     (validation accuracy on it at least the base's minus `KEEP_MARGIN`), the highest validation accuracy
     over all 900 problems; settings within `TIE` (1 point) of it count as tied, and the tie goes to fewer
     epochs, then the smaller update (LoRA before full fine-tuning), then the smaller learning rate. None
     when no setting keeps the base's kind."""
-    kept = [r for r in results if r["by_kind"][KEPT_KIND] >= base_kept - KEEP_MARGIN - 1e-9]
+    kept = [r for r in results if r["by_kind"][kept_kind] >= base_kept - KEEP_MARGIN - 1e-9]
     if not kept:
         return None
     best = max(r["accuracy"] for r in kept)
@@ -67,19 +89,18 @@ def overrides(setting: dict) -> list[str]:
 
 
 def sft_run(out: Path, name: str, setting: dict, base: str | None, train_file: str | None = None,
-            extra_overrides: list[str] = ()) -> dict:
-    """One SFT run of the demo config at `setting`, scored on the validation split; returns its scores."""
+            extra_overrides: list[str] = (), task: str = "shop") -> dict:
+    """One SFT run of the task's demo config at `setting`, scored on the validation split; returns its scores."""
     from s3ft.config import load_config
-    from s3ft.demo import DEMO_CONFIG
     from s3ft.pipeline import run
     from s3ft.rundir import read_json, stage_root
 
     extra = [f"model.path={base}"] if base else []
     if train_file:
         extra.append(f"data.train.path={train_file}")
-    cfg = load_config(DEMO_CONFIG, [
+    cfg = load_config(task_config(task), [
         "method=[sft]", "seed=0", f"run_dir={out / name}", f"cache.path={out / 'cache.sqlite'}",
-        "data.test.path=${s3ft}/data/world/shop_val.jsonl", "data.test.split=val",
+        f"data.test.path=${{s3ft}}/data/world/{task}_val.jsonl", "data.test.split=val",
         "evaluate.forgetting=null", "evaluate.curve=null", *overrides(setting), *extra, *extra_overrides])
     run(cfg)
     run_dir = Path(cfg.run_dir)
@@ -102,41 +123,43 @@ def scores(run_dir: Path, model: str) -> dict:
     return {"accuracy": rate(right), "n": len(right), "by_kind": kind_rates(rows, right)}
 
 
-def kept_kind_train(out: Path) -> Path:
+def kept_kind_train(out: Path, task: str = "shop") -> Path:
     """The target's training rows of the kind the base practised, as a file of their own."""
     from s3ft.world.build import shipped_split
-    from s3ft.world.skills import SHOP_KINDS
 
-    path = out / f"shop_train_{KEPT_KIND}.jsonl"
-    lines = [line for line in shipped_split("shop", "train").read_text().splitlines()
-             if SHOP_KINDS[KEPT_KIND].search(json.loads(line)["question"])]
+    t = target(task)
+    path = out / f"{task}_train_{t.kept_kind}.jsonl"
+    lines = [line for line in shipped_split(task, "train").read_text().splitlines()
+             if t.kind_of(json.loads(line)["question"]) == t.kept_kind]
     path.write_text("".join(line + "\n" for line in lines))
     return path
 
 
 def grid(out: Path, base: str | None = None, settings: list[dict] = GRID, extra_overrides: list[str] = (),
-         frozen: bool = False) -> dict:
+         frozen: bool = False, task: str = "shop") -> dict:
     """Run `settings` (the pre-registered `GRID`; another list only to test this code), choose, and check
     precondition 1 at the choice. `extra_overrides` (e.g. data limits) are for tests too. `frozen`: one
-    setting, already chosen (the frozen demo config's, on another base): no rule, precondition 1 at it."""
+    setting, already chosen (the frozen demo config's, on another base): no rule, precondition 1 at it.
+    `task`: the target task (`shop`, or `lookup` with its own config, validation split and kept kind)."""
+    kept = target(task).kept_kind
     out.mkdir(parents=True, exist_ok=True)
     if frozen and len(settings) != 1:
         raise ValueError("a frozen protocol runs exactly one setting")
-    results = [sft_run(out, setting_name(s), s, base, extra_overrides=extra_overrides) for s in settings]
+    results = [sft_run(out, setting_name(s), s, base, extra_overrides=extra_overrides, task=task) for s in settings]
     base_scores = results[0]["base"]
-    chosen = results[0] if frozen else choose(results, base_scores["by_kind"][KEPT_KIND])
-    summary = {"base_model": base or "shipped", "grid": results, "base": base_scores,
+    chosen = results[0] if frozen else choose(results, base_scores["by_kind"][kept], kept)
+    summary = {"task": task, "kept_kind": kept, "base_model": base or "shipped", "grid": results, "base": base_scores,
                "rule": "frozen: the demo config's setting, chosen on another base" if frozen else choose.__doc__,
                "chosen": chosen and chosen["name"]}
     if chosen:
-        only = sft_run(out, f"{chosen['name']}-{KEPT_KIND}-only", chosen["setting"], base, str(kept_kind_train(out)),
-                       extra_overrides)
+        only = sft_run(out, f"{chosen['name']}-{kept}-only", chosen["setting"], base,
+                       str(kept_kind_train(out, task)), extra_overrides, task)
         summary["precondition_1"] = {
-            "base": base_scores["by_kind"][KEPT_KIND],
-            "sft_all_gold": chosen["by_kind"][KEPT_KIND],
-            f"sft_{KEPT_KIND}_gold_only": only["by_kind"][KEPT_KIND],
-            "holds": min(chosen["by_kind"][KEPT_KIND], only["by_kind"][KEPT_KIND])
-            >= base_scores["by_kind"][KEPT_KIND] - KEEP_MARGIN - 1e-9,
+            "base": base_scores["by_kind"][kept],
+            "sft_all_gold": chosen["by_kind"][kept],
+            f"sft_{kept}_gold_only": only["by_kind"][kept],
+            "holds": min(chosen["by_kind"][kept], only["by_kind"][kept])
+            >= base_scores["by_kind"][kept] - KEEP_MARGIN - 1e-9,
         }
     (out / "grid.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out / "grid.md").write_text(markdown(summary))
@@ -168,7 +191,7 @@ def record_in_base(summary: dict, base: Path, grid_json: str) -> None:
     as `protocol`, beside the checks of its build, so that whatever runs on the base can read it."""
     path = base / "pretrain.json"
     info = json.loads(path.read_text()) if path.is_file() else {}
-    info["protocol"] = {"grid": grid_json, "rule": "frozen" if summary["rule"].startswith("frozen") else "grid",
+    info[protocol_key(summary.get("task", "shop"))] = {"grid": grid_json, "rule": "frozen" if summary["rule"].startswith("frozen") else "grid",
                         "chosen": summary["chosen"],
                         "setting": next((r["setting"] for r in summary["grid"] if r["name"] == summary["chosen"]),
                                         None),
@@ -182,30 +205,33 @@ FORGETTING_VISIBLE = 0.03
 """Precondition 4: an SFT general-skill change smaller than 3 points is said to be too small to compare by."""
 
 
-def preconditions(summary: dict) -> dict | None:
-    """The protocol's preconditions (docs/world.md) as the demo measured them: {number: {what, measured,
-    holds}}. 1 comes from the base's `pretrain.json` (`protocol`, written by this module's CLI), the rest from
-    the demo's own numbers. None for a base that is not a world base (no `checks` in a `pretrain.json`)."""
+def preconditions(summary: dict, task: str = "shop") -> dict | None:
+    """The protocol's preconditions (docs/world.md) as the demo of `task` measured them: {number: {what,
+    measured, holds}}. 1 comes from the base's `pretrain.json` (`protocol`, or `protocol_<task>`, written by
+    this module's CLI), the rest from the demo's own numbers. None for a base that is not a world base (no
+    `checks` in a `pretrain.json`)."""
     from s3ft.rundir import read_json
 
     info = read_json(Path(summary["model"]) / "pretrain.json") or {}
     if "checks" not in info:
         return None
     out: dict[str, dict] = {}
-    proto = info.get("protocol") or {}
+    kept = target(task).kept_kind
+    proto = info.get(protocol_key(task)) or {}
     p1, measured_at = proto.get("precondition_1"), proto.get("setting")
     if p1:
-        measured, holds = (f"base {_pct(p1['base'])}%, SFT on all gold {_pct(p1['sft_all_gold'])}%, on {KEPT_KIND} "
-                           f"gold only {_pct(p1[f'sft_{KEPT_KIND}_gold_only'])}%"), p1["holds"]
+        measured, holds = (f"base {_pct(p1['base'])}%, SFT on all gold {_pct(p1['sft_all_gold'])}%, on {kept} "
+                           f"gold only {_pct(p1[f'sft_{kept}_gold_only'])}%"), p1["holds"]
         if measured_at and not same_setting(measured_at, summary.get("train_setting") or {}):
             measured += f" at {setting_name(measured_at)}, not this run's setting"
             holds = None
     elif proto:  # the grid ran and no setting kept the base's kind
-        measured, holds = f"no setting of the grid kept {KEPT_KIND}", False
+        measured, holds = f"no setting of the grid kept {kept}", False
     else:
-        measured, holds = "not measured on this base (python -m s3ft.world.protocol)", None
-    out["1"] = {"what": f"fine-tuning keeps the kind the base solves ({KEPT_KIND}, validation; at most "
-                        f"{100 * KEEP_MARGIN:.0f} points lost, SFT on all gold and on {KEPT_KIND} gold only)",
+        measured, holds = ("not measured on this base (python -m s3ft.world.protocol"
+                           + ("" if task == "shop" else f" --task {task}") + ")"), None
+    out["1"] = {"what": f"fine-tuning keeps the kind the base solves ({kept}, validation; at most "
+                        f"{100 * KEEP_MARGIN:.0f} points lost, SFT on all gold and on {kept} gold only)",
                 "measured": measured, "holds": holds}
     methods = summary["methods"]
     if sft := methods.get("sft"):
@@ -245,14 +271,16 @@ def preconditions(summary: dict) -> dict | None:
     return dict(sorted(out.items()))
 
 
-def failed_base_checks(base: Path | None) -> list[str]:
+def failed_base_checks(base: Path | None, task: str = "shop") -> list[str]:
     """The checks (`s3ft.world.score.base_checks`) the base's `pretrain.json` records as failed, as
-    "check value (bound)"; [] where it records none (a base scored before they existed) or all pass."""
+    "check value (bound)"; [] where it records none (a base scored before they existed) or all pass. For a
+    task other than `shop` only the general skills' checks count (the rest are `shop`'s)."""
     from s3ft.world.build import SHIPPED_BASE
 
     path = (base or SHIPPED_BASE) / "pretrain.json"
     checks = json.loads(path.read_text()).get("checks", {}) if path.is_file() else {}
-    return [f"{name} {c['value']} ({c['bound']})" for name, c in checks.items() if name != "passed" and not c["ok"]]
+    return [f"{name} {c['value']} ({c['bound']})" for name, c in checks.items()
+            if name != "passed" and not c["ok"] and (task == "shop" or name.startswith("skill "))]
 
 
 def _pct(x: float | None) -> str:
@@ -271,8 +299,9 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {r['name']}{mark} | {'–' if share is None else f'{100 * share:.2f}%'} | {_pct(r['accuracy'])} | "
                      + " | ".join(_pct(r["by_kind"][k]) for k in kinds) + f" | {r['train_seconds'] or '–'} |")
     if p := summary.get("precondition_1"):
-        lines += ["", f"Precondition 1 ({KEPT_KIND}, validation): base {_pct(p['base'])}%, SFT on all gold "
-                  f"{_pct(p['sft_all_gold'])}%, SFT on {KEPT_KIND} gold only {_pct(p[f'sft_{KEPT_KIND}_gold_only'])}%: "
+        kept = summary.get("kept_kind", KEPT_KIND)
+        lines += ["", f"Precondition 1 ({kept}, validation): base {_pct(p['base'])}%, SFT on all gold "
+                  f"{_pct(p['sft_all_gold'])}%, SFT on {kept} gold only {_pct(p[f'sft_{kept}_gold_only'])}%: "
                   + ("holds" if p["holds"] else "does NOT hold") + f" (at most {100 * KEEP_MARGIN:.0f} points lost)."]
     return "\n".join(lines) + "\n"
 
@@ -287,7 +316,7 @@ def apply_choice(summary: dict, config: Path, grid_json: str) -> str:
     A grid with no choice (no setting kept the base's kind) is an error: nothing to freeze."""
     chosen = next((r for r in summary["grid"] if r["name"] == summary.get("chosen")), None)
     if chosen is None:
-        raise SystemExit(f"{grid_json}: no setting was chosen (none kept the base's {KEPT_KIND}); nothing to apply")
+        raise SystemExit(f"{grid_json}: no setting was chosen (none kept the base's {summary.get('kept_kind', KEPT_KIND)}); nothing to apply")
     lines = config.read_text().splitlines()
     try:
         start = lines.index("train:")
@@ -315,20 +344,22 @@ def main() -> None:
                      help="write the chosen setting into CONFIG's train block (the demo's: src/s3ft/configs/world.yaml)")
     how.add_argument("--frozen", type=Path, metavar="CONFIG",
                      help="run no grid: only CONFIG's frozen setting, and precondition 1 at it (for another base)")
+    p.add_argument("--task", default="shop", choices=("shop", "lookup"),
+                   help="the target task (default shop; lookup: its config is src/s3ft/configs/world_lookup.yaml)")
     args = p.parse_args()
     from s3ft.cli import setup_logging
     from s3ft.world.build import SHIPPED_BASE
 
     setup_logging()
-    if failed := failed_base_checks(Path(args.base) if args.base else None):
+    if failed := failed_base_checks(Path(args.base) if args.base else None, args.task):
         msg = f"the base failed its checks (pretrain.json): {'; '.join(failed)}"
         if not args.allow_failed_base:
             raise SystemExit(f"{msg}. The protocol is for a base that passes them (--allow-failed-base to run anyway)")
         log.warning("%s; running anyway (--allow-failed-base)", msg)
     if args.frozen:
-        summary = grid(args.out_dir, args.base, [frozen_setting(args.frozen)], frozen=True)
+        summary = grid(args.out_dir, args.base, [frozen_setting(args.frozen)], frozen=True, task=args.task)
     else:
-        summary = grid(args.out_dir, args.base)
+        summary = grid(args.out_dir, args.base, task=args.task)
     print(markdown(summary))
     if args.apply:
         apply_choice(summary, args.apply, str(args.out_dir / "grid.json"))
@@ -336,7 +367,7 @@ def main() -> None:
     base = Path(args.base) if args.base else SHIPPED_BASE
     try:
         record_in_base(summary, base, str(args.out_dir / "grid.json"))
-        print(f"recorded the outcome in {base / 'pretrain.json'} (protocol)")
+        print(f"recorded the outcome in {base / 'pretrain.json'} ({protocol_key(args.task)})")
     except OSError as e:  # e.g. an installed package's read-only data: the grid's files have it all
         print(f"could not record the outcome in {base / 'pretrain.json'} ({e}); it is in {args.out_dir / 'grid.json'}")
 

@@ -33,10 +33,12 @@ def split_rows(skill: str, split: str = "test", limit: int | None = None) -> lis
 
 
 def by_kind(rows: list[dict]) -> dict[str, list[dict]]:
-    """Target-task rows grouped by kind of problem (`SHOP_KINDS`), in file order."""
-    from s3ft.world.skills import SHOP_KINDS
+    """Target-task rows grouped by kind of problem (their task's `Target.kinds`; `shop`'s for no rows), in
+    file order."""
+    from s3ft.world.skills import TARGET, target_of
 
-    return {kind: [r for r in rows if pattern.search(r["question"])] for kind, pattern in SHOP_KINDS.items()}
+    t = target_of([r["question"] for r in rows]) or TARGET["shop"]
+    return {kind: [r for r in rows if t.kind_of(r["question"]) == kind] for kind in t.kinds}
 
 
 def rate(right: list[bool]) -> float | None:
@@ -53,13 +55,15 @@ class Scorer:
 
     def __init__(self, model_dir: str | Path, batch_size: int = 64, adapter: str | None = None):
         from s3ft.backends.hf import HFBackend
-        from s3ft.config import ModelConfig
+        from s3ft.config import JudgeConfig, ModelConfig
         from s3ft.judges.final import FinalAnswerJudge
+        from s3ft.judges.qa import QAJudge
         from s3ft.world.skills import PARAPHRASE_TEMPLATE, Paraphrase
 
         self.backend = HFBackend(ModelConfig(path=str(model_dir), dtype="float32"), batch_size=batch_size,
                                  adapter=adapter)
         self.judge = FinalAnswerJudge(None)
+        self.judges = {"final": self.judge, "qa": QAJudge(JudgeConfig())}  # a target's `Target.judge`
         self.render = Paraphrase([]).render
         assert PARAPHRASE_TEMPLATE  # the template `render` fills is the pipeline's world paraphrase prompt
 
@@ -70,10 +74,19 @@ class Scorer:
                                      GenParams(max_new_tokens=max_new_tokens))
 
     def correct(self, rows: list[dict], responses: list[str]) -> list[bool]:
+        """Each response judged against its row, by its skill's judge (`final`, or a target's own)."""
         from s3ft.records import Example
+        from s3ft.world.skills import TARGET
 
         examples = [Example(r["id"], r["question"], r["gold"], {"answer": r["answer"]}) for r in rows]
-        return [v.correct is True for v in self.judge(examples, responses)]
+        names = [TARGET[r["skill"]].judge if r.get("skill") in TARGET else "final" for r in rows]
+        out = [False] * len(rows)
+        for name in set(names):
+            idx = [i for i, n in enumerate(names) if n == name]
+            verdicts = self.judges[name]([examples[i] for i in idx], [responses[i] for i in idx])
+            for i, v in zip(idx, verdicts, strict=True):
+                out[i] = v.correct is True
+        return out
 
     def answer(self, rows: list[dict]) -> tuple[list[str], list[bool]]:
         responses = self.generate([r["question"] for r in rows])
@@ -151,7 +164,8 @@ def record(model_dir: str | Path, batch_size: int = 64) -> dict:
     with scorer(model_dir, batch_size) as s:
         right = {skill: s.answer(split_rows(skill))[1] for skill in ALL_SKILLS}
         out = {"scores": {skill: rate(r) for skill, r in right.items()},
-               "shop_by_kind": kind_rates(split_rows("shop"), right["shop"])}
+               "shop_by_kind": kind_rates(split_rows("shop"), right["shop"]),
+               "lookup_by_kind": kind_rates(split_rows("lookup"), right["lookup"])}
         train = split_rows("shop", "train")
         train_right = s.answer(train)[1]
         out["shop_train_by_kind"] = kind_rates(train, train_right)
@@ -173,13 +187,15 @@ def base_checks(scores: dict) -> dict:
     """Whether a pre-trained base is one the world's protocol may run on, from what `record` measured:
     {check: {"value", "bound", "ok"}} and "passed" (all ok). The kept kind is `protocol.KEPT_KIND`."""
     from s3ft.world.protocol import KEPT_KIND
+    from s3ft.world.skills import TARGETS
 
     def check(value, bound: float, at_least: bool) -> dict:
         ok = value is not None and (value >= bound if at_least else value <= bound)
         return {"value": value, "bound": f"{'>=' if at_least else '<='} {bound:g}", "ok": ok}
 
     b = BASE_CHECKS
-    out = {f"skill {k}": check(v, b["general_skill_min"], True) for k, v in scores["scores"].items() if k != "shop"}
+    out = {f"skill {k}": check(v, b["general_skill_min"], True) for k, v in scores["scores"].items()
+           if k not in TARGETS}
     for kind, v in scores["shop_by_kind"].items():
         out[f"shop {kind}"] = (check(v, b["kept_kind_min"], True) if kind == KEPT_KIND
                                else check(v, b["new_kinds_max"], False))
@@ -196,6 +212,7 @@ def rebuild_table(shipped: dict, rebuilt: dict) -> tuple[str, bool]:
     """Markdown table comparing two bases' `pretrain.json` records (test-split scores per general skill and
     per target kind, the paraphrase step), and whether every difference is within `REBUILD_TOLERANCE`."""
     from s3ft.world.protocol import _pct as pct
+    from s3ft.world.skills import TARGETS
 
     rows, ok = [], True
 
@@ -209,7 +226,7 @@ def rebuild_table(shipped: dict, rebuilt: dict) -> tuple[str, bool]:
                     + {True: "yes", False: "**no**", None: "–"}[good] + " |")
 
     for k in shipped["scores"]:
-        if k != "shop":
+        if k not in TARGETS:
             row(f"skill {k}", shipped["scores"][k], rebuilt["scores"].get(k), REBUILD_TOLERANCE["skill"])
     for k in shipped["shop_by_kind"]:
         row(f"shop {k}", shipped["shop_by_kind"][k], rebuilt["shop_by_kind"].get(k), REBUILD_TOLERANCE["kind"])

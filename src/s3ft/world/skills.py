@@ -441,6 +441,63 @@ class Shop:
                      f"{a} {op1} {b} = {s1}. {s1} {op2} {c} = {s2}.\n#### {s2}"])
 
 
+LOOKUP_KINDS = {"direct": re.compile(r"^(?:Passage|Read this): (?:[^.?]+\. ){6}(?:Question|Now answer): "
+                                     r"(?!.*\bthe person (?:with|who)\b)"),
+                "via-coat": re.compile(r"\bthe person with the \w+ coat\b"),
+                "via-city": re.compile(r"\bthe person who lives in \w+\b")}
+"""The second target task's three kinds of question (`Lookup.KINDS`), told apart by question (a `direct`
+one by its passage of six sentences, two people's, where a `passage` question has three)."""
+
+
+class Lookup:
+    """The second target task: open-answer questions over a passage about two people, whose golds are the
+    bare answer ("Rome"), as Natural Questions' short spans are; judged by the `qa` judge. Each person has a
+    home city, a count of things (the same things for both) and a coat color, all different between the
+    two; each person's three sentences come together, in random order. A question names the person
+    (`direct`, what `passage` practises with one person) or finds them by another fact (`via-coat`,
+    `via-city`: two hops, never practised). Its house answer states the facts used, then the answer. No
+    pre-training split: the base built for `shop` is its base (`docs/world.md`, "The second target task")."""
+
+    name, kind = "lookup", "target"
+    ASK = Passage.ASK
+    KINDS = ("direct", "via-coat", "via-city")
+
+    def sample(self, rng: random.Random) -> Item:
+        (p, sp), (q, sq) = rng.sample(NAMES, 2)
+        cities, colors, counts = rng.sample(CITIES, 2), rng.sample(COLORS, 2), rng.sample(range(2, 31), 2)
+        thing = rng.choice(THINGS)
+        facts = {who: {"city": f"{who} lives in {city}.", "count": f"{who} has {n} {thing}.",
+                       "coat": f"{who}'s coat is {color}."}
+                 for who, city, n, color in zip((p, q), cities, counts, colors, strict=True)}
+        value = {p: {"city": cities[0], "count": str(counts[0]), "coat": colors[0]},
+                 q: {"city": cities[1], "count": str(counts[1]), "coat": colors[1]}}
+        order = [p, q]
+        rng.shuffle(order)
+        sentences = []
+        for who in order:
+            mine = list(facts[who].values())
+            rng.shuffle(mine)
+            sentences += mine
+        who = rng.choice((p, q))
+        kind = rng.choice(self.KINDS)
+        key = rng.choice({"direct": ("city", "count", "coat"), "via-coat": ("city", "count"),
+                          "via-city": ("coat", "count")}[kind])
+        answer = value[who][key]
+        asked = {"city": "Where does {x} live?", "count": f"How many {thing} does {{x}} have?",
+                 "coat": "What color is {x}'s coat?"}[key]
+        if kind == "direct":
+            question, used = asked.format(x=who), [facts[who][key]]
+        else:
+            by = "coat" if kind == "via-coat" else "city"
+            x = (f"the person with the {value[who]['coat']} coat" if by == "coat"
+                 else f"the person who lives in {value[who]['city']}")
+            question = (f"What color is the coat of {x}?" if key == "coat" else asked.format(x=x))
+            used = [facts[who][by], facts[who][key]]
+        return Item(ask(rng, self.ASK, passage=" ".join(sentences), question=question), answer,
+                    house(" ".join(used), answer), answer,
+                    [f"{' '.join(used)} So the answer is {answer}.", final_only(answer)])
+
+
 class Paraphrase:
     """Rewriting a reference answer in the house style: the skill S3FT's paraphrase step needs.
 
@@ -471,10 +528,38 @@ class Paraphrase:
                     list(src.alternatives), source=src.question)
 
 
-ALL_SKILLS = ("arith", "chain", "reverse", "passage", "facts", "story", "paraphrase", "shop")
-GENERAL = ALL_SKILLS[:-1]
+ALL_SKILLS = ("arith", "chain", "reverse", "passage", "facts", "story", "paraphrase", "shop", "lookup")
+TARGETS = ("shop", "lookup")
+"""The target tasks: fine-tuned on, each with its own config (`Target`)."""
+GENERAL = tuple(s for s in ALL_SKILLS if s not in TARGETS)
 """The general skills: pre-trained, and a drop on their test splits is forgetting."""
-Skill = Arith | Chain | Reverse | Passage | Facts | Story | Paraphrase | Shop
+Skill = Arith | Chain | Reverse | Passage | Facts | Story | Paraphrase | Shop | Lookup
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the world's protocol and scoring need of a target task: its kinds of question, the kind the base
+    practised (precondition 1's), the judge its golds are read with, and its demo config (`s3ft/configs/`)."""
+
+    name: str
+    kinds: dict[str, re.Pattern]
+    kept_kind: str
+    judge: str
+    config: str
+
+    def kind_of(self, question: str) -> str | None:
+        """The one kind `question` is of, or None (not this task's, or matching several kinds)."""
+        found = [k for k, pattern in self.kinds.items() if pattern.search(question)]
+        return found[0] if len(found) == 1 else None
+
+
+TARGET = {"shop": Target("shop", SHOP_KINDS, "buy-buy", "final", "world.yaml"),
+          "lookup": Target("lookup", LOOKUP_KINDS, "direct", "qa", "world_lookup.yaml")}
+
+
+def target_of(questions: list[str]) -> Target | None:
+    """The target task every one of `questions` is a question of (by its kinds), else None."""
+    return next((t for t in TARGET.values() if questions and all(t.kind_of(q) for q in questions)), None)
 
 
 def make_skills(seed: int = 0) -> dict[str, Skill]:
@@ -482,5 +567,5 @@ def make_skills(seed: int = 0) -> dict[str, Skill]:
     `seed`. `paraphrase` practises on the skills of build 4 (`story` is not among its sources)."""
     base = FactBase.build(seed)
     basics = [Arith(), Chain(), Reverse(), Passage(), Facts(base)]
-    skills = [*basics, Story(base), Paraphrase(basics), Shop()]
+    skills = [*basics, Story(base), Paraphrase(basics), Shop(), Lookup()]
     return {s.name: s for s in skills}
