@@ -3,7 +3,8 @@
 Reads the shipped splits (`s3ft/data/world/`) and a model directory; writes nothing. Greedy answers under
 the world's prompts, judged by the world's final-answer judge:
 - `skill_scores`: accuracy on each skill's test (or val) split;
-- `shop_scores_by_kind`: the target task's accuracy per kind of problem (`SHOP_KINDS`);
+- `scores_by_kind`: a target task's accuracy per kind of problem (`Target.kinds`; `shop_scores_by_kind`
+  for `shop`'s);
 - `paraphrase_check`: the paraphrase step on the target's training rows, exactly as the pipeline runs it
   (precondition 3 of the world's protocol, `docs/world.md`): of the rows the model gets wrong, how many
   get a paraphrase the judge accepts that is not a near-copy of the gold (`s3ft.nearcopy`), and the mean
@@ -119,12 +120,18 @@ def skill_scores(model_dir: str | Path, limit: int | None = None, skills: tuple[
         return {skill: rate(s.answer(split_rows(skill, split, limit))[1]) for skill in skills or ALL_SKILLS}
 
 
-def shop_scores_by_kind(model_dir: str | Path, limit: int | None = None, split: str = "test",
-                        batch_size: int = 64) -> dict[str, float | None]:
-    """The target task's accuracy per kind of problem, on the first `limit` problems of each kind."""
-    rows = [r for kind_rows in by_kind(split_rows("shop", split)).values() for r in kind_rows[:limit]]
+def scores_by_kind(model_dir: str | Path, limit: int | None = None, split: str = "test", batch_size: int = 64,
+                   task: str = "shop") -> dict[str, float | None]:
+    """A target task's accuracy per kind of problem, on the first `limit` problems of each kind."""
+    rows = [r for kind_rows in by_kind(split_rows(task, split)).values() for r in kind_rows[:limit]]
     with scorer(model_dir, batch_size) as s:
         return kind_rates(rows, s.answer(rows)[1])
+
+
+def shop_scores_by_kind(model_dir: str | Path, limit: int | None = None, split: str = "test",
+                        batch_size: int = 64) -> dict[str, float | None]:
+    """`shop`'s accuracy per kind of problem (`scores_by_kind`)."""
+    return scores_by_kind(model_dir, limit, split, batch_size, "shop")
 
 
 def paraphrase_check(s: Scorer, rows: list[dict], right: list[bool] | None = None) -> dict:
