@@ -230,6 +230,7 @@ def test_the_second_tasks_config_differs_from_the_first_only_in_its_data_and_jud
     assert Path(lookup.data.train.path).name == "lookup_train.jsonl" and Path(lookup.data.train.path).is_file()
     assert Path(lookup.evaluate.curve.in_domain.path).name == "lookup_val.jsonl"
     same = ("model", "generate", "paraphrase", "method")  # train: each task's protocol chooses its own
+    assert lookup.train.mode in ("full", "lora") and lookup.train.batch_size == shop.train.batch_size
     assert all(getattr(lookup, k) == getattr(shop, k) for k in same)
     assert lookup.evaluate.forgetting == shop.evaluate.forgetting
     assert lookup.evaluate.curve.general == shop.evaluate.curve.general
