@@ -349,7 +349,7 @@ def test_splits_are_disjoint_and_pretrain_avoids_held_out_questions():
         assert sum(map(len, questions)) == sum(map(len, splits.values()))  # distinct within splits...
         assert len(set().union(*questions)) == sum(map(len, questions))  # ...and across them
         held_out |= {k for s in ("test", "val", "train") for it in splits.get(s, []) for k in it.keys}
-    assert all(not (it.keys & held_out) for splits in world.values() for it in splits["pretrain"])
+    assert all(not (it.keys & held_out) for splits in world.values() for it in splits.get("pretrain", []))
     assert world_items(0, SMALL, pretrain=False)["arith"]["test"] == world["arith"]["test"][:20]
 
 
@@ -711,10 +711,10 @@ def test_a_killed_pre_training_build_resumes_from_its_checkpoint(tmp_path, monke
     import transformers
     import trl
 
-    from s3ft.world.pretrain import WORK, PretrainConfig, pretrain
+    from s3ft.world.pretrain import PER_SKILL, WORK, PretrainConfig, pretrain
 
     cfg = PretrainConfig(hidden_size=32, num_layers=1, num_heads=2, vocab_size=400, steps=4, batch_size=8,
-                         micro_batch_size=4, save_steps=2, per_skill={s: 20 for s in ALL_SKILLS})
+                         micro_batch_size=4, save_steps=2, per_skill={s: 20 for s in PER_SKILL})
     whole = pretrain(tmp_path / "whole", cfg, score=False)
 
     class Kill(transformers.TrainerCallback):
@@ -750,7 +750,7 @@ def test_settings_protocol_runs_sft_on_validation_and_checks_precondition_1(tmp_
     from s3ft.world.protocol import KEEP_MARGIN, KEPT_KIND, grid
 
     rule = protocol.choose
-    monkeypatch.setattr(protocol, "choose", lambda results, base_kept: rule(results, base_kept) or results[0])
+    monkeypatch.setattr(protocol, "choose", lambda results, base_kept, kept="buy-buy": rule(results, base_kept, kept) or results[0])
 
     settings = [{"mode": "full", "learning_rate": 1e-5, "epochs": 1},
                 {"mode": "lora", "lora_r": 1, "lora_alpha": 2, "learning_rate": 1e-3, "epochs": 1}]
