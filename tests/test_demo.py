@@ -101,6 +101,7 @@ def test_shortened_demo_through_the_cli(tmp_path):
     import sys
 
     from s3ft.rundir import stage_root
+    from s3ft.world.protocol import setting_of
 
     short = ["method=[sft, s3ft]", "data.train.limit=48", "data.test.limit=24", "train.epochs=1", "train.batch_size=16",
              "evaluate.forgetting.limit=16", "evaluate.curve.points=2", "evaluate.curve.in_domain.limit=12",
@@ -133,7 +134,7 @@ def test_shortened_demo_through_the_cli(tmp_path):
     # frozen setting; where that is not this shortened run's (1 epoch), not known here
     pre, frozen = summary["preconditions"], load_config(DEMO_CONFIG).train
     assert list(pre) == ["1", "2", "3", "4", "5"] and "- Precondition 2, SFT learns the task" in md
-    assert summary["train_setting"] == {"mode": frozen.mode, "learning_rate": frozen.learning_rate, "epochs": 1}
+    assert summary["train_setting"] == {**setting_of(frozen), "epochs": 1}
     if frozen.epochs != 1:
         assert pre["1"]["holds"] is None and "not this run's setting" in pre["1"]["measured"]
     assert "identical_training_sets" not in summary  # SFT trains on gold, S3FT mostly on the base's own answers
@@ -296,8 +297,9 @@ def test_the_frozen_setting_is_read_from_the_demo_config_and_the_outcome_recorde
     from s3ft.world.protocol import apply_choice, frozen_setting, record_in_base
 
     cfg = load_config(DEMO_CONFIG)
+    lora_keys = {"lora_r": cfg.train.lora_r, "lora_alpha": cfg.train.lora_alpha} if cfg.train.mode == "lora" else {}
     assert frozen_setting(DEMO_CONFIG) == {"mode": cfg.train.mode, "learning_rate": cfg.train.learning_rate,
-                                           "epochs": cfg.train.epochs}
+                                           "epochs": cfg.train.epochs, **lora_keys}
     lora = tmp_path / "lora.yaml"
     lora.write_text(Path(DEMO_CONFIG).read_text())
     setting = {"mode": "lora", "lora_r": 1, "lora_alpha": 2, "learning_rate": 3e-3, "epochs": 2}
