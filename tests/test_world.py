@@ -683,11 +683,12 @@ def test_base_checks_read_what_record_measured_and_the_protocol_refuses_a_failed
     from s3ft.world.protocol import failed_base_checks
     from s3ft.world.score import base_checks
 
-    scores = {"scores": {s: 0.95 for s in ALL_SKILLS} | {"shop": 0.3},
+    scores = {"scores": {s: 0.95 for s in ALL_SKILLS} | {"shop": 0.3, "lookup": 0.0},
               "shop_by_kind": {"buy-buy": 0.91, "buy-give": 0.0, "give-give": 0.2},
               "paraphrase_step": {"share_of_wrong": 0.5}}
     checks = base_checks(scores)
     assert checks["passed"] and "skill shop" not in checks  # the target's overall score is no check
+    assert "skill lookup" not in checks  # nor the second target's: it never gates the first task's protocol
     assert checks["shop give-give"] == {"value": 0.2, "bound": "<= 0.2", "ok": True}
     for key, path, value in [("skill arith", ("scores", "arith"), 0.89), ("shop buy-buy", ("shop_by_kind", "buy-buy"), 0.69),
                              ("shop buy-give", ("shop_by_kind", "buy-give"), 0.21),
@@ -699,6 +700,11 @@ def test_base_checks_read_what_record_measured_and_the_protocol_refuses_a_failed
 
     (tmp_path / "pretrain.json").write_text(json.dumps({"checks": base_checks(bad)}))
     assert failed_base_checks(tmp_path) == ["paraphrase share_of_wrong None (>= 0.5)"]
+    assert failed_base_checks(tmp_path, "lookup") == []  # a shop check: not lookup's to refuse
+    worse = json.loads(json.dumps(bad))
+    worse["scores"]["facts"] = 0.5
+    (tmp_path / "pretrain.json").write_text(json.dumps({"checks": base_checks(worse)}))
+    assert failed_base_checks(tmp_path, "lookup") == ["skill facts 0.5 (>= 0.9)"]
     (tmp_path / "pretrain.json").write_text(json.dumps({"checks": checks}))
     assert failed_base_checks(tmp_path) == []
     (tmp_path / "pretrain.json").write_text("{}")  # scored before the checks existed
@@ -817,3 +823,31 @@ def test_a_rebuild_matches_within_3_points_per_skill_and_5_per_target_kind():
         far[path[0]][path[1]] = value
         table, ok = rebuild_table(shipped, far)
         assert not ok and f"| {key} |" in table and table.count("**no**") == 1
+
+
+def test_scoring_judges_each_row_by_its_own_tasks_judge_and_groups_by_its_kinds():
+    """`Scorer.correct` (no model: the judges alone): a `lookup` row by the qa judge, the rest by `final`;
+    `by_kind` refuses rows of no single target task rather than grouping them under shop's kinds."""
+    from s3ft.world.score import Scorer, by_kind
+
+    s = Scorer.__new__(Scorer)  # the judges without loading a model
+    s.judges = {"final": JUDGE, "qa": resolve("judge", "qa")(JudgeConfig())}
+    lookup, shop = items("lookup", 1)[0], items("shop", 1)[0]
+    rows = [{"id": "l", "skill": "lookup", "question": lookup.question, "gold": lookup.gold, "answer": lookup.answer},
+            {"id": "s", "skill": "shop", "question": shop.question, "gold": shop.gold, "answer": shop.answer}]
+    assert s.correct(rows, [lookup.answer, shop.gold]) == [True, True]  # a bare answer: only qa reads it right
+    assert s.correct(rows, [f"The answer is {perturb(lookup.answer)}.", f"#### {perturb(shop.answer)}"]) == [False, False]
+    assert s.correct(rows[:1], [lookup.answer]) == [True] and JUDGE(
+        [Example("l", lookup.question, lookup.gold, {"answer": lookup.answer})], [lookup.answer])[0].correct is not True
+    assert set(by_kind(rows[:1])) == set(TARGET["lookup"].kinds) and set(by_kind(rows[1:])) == set(TARGET["shop"].kinds)
+    assert by_kind([]) == {k: [] for k in TARGET["shop"].kinds}
+    with pytest.raises(ValueError, match="not all questions of one target task"):
+        by_kind(rows)
+
+
+def test_the_protocol_refuses_a_config_of_another_task():
+    from s3ft.world.protocol import config_task_mismatch, task_config
+
+    assert config_task_mismatch(task_config("lookup"), "lookup") is None
+    assert config_task_mismatch(task_config("shop"), "shop") is None
+    assert "trains on shop_train.jsonl, not lookup_train.jsonl" in config_task_mismatch(task_config("shop"), "lookup")

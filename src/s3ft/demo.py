@@ -51,7 +51,7 @@ def write_summary(out: Path, seeds: list[int], cfg) -> Path:
     runs = [out / f"seed-{seed}" for seed in seeds]
     summary["seconds_by_stage"] = seconds_by_stage(runs)
     task = task_of(runs)
-    summary["task"] = task
+    summary["world_task"] = task
     if checks := preconditions(summary, task or "shop"):
         summary["preconditions"] = checks
     if same := identical_training_sets(runs, list(summary["methods"])):

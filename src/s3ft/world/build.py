@@ -1,8 +1,8 @@
 """Generate the miniature world's splits, write the shipped files, and rebuild the pre-training rows.
 
 Reads nothing. `write_world(out_dir)` writes `{skill}_{split}.jsonl` for the held-out splits (general
-skills: `val` and `test`; `shop`: `train`, `val` and `test`) with fields `id`, `skill`, `question`, `gold`, `answer`,
-`house`, plus `world.json` (seed, sizes, skills, fact base, files). The `pretrain` splits are not
+skills: `val` and `test`; the targets `shop` and `lookup`: `train`, `val` and `test`) with fields `id`, `skill`,
+`question`, `gold`, `answer`, `house`, plus `world.json` (seed, sizes, skills, fact base, files). The `pretrain` splits are not
 shipped: `pretrain_rows(seed, n_per_skill)` regenerates them from the seed as TRL prompt-completion rows.
 Every split has its own random stream, and its items are the first `n` distinct ones of that stream,
 so a larger size extends a smaller one. Held-out splits are generated first; no pretrain item shows a

@@ -34,12 +34,17 @@ GRID: list[dict] = [
     {"mode": "lora", "lora_r": 1, "lora_alpha": 2, "learning_rate": 3e-3, "epochs": 1},
     {"mode": "lora", "lora_r": 1, "lora_alpha": 2, "learning_rate": 3e-3, "epochs": 2},
 ]
-"""The settings searched (seed 0, SFT only). Everything else is the demo config's (`configs/world.yaml`)."""
+"""The settings searched (seed 0, SFT only). Everything else is the task's demo config's (`configs/world.yaml`,
+`configs/world_lookup.yaml`)."""
 KEPT_KIND = "buy-buy"
-"""The kind of `shop` problem the base practised (`PretrainConfig.shop_kinds`); each target task's is its
-`Target.kept_kind` (`lookup`: `direct`, the kind its questions share with the `passage` skill)."""
+"""The kind of `shop` problem the base practised (`PretrainConfig.shop_kinds`, `TARGET["shop"].kept_kind`);
+each target task's is its `Target.kept_kind` (`lookup`: `direct`, the kind its questions share with the
+`passage` skill)."""
 KEEP_MARGIN = 0.05
 """Precondition 1: fine-tuning may cost the kept kind at most 5 points."""
+BASE_SOLVES = 0.70
+"""Precondition 1 needs a kind the base solves: at least 70% on it (validation), the base check's bound for
+`shop` (`score.BASE_CHECKS["kept_kind_min"]`, on test), measured by the grid for every task."""
 TIE = 0.01
 
 
@@ -154,11 +159,13 @@ def grid(out: Path, base: str | None = None, settings: list[dict] = GRID, extra_
     if chosen:
         only = sft_run(out, f"{chosen['name']}-{kept}-only", chosen["setting"], base,
                        str(kept_kind_train(out, task)), extra_overrides, task)
+        solves = base_scores["by_kind"][kept] >= BASE_SOLVES - 1e-9
         summary["precondition_1"] = {
             "base": base_scores["by_kind"][kept],
+            "base_solves": solves,
             "sft_all_gold": chosen["by_kind"][kept],
             f"sft_{kept}_gold_only": only["by_kind"][kept],
-            "holds": min(chosen["by_kind"][kept], only["by_kind"][kept])
+            "holds": solves and min(chosen["by_kind"][kept], only["by_kind"][kept])
             >= base_scores["by_kind"][kept] - KEEP_MARGIN - 1e-9,
         }
     (out / "grid.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -188,7 +195,8 @@ def same_setting(a: dict, b: dict) -> bool:
 
 def record_in_base(summary: dict, base: Path, grid_json: str) -> None:
     """Write the protocol's outcome on `base` (its choice and precondition 1) into the base's `pretrain.json`
-    as `protocol`, beside the checks of its build, so that whatever runs on the base can read it."""
+    as `protocol` (`protocol_<task>` for a task other than `shop`, `protocol_key`), beside the checks of its
+    build, so that whatever runs on the base can read it."""
     path = base / "pretrain.json"
     info = json.loads(path.read_text()) if path.is_file() else {}
     info[protocol_key(summary.get("task", "shop"))] = {"grid": grid_json, "rule": "frozen" if summary["rule"].startswith("frozen") else "grid",
@@ -222,6 +230,8 @@ def preconditions(summary: dict, task: str = "shop") -> dict | None:
     if p1:
         measured, holds = (f"base {_pct(p1['base'])}%, SFT on all gold {_pct(p1['sft_all_gold'])}%, on {kept} "
                            f"gold only {_pct(p1[f'sft_{kept}_gold_only'])}%"), p1["holds"]
+        if p1.get("base_solves") is False:
+            measured += f" (the base does not solve {kept}: under {100 * BASE_SOLVES:.0f}%)"
         if measured_at and not same_setting(measured_at, summary.get("train_setting") or {}):
             measured += f" at {setting_name(measured_at)}, not this run's setting"
             holds = None
@@ -271,6 +281,18 @@ def preconditions(summary: dict, task: str = "shop") -> dict | None:
     return dict(sorted(out.items()))
 
 
+def config_task_mismatch(config: Path, task: str) -> str | None:
+    """Why `config` is not a demo config of `task` (its training file is not `<task>_train.jsonl`), or None:
+    `--task lookup --apply configs/world.yaml` would freeze lookup's choice into shop's config."""
+    from s3ft.config import load_config
+
+    train = Path(load_config(config).data.train.path).name
+    if train != f"{task}_train.jsonl":
+        return (f"{config}: trains on {train}, not {task}_train.jsonl: not the config of --task {task} "
+                f"(that is {task_config(task)})")
+    return None
+
+
 def failed_base_checks(base: Path | None, task: str = "shop") -> list[str]:
     """The checks (`s3ft.world.score.base_checks`) the base's `pretrain.json` records as failed, as
     "check value (bound)"; [] where it records none (a base scored before they existed) or all pass. For a
@@ -300,6 +322,9 @@ def markdown(summary: dict) -> str:
                      + " | ".join(_pct(r["by_kind"][k]) for k in kinds) + f" | {r['train_seconds'] or '–'} |")
     if p := summary.get("precondition_1"):
         kept = summary.get("kept_kind", KEPT_KIND)
+        if p.get("base_solves") is False:
+            lines += ["", f"The base does not solve {kept} ({_pct(p['base'])}% on validation, under "
+                      f"{100 * BASE_SOLVES:.0f}%): precondition 1 has no kind to keep, so it does NOT hold."]
         lines += ["", f"Precondition 1 ({kept}, validation): base {_pct(p['base'])}%, SFT on all gold "
                   f"{_pct(p['sft_all_gold'])}%, SFT on {kept} gold only {_pct(p[f'sft_{kept}_gold_only'])}%: "
                   + ("holds" if p["holds"] else "does NOT hold") + f" (at most {100 * KEEP_MARGIN:.0f} points lost)."]
@@ -341,12 +366,18 @@ def main() -> None:
                    help="run even where the base's pretrain.json says it failed its checks")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--apply", type=Path, metavar="CONFIG",
-                     help="write the chosen setting into CONFIG's train block (the demo's: src/s3ft/configs/world.yaml)")
+                     help="write the chosen setting into CONFIG's train block (the task's demo config: "
+                          "src/s3ft/configs/world.yaml, or world_lookup.yaml for --task lookup)")
     how.add_argument("--frozen", type=Path, metavar="CONFIG",
                      help="run no grid: only CONFIG's frozen setting, and precondition 1 at it (for another base)")
-    p.add_argument("--task", default="shop", choices=("shop", "lookup"),
+    from s3ft.world.skills import TARGET
+
+    p.add_argument("--task", default="shop", choices=tuple(TARGET),
                    help="the target task (default shop; lookup: its config is src/s3ft/configs/world_lookup.yaml)")
     args = p.parse_args()
+    for config in (args.apply, args.frozen):
+        if config is not None and (mismatch := config_task_mismatch(config, args.task)):
+            raise SystemExit(mismatch)
     from s3ft.cli import setup_logging
     from s3ft.world.build import SHIPPED_BASE
 

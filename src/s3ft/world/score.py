@@ -1,7 +1,8 @@
 """Score a miniature-world model: what `pretrain.json` records, and the fast tests re-check live.
 
 Reads the shipped splits (`s3ft/data/world/`) and a model directory; writes nothing. Greedy answers under
-the world's prompts, judged by the world's final-answer judge:
+the world's prompts, judged by the world's final-answer judge (a target task's rows by its own judge,
+`Target.judge`: `qa` for `lookup`):
 - `skill_scores`: accuracy on each skill's test (or val) split;
 - `scores_by_kind`: a target task's accuracy per kind of problem (`Target.kinds`; `shop_scores_by_kind`
   for `shop`'s);
@@ -38,7 +39,9 @@ def by_kind(rows: list[dict]) -> dict[str, list[dict]]:
     file order."""
     from s3ft.world.skills import TARGET, target_of
 
-    t = target_of([r["question"] for r in rows]) or TARGET["shop"]
+    t = target_of([r["question"] for r in rows]) if rows else TARGET["shop"]
+    if t is None:
+        raise ValueError("these rows are not all questions of one target task (shop, lookup): no kinds to group by")
     return {kind: [r for r in rows if t.kind_of(r["question"]) == kind] for kind in t.kinds}
 
 

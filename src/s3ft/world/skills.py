@@ -4,7 +4,8 @@ Reads nothing but the packaged paraphrase template (`s3ft/prompts/world_paraphra
 `paraphrase` skill renders exactly as the generic task does); writes nothing. Each skill has a `name`,
 a `kind` ("general": pre-training skills whose loss is forgetting; "target": the fine-tuning task) and
 `sample(rng) -> Item`. Every response ends in a final answer that `s3ft.judges.final` reads: the house
-style with "The answer is X.", the gold style with a last "#### X" line.
+style with "The answer is X.", the gold style with a last "#### X" line; but the second target task's
+(`lookup`) golds are the bare answer, read by `s3ft.judges.qa` (`Target.judge`).
 """
 
 from __future__ import annotations
