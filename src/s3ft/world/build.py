@@ -83,10 +83,6 @@ def generate(skill: Skill, rng: random.Random, n: int, exclude: set[str] = froze
     raise ValueError(f"skill {skill.name!r}: only {len(items)} distinct items of the {n} asked for")
 
 
-def shop_kind(item: Item) -> str:
-    return TARGET["shop"].kind_of(item.question)
-
-
 def split_rng(seed: int, skill: str, split: str) -> random.Random:
     return random.Random(f"world/{seed}/{skill}/{split}")
 
@@ -104,8 +100,8 @@ def world_items(
             if split in sizes[name]:
                 # a target's val and test: equal numbers of each kind of problem
                 target = TARGET.get(name) if split in ("val", "test") else None
-                items = generate(skill, split_rng(seed, name, split), sizes[name][split], seen_here,
-                                 target and (lambda it, t=target: t.kind_of(it.question)),
+                kind = (lambda it, t=target: t.kind_of(it.question)) if target else None
+                items = generate(skill, split_rng(seed, name, split), sizes[name][split], seen_here, kind,
                                  len(target.kinds) if target else 1)
                 out[name][split] = items
                 seen_here |= {it.question for it in items}

@@ -20,6 +20,8 @@ import json
 import logging
 from pathlib import Path
 
+from s3ft.world.skills import TARGET
+
 log = logging.getLogger("s3ft.world")
 
 GRID: list[dict] = [
@@ -36,8 +38,8 @@ GRID: list[dict] = [
 ]
 """The settings searched (seed 0, SFT only). Everything else is the task's demo config's (`configs/world.yaml`,
 `configs/world_lookup.yaml`)."""
-KEPT_KIND = "buy-buy"
-"""The kind of `shop` problem the base practised (`PretrainConfig.shop_kinds`, `TARGET["shop"].kept_kind`);
+KEPT_KIND = TARGET["shop"].kept_kind
+"""The kind of `shop` problem the base practised (`PretrainConfig.shop_kinds`);
 each target task's is its `Target.kept_kind` (`lookup`: `direct`, the kind its questions share with the
 `passage` skill)."""
 KEEP_MARGIN = 0.05
@@ -55,8 +57,6 @@ def setting_name(s: dict) -> str:
 
 def target(task: str = "shop"):
     """The world's target task `task` (`s3ft.world.skills.TARGET`), or a clear error."""
-    from s3ft.world.skills import TARGET
-
     if task not in TARGET:
         raise ValueError(f"unknown world task {task!r}: choose from {', '.join(TARGET)}")
     return TARGET[task]
@@ -370,8 +370,6 @@ def main() -> None:
                           "src/s3ft/configs/world.yaml, or world_lookup.yaml for --task lookup)")
     how.add_argument("--frozen", type=Path, metavar="CONFIG",
                      help="run no grid: only CONFIG's frozen setting, and precondition 1 at it (for another base)")
-    from s3ft.world.skills import TARGET
-
     p.add_argument("--task", default="shop", choices=tuple(TARGET),
                    help="the target task (default shop; lookup: its config is src/s3ft/configs/world_lookup.yaml)")
     args = p.parse_args()

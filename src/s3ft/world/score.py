@@ -66,8 +66,7 @@ class Scorer:
 
         self.backend = HFBackend(ModelConfig(path=str(model_dir), dtype="float32"), batch_size=batch_size,
                                  adapter=adapter)
-        self.judge = FinalAnswerJudge(None)
-        self.judges = {"final": self.judge, "qa": QAJudge(JudgeConfig())}  # a target's `Target.judge`
+        self.judges = {"final": FinalAnswerJudge(None), "qa": QAJudge(JudgeConfig())}  # by `Target.judge`
         self.render = Paraphrase([]).render
         assert PARAPHRASE_TEMPLATE  # the template `render` fills is the pipeline's world paraphrase prompt
 

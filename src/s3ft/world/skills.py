@@ -529,14 +529,6 @@ class Paraphrase:
                     list(src.alternatives), source=src.question)
 
 
-ALL_SKILLS = ("arith", "chain", "reverse", "passage", "facts", "story", "paraphrase", "shop", "lookup")
-TARGETS = ("shop", "lookup")
-"""The target tasks: fine-tuned on, each with its own config (`Target`)."""
-GENERAL = tuple(s for s in ALL_SKILLS if s not in TARGETS)
-"""The general skills: pre-trained, and a drop on their test splits is forgetting."""
-Skill = Arith | Chain | Reverse | Passage | Facts | Story | Paraphrase | Shop | Lookup
-
-
 @dataclass(frozen=True)
 class Target:
     """What the world's protocol and scoring need of a target task: its kinds of question, the kind the base
@@ -556,6 +548,14 @@ class Target:
 
 TARGET = {"shop": Target("shop", SHOP_KINDS, "buy-buy", "final", "world.yaml"),
           "lookup": Target("lookup", LOOKUP_KINDS, "direct", "qa", "world_lookup.yaml")}
+
+
+ALL_SKILLS = ("arith", "chain", "reverse", "passage", "facts", "story", "paraphrase", "shop", "lookup")
+TARGETS = tuple(TARGET)
+"""The target tasks: fine-tuned on, each with its own config (`Target`)."""
+GENERAL = tuple(s for s in ALL_SKILLS if s not in TARGETS)
+"""The general skills: pre-trained, and a drop on their test splits is forgetting."""
+Skill = Arith | Chain | Reverse | Passage | Facts | Story | Paraphrase | Shop | Lookup
 
 
 def target_of(questions: list[str]) -> Target | None:
