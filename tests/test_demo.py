@@ -45,6 +45,8 @@ def test_verdict_names_the_direction_and_judges_it_against_the_spread():
     assert "so S3FT did better in-domain than SFT by 5.0 pts (not clear" in v
     worse = verdict(summarize({0: report(0.10, 0.0, -0.10, -0.30), 1: report(0.10, 0.0, -0.11, -0.31)}))
     assert "S3FT forgot more than SFT by 20.0 pts (clear" in worse and "did worse in-domain" in worse
+    same = verdict(summarize({0: report(0.1, 0.2, -0.1, -0.1), 1: report(0.1, 0.2, -0.1, -0.1)}))
+    assert "so S3FT did the same as SFT (not clear" in same
     assert "no spread" in verdict(summarize({0: report(0.1, 0.2, -0.3, -0.1)}))
     assert verdict({"methods": {"sft": {}}}) is None
 

@@ -82,6 +82,9 @@ def test_token_f1() -> None:
         ("J. K. Rowling. She wrote seven books.", ["J. K. Rowling"]),  # initials end no sentence
         ("St. Louis, Missouri. It is on the Mississippi.", ["St. Louis, Missouri"]),
         ("The answer is 1944. No, the answer is 1945.", ["1944", "1945"]),
+        ("The passage says: Ivy has 23 stamps.\n#### 23", ["23"]),  # GSM8K's final-answer line is a label
+        ("Ivy lives in Rome.\n####Rome.", ["Rome"]),
+        ("It says 5 #### 7", ["It says 5 #### 7"]),  # "####" labels only at the start of a line
         ("3.5 million", ["3.5 million"]),
         ("1945. The war in Europe ended in May.", ["1945"]),  # a leading number is no list marker
         ("", []),
@@ -163,4 +166,4 @@ def test_em_is_the_default_and_strict() -> None:
     assert verdicts[0].reason == "'super bowl LII': exact match with alias 'Super Bowl LII,'"
     assert verdicts[2].reason.startswith("'The Eagles won Super Bowl LII in 2017': no exact match with any of 2 alias(es)")
     assert verdicts[0].extracted == "super bowl LII" and verdicts[3].extracted == "Super Bowl LII"
-    assert (judge.name, judge.version) == ("qa", "2")
+    assert (judge.name, judge.version) == ("qa", "3")

@@ -209,7 +209,8 @@ def test_short_answers_are_non_empty_single_lines(text):
 
 
 @PROPS
-@given(word_answers, st.sampled_from(["{}", "{}.", "The answer is {}.", "Answer: {}", "**{}**\n\nMore text here."]),
+@given(word_answers, st.sampled_from(["{}", "{}.", "The answer is {}.", "Answer: {}", "**{}**\n\nMore text here.",
+                                          "Some working first.\n#### {}"]),
        st.sampled_from(["em", "f1", "recall"]))  # fmt: skip
 def test_the_short_answer_is_read_back_and_matches_its_alias(alias, form, match):
     text = form.format(alias)

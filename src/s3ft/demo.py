@@ -275,14 +275,15 @@ def verdict(summary: dict) -> str | None:
         if a["mean"] is None or b["mean"] is None:
             continue
         diff = 100 * (a["mean"] - b["mean"])
-        word = better if diff > 0 else worse if diff < 0 else "did the same"
+        word = (f"{better} than SFT by {diff:.1f} pts" if diff > 0 else f"{worse} than SFT by {-diff:.1f} pts"
+                if diff < 0 else "did the same as SFT")
         if a["std"] is None or b["std"] is None:
             how = "one seed: no spread to judge it by"
         else:
             spread = 100 * (a["std"] + b["std"])
             how = (f"clear: more than the seeds' spread, {spread:.1f}" if abs(diff) > spread
                    else f"not clear: within the seeds' spread, {spread:.1f}")
-        parts.append(f"{what} {_pm(a)} vs {_pm(b)} pts, so S3FT {word} than SFT by {abs(diff):.1f} pts ({how})")
+        parts.append(f"{what} {_pm(a)} vs {_pm(b)} pts, so S3FT {word} ({how})")
     return ("S3FT against SFT: " + "; ".join(parts) + ".") if parts else None
 
 

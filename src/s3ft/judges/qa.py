@@ -3,8 +3,8 @@
 Reads `ex.meta["answers"]` (a list of gold aliases, as in Natural Questions or TriviaQA), else
 `[ex.gold]`; writes one `Verdict` per prediction with the short answer it read and the best-matching alias.
 
-- The short answer (`short_answers`): what follows each "The answer is X" / "Answer: X" label, to the end
-  of its sentence or line; with no label, the first sentence of the first non-empty line. Markdown and
+- The short answer (`short_answers`): what follows each "The answer is X" / "Answer: X" label, or a
+  GSM8K-style "#### X" line, to the end of its sentence or line; with no label, the first sentence of the first non-empty line. Markdown and
   surrounding quotes and punctuation are dropped. A sentence ends at `.`, `!` or `?` before a space or
   the end, except after an initial ("J. K.") or a common abbreviation ("St.", "Dr.", "Mt.").
 - Scoring, after SQuAD normalisation (lowercase, punctuation and the articles a/an/the dropped), against
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from s3ft.config import JudgeConfig
 
 _PUNCT = str.maketrans("", "", string.punctuation)
-_LABEL = re.compile(r"\b(?:the\s+)?(?:(?:short|final|correct)\s+)?answer\s*(?:is\b\s*:?|:)", re.IGNORECASE)
+_LABEL = re.compile(r"\b(?:the\s+)?(?:(?:short|final|correct)\s+)?answer\s*(?:is\b\s*:?|:)|^[ \t]*####",
+                    re.IGNORECASE | re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "mt", "jr", "sr", "vs", "co", "inc", "ft", "gen", "gov", "sen"}
 _EDGES = re.compile(r"^[\s*_`\"'“”‘’.,;:!?-]+|[\s*_`\"'“”‘’.,;:!?-]+$")
@@ -104,7 +105,8 @@ SCORES = {"f1": token_f1, "recall": token_recall}
 
 class QAJudge:
     name = "qa"
-    version = "2"  # 2: the short answer is scored (em by default, or f1 / recall); hedges are undecided
+    version = "3"  # 2: the short answer is scored (em by default, or f1 / recall); hedges are undecided;
+    # 3: a "#### X" line is a label (version 2 read such a prediction's first line instead)
 
     def __init__(self, cfg: JudgeConfig) -> None:
         self.match, self.threshold = cfg.qa_match, cfg.qa_threshold
