@@ -4,9 +4,10 @@ Reads `ex.meta["answers"]` (a list of gold aliases, as in Natural Questions or T
 `[ex.gold]`; writes one `Verdict` per prediction with the short answer it read and the best-matching alias.
 
 - The short answer (`short_answers`): what follows each "The answer is X" / "Answer: X" label, or a
-  GSM8K-style "#### X" line, to the end of its sentence or line; with no label, the first sentence of the first non-empty line. Markdown and
-  surrounding quotes and punctuation are dropped. A sentence ends at `.`, `!` or `?` before a space or
-  the end, except after an initial ("J. K.") or a common abbreviation ("St.", "Dr.", "Mt.").
+  GSM8K-style "#### X" line, to the end of its sentence or line; with no label, the first sentence of the
+  first non-empty line. Markdown and surrounding quotes and punctuation are dropped. A sentence ends at
+  `.`, `!` or `?` before a space or the end, except after an initial ("J. K.") or a common abbreviation
+  ("St.", "Dr.", "Mt.").
 - Scoring, after SQuAD normalisation (lowercase, punctuation and the articles a/an/the dropped), against
   the best alias (`judge.qa_match`): `em`, the short answer equals an alias; `f1`, SQuAD token F1 reaches
   `judge.qa_threshold`; `recall`, the share of the alias's tokens found in the short answer reaches it.
