@@ -150,6 +150,8 @@ def test_shortened_demo_of_the_second_task_through_the_cli(tmp_path):
     import sys
 
     from s3ft.rundir import read_jsonl, stage_root
+    from s3ft.world.build import SHIPPED_BASE
+    from s3ft.world.protocol import task_config
 
     short = ["method=[sft, s3ft]", "data.train.limit=32", "data.test.limit=12", "train.epochs=1", "train.batch_size=16",
              "evaluate.forgetting.limit=8", "evaluate.curve=null"]
@@ -166,8 +168,8 @@ def test_shortened_demo_of_the_second_task_through_the_cli(tmp_path):
     assert len(verdicts) == 32 and not any(v["reason"].startswith("extracted ") for v in verdicts), verdicts[:2]
     # precondition 1 as the protocol recorded it in the shipped base's pretrain.json, where this shortened run
     # trains at the frozen setting (lookup's is one epoch); else not known here
-    frozen = load_config(Path(PACKAGE_DIR) / "configs" / "world_lookup.yaml").train
-    recorded = json.loads((Path(PACKAGE_DIR) / "data" / "world_model" / "pretrain.json").read_text())["protocol_lookup"]
+    frozen = load_config(task_config("lookup")).train
+    recorded = json.loads((SHIPPED_BASE / "pretrain.json").read_text())["protocol_lookup"]
     assert summary["preconditions"]["1"]["holds"] == (recorded["precondition_1"]["holds"] if frozen.epochs == 1
                                                       else None)
     assert "Test accuracy by kind of target problem" in (tmp_path / "w" / "summary.md").read_text()

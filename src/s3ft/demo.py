@@ -275,8 +275,7 @@ def verdict(summary: dict) -> str | None:
         if a["mean"] is None or b["mean"] is None:
             continue
         diff = 100 * (a["mean"] - b["mean"])
-        word = (f"{better} than SFT by {diff:.1f} pts" if diff > 0 else f"{worse} than SFT by {-diff:.1f} pts"
-                if diff < 0 else "did the same as SFT")
+        word = f"{better if diff > 0 else worse} than SFT by {abs(diff):.1f} pts" if diff else "did the same as SFT"
         if a["std"] is None or b["std"] is None:
             how = "one seed: no spread to judge it by"
         else:

@@ -39,9 +39,8 @@ GRID: list[dict] = [
 """The settings searched (seed 0, SFT only). Everything else is the task's demo config's (`configs/world.yaml`,
 `configs/world_lookup.yaml`)."""
 KEPT_KIND = TARGET["shop"].kept_kind
-"""The kind of `shop` problem the base practised (`PretrainConfig.shop_kinds`);
-each target task's is its `Target.kept_kind` (`lookup`: `direct`, the kind its questions share with the
-`passage` skill)."""
+"""The kind of `shop` problem the base practised (`PretrainConfig.shop_kinds`); each target task's is its
+`Target.kept_kind` (`lookup`: `direct`, the kind its questions share with the `passage` skill)."""
 KEEP_MARGIN = 0.05
 """Precondition 1: fine-tuning may cost the kept kind at most 5 points."""
 BASE_SOLVES = 0.70
