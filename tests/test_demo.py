@@ -374,3 +374,35 @@ def test_methods_whose_training_sets_are_identical_in_every_seed_are_named_toget
     assert identical_training_sets(runs, ["sft", "sdft", "s3ft"]) == []  # same rows, another order: another model
     write_jsonl(stage_root(runs[1], "select") / "s3ft" / "train.jsonl", rows(["mine a", "mine c"], "self"))
     assert identical_training_sets(runs, ["sft", "sdft", "s3ft"]) == []  # one seed differs: not the same
+
+
+def test_where_s3ft_forgot_names_its_largest_losses_only_when_it_did_not_clearly_forget_less():
+    from s3ft.demo import where_s3ft_forgot
+
+    def seeds(sft_by, s3ft_by):
+        out = {}
+        for i, jitter in enumerate((0.0, 0.01)):
+            r = report(0.1, 0.1, 0.0, 0.0)
+            for m, by in (("sft", sft_by), ("s3ft", s3ft_by)):
+                d = {k: v - jitter for k, v in by.items()}
+                r["methods"][m].update(general_delta_vs_base=d, general_mean_delta_vs_base=sum(d.values()) / len(d))
+            r["base"]["general"] = {k: 1.0 for k in sft_by}
+            out[i] = r
+        return summarize(out)
+
+    # S3FT loses as much as SFT, on other skills: its two losses are named, largest first, beside SFT's
+    s = seeds({"story": -0.2, "chain": -0.1, "facts": 0.0}, {"story": -0.4, "chain": -0.27, "facts": 0.0})
+    line = where_s3ft_forgot(s)
+    assert line.startswith("S3FT did not forget clearly less than SFT.")
+    assert "story -40.5 ± 0.7 (SFT -20.5 ± 0.7), chain -27.5 ± 0.7 (SFT -10.5 ± 0.7)." in line
+    assert "facts" not in line and "50.0% self" in line  # facts -0.5 ± 0.7: within its spread, not a loss
+    assert "predictions.jsonl" not in line  # no learning curves in this summary
+    s["curves"] = {"seed": 0, "plot": "seed-0/09_report/curves.png"}
+    assert "seed-0/08_evaluate/s3ft/curve/" in where_s3ft_forgot(s)
+    assert where_s3ft_forgot(s) in summary_markdown(s)
+    # S3FT clearly forgot less: nothing to locate
+    clear = seeds({"story": -0.3, "chain": -0.2}, {"story": -0.05, "chain": 0.0})
+    assert where_s3ft_forgot(clear) is None and "did not forget clearly less" not in summary_markdown(clear)
+    # nothing lost at all, or no SFT to compare with
+    assert where_s3ft_forgot(seeds({"story": 0.0}, {"story": 0.0})) is None
+    assert where_s3ft_forgot({"methods": {"s3ft": {}}}) is None

@@ -210,6 +210,8 @@ def summary_markdown(summary: dict) -> str:
         lines.append("")
     if (v := verdict(summary)) is not None:
         lines += [v, ""]
+    if (w := where_s3ft_forgot(summary)) is not None:
+        lines += [w, ""]
     for group in summary.get("identical_training_sets", []):
         lines += [f"{' and '.join(group)} trained on identical training sets (every row's prompt and target, "
                   "every seed), so they trained the same model: their rows above are one result.", ""]
@@ -284,6 +286,40 @@ def verdict(summary: dict) -> str | None:
                    else f"not clear: within the seeds' spread, {spread:.1f}")
         parts.append(f"{what} {_pm(a)} vs {_pm(b)} pts, so S3FT {word} ({how})")
     return ("S3FT against SFT: " + "; ".join(parts) + ".") if parts else None
+
+
+def where_s3ft_forgot(summary: dict, top: int = 3) -> str | None:
+    """Where to look when S3FT did not clearly forget less than SFT: the skills it lost most on, beside SFT's
+    change on them, and what its targets were. None when it clearly forgot less, or lost nothing beyond the spread.
+
+    It locates the loss; why it happened is read from the trained models' answers on those skills (for the
+    world: docs/world.md reads them for every base it reports).
+    """
+    ms = summary["methods"]
+    if not {"sft", "s3ft"} <= set(ms):
+        return None
+    a, b = ms["s3ft"]["general_change"], ms["sft"]["general_change"]
+    if a["mean"] is None or b["mean"] is None:
+        return None
+    if a["std"] is not None and b["std"] is not None and a["mean"] - b["mean"] > a["std"] + b["std"]:
+        return None
+    by_skill = ms["s3ft"]["general_change_by_skill"]
+    # a loss: below zero by more than its own spread over seeds
+    lost = sorted((k for k, s in by_skill.items() if (s["mean"] or 0) < 0 and -s["mean"] > (s["std"] or 0)),
+                  key=lambda k: by_skill[k]["mean"])[:top]
+    if not lost:
+        return None
+    sft_by_skill = ms["sft"]["general_change_by_skill"]
+    where = ", ".join(f"{k} {_pm(by_skill[k])} (SFT {_pm(sft_by_skill.get(k) or {'mean': None})})" for k in lost)
+    pct = (ms["s3ft"]["composition"] or {}).get("percent", {})
+    made_of = ", ".join(f"{pct[k]}% {k}" for k in ("self", "paraphrase", "gold") if pct.get(k))
+    line = f"S3FT did not forget clearly less than SFT. Its largest losses (pts): {where}."
+    if made_of:
+        line += f" Its training targets: {made_of}."
+    if curves := summary.get("curves"):
+        line += (" Its answers on those skills, on validation samples: "
+                 f"seed-{curves['seed']}/08_evaluate/s3ft/curve/STEP/general/SKILL/predictions.jsonl.")
+    return line
 
 
 def summary_plot(summary: dict, path: Path) -> None:
