@@ -627,6 +627,31 @@ def test_precondition_3_the_paraphrase_step_works_on_the_shipped_base():
     assert live["accepted"] == live["accepted_not_near_copy"] + live["near_copies"]
 
 
+@needs_v4_base
+@pytest.mark.parametrize("gold", ["kept kind only", pytest.param("all", marks=pytest.mark.slow)])
+def test_precondition_1_fine_tuning_keeps_the_kind_the_shipped_base_solves(tmp_path, gold):
+    """Precondition 1, live at the frozen demo setting on the shipped base, through the protocol's own run:
+    SFT on the 400 gold rows of the kind the base practised (the check builds 4 and 5 failed; about a
+    minute), and on all 1,200 (marked slow: three), each loses at most 5 points of that kind, here on the
+    first 64 buy-buy validation problems (as recorded, on all 300)."""
+    from s3ft.demo import DEMO_CONFIG
+    from s3ft.world.build import shipped_split
+    from s3ft.world.protocol import KEEP_MARGIN, KEPT_KIND, frozen_setting, kept_kind_train, sft_run, target
+
+    val = tmp_path / "val_kept.jsonl"
+    lines = [line for line in shipped_split("shop", "val").read_text().splitlines()
+             if target("shop").kind_of(json.loads(line)["question"]) == KEPT_KIND][:64]
+    val.write_text("".join(line + "\n" for line in lines))
+    train = str(kept_kind_train(tmp_path)) if gold == "kept kind only" else None
+    r = sft_run(tmp_path, "p1", frozen_setting(DEMO_CONFIG), None, train, [f"data.test.path={val}"])
+    base = r["base"]["by_kind"][KEPT_KIND]
+    assert r["n"] == r["base"]["n"] == 64 and base >= 0.95, r  # the base solves it (the recorded 100% on 300)
+    assert r["by_kind"][KEPT_KIND] >= base - KEEP_MARGIN, r
+    recorded = json.loads((SHIPPED / "pretrain.json").read_text())["protocol"]["precondition_1"]
+    assert recorded["holds"] is True and min(recorded["sft_all_gold"], recorded[f"sft_{KEPT_KIND}_gold_only"]) >= (
+        recorded["base"] - KEEP_MARGIN), recorded
+
+
 def test_length_buckets_keep_every_row_and_cut_padding():
     from s3ft.world.pretrain import bucket_by_length
 
