@@ -9,7 +9,10 @@ as s3ft does on a CPU without native bf16: TRL's own defaults (bf16 autocast, ac
 23 s per step here, 10x slower. Prints the median of `--repeats` and the ratios.
 Both sides run in the same precision: float32, or bf16 mixed precision with `--bf16` (s3ft's own default turns
 bf16 on where the CPU has native bf16, so the script sets it on both sides rather than leave it automatic).
-Run: `python benchmarks/train.py [--rows 512] [--batch-size 16] [--repeats 3] [--bf16] [--no-packing]`.
+Each arm first runs `--warmup` times untimed (first-call costs: lazy imports, kernel selection, file
+caches), then the repeats alternate the arms' order (A B, B A, ...) so that drift in the machine's speed
+falls on both sides.
+Run: `python benchmarks/train.py [--rows 512] [--batch-size 16] [--repeats 3] [--warmup 1] [--bf16] [--no-packing]`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--bf16", action="store_true", help="both sides in bf16 mixed precision (where the CPU has it)")
     p.add_argument("--no-packing", action="store_true", help="skip the packing arm (slow on a CPU)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs of each arm first (first-call costs)")
     args = p.parse_args()
     import torch
     from datasets import Dataset
@@ -75,15 +79,18 @@ def main() -> None:
     runs: dict[str, list[float]] = {"plain TRL SFTTrainer": [], "s3ft train": []}
     if not args.no_packing:
         runs["s3ft train, packing"] = []
+    arms = {"plain TRL SFTTrainer": lambda d: plain(d), "s3ft train": lambda d: s3ft(d / "out", False)}
+    if "s3ft train, packing" in runs:
+        arms["s3ft train, packing"] = lambda d: s3ft(d / "out", True)
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.repeats):
-            runs["plain TRL SFTTrainer"].append(plain(Path(tmp) / f"plain-{i}"))
-            runs["s3ft train"].append(s3ft(Path(tmp) / f"s3ft-{i}" / "out", False))
-            if "s3ft train, packing" in runs:
-                runs["s3ft train, packing"].append(s3ft(Path(tmp) / f"pack-{i}" / "out", True))
+        warm = {k: ", ".join(f"{arm(Path(tmp) / f'warm-{j}-{w}'):.1f}" for w in range(args.warmup))
+                for j, (k, arm) in enumerate(arms.items())} if args.warmup else {}
+        for i in range(args.repeats):  # each repeat runs every arm, in the reverse order of the one before
+            for j, (k, arm) in enumerate(list(arms.items())[:: 1 if i % 2 == 0 else -1]):
+                runs[k].append(arm(Path(tmp) / f"run-{i}-{j}"))
     rate = {k: tokens / statistics.median(v) for k, v in runs.items()}
     print(f"{len(rows)} rows, {tokens} tokens, batch {args.batch_size}, one epoch, "
-          f"{'bf16 mixed precision' if args.bf16 else 'float32'}, CPU")
+          f"{'bf16 mixed precision' if args.bf16 else 'float32'}, CPU; warm-up runs (not counted): {warm or 'none'}")
     for k, v in runs.items():
         print(f"{k}: {rate[k]:.0f} tokens/s (seconds: {', '.join(f'{x:.1f}' for x in v)})")
     base = rate["plain TRL SFTTrainer"]
