@@ -39,6 +39,51 @@ class Echo:
         return view
 
 
+class Careless(Echo):
+    """A stand-in engine that starts processes of its own, as vLLM's does, and never stops them: a
+    multiprocessing child (which multiprocessing waits for at exit) and a plain one (which outlives it)."""
+
+    def __init__(self, model_cfg, **kw):
+        import multiprocessing as mp
+        import subprocess
+        import sys
+        import time
+
+        super().__init__(model_cfg, **kw)
+        self.worker = mp.get_context("spawn").Process(target=time.sleep, args=(600,))
+        self.worker.start()
+        self.plain = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+
+    def generate(self, prompts, params):
+        return [Completion(f"{self.worker.pid} {self.plain.pid}", "stop")]
+
+
+def _gone(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.parametrize("how", ["closed", "killed"])
+def test_closing_ends_the_processes_the_engine_started_even_if_the_child_died(how):
+    """vLLM's engine runs in processes of its own: freeing the model must end them, also when the backend does
+    not stop them itself or the child was killed (an orphaned engine would hold its GPU and the run's pipes)."""
+    import time
+
+    b = ProcessBackend(Careless, ModelConfig(path="m"))
+    pids = [int(p) for p in b.generate(PROMPTS[:1], GenParams())[0].split()]
+    assert not any(_gone(p) for p in pids)
+    if how == "killed":
+        os.kill(b.pid, signal.SIGKILL)
+    start = time.monotonic()
+    b.close()
+    assert time.monotonic() - start < 20  # not the 60 s after which a child that does not exit is killed
+    assert _gone(b.pid) and all(_gone(p) for p in pids), pids
+
+
 @pytest.fixture
 def echo():
     b = ProcessBackend(Echo, ModelConfig(path="m"), batch_size=4)

@@ -6,11 +6,13 @@ is inherited), builds `cls(*args, **kwargs)` there, and forwards `generate`, `nl
 engine that serves LoRA adapters, `with_adapter` views to it over a pipe. Completions come back with their
 finish reasons. An error in the child is raised here: s3ft's own errors (a missing vLLM, a bad adapter path)
 with their message, any other with the child's traceback; a child that dies (killed, out of memory) is an
-error naming its exit status, never a hang.
+error naming its exit status, never a hang. Closing also ends every process the child started that outlives
+it (an engine's processes, when the backend does not stop them or the child was killed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import multiprocessing as mp
@@ -34,6 +36,7 @@ def _serve(conn, cls, args: tuple, kwargs: dict) -> None:
         conn.send(("ok", {a: getattr(backend, a, None) for a in ("model_id", "batch_size", "lora")}))
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
         conn.send(("error", _describe(e)))
+        _end_children()
         return
     views, ids = {None: backend}, itertools.count(1)
     while True:
@@ -57,9 +60,26 @@ def _serve(conn, cls, args: tuple, kwargs: dict) -> None:
             conn.send(("ok", result))
         except BaseException as e:  # noqa: BLE001
             conn.send(("error", _describe(e)))
+    views.clear()  # an adapter view may hold the engine
     close = getattr(backend, "close", None)
     if close is not None:
         close()
+    _end_children()
+
+
+def _end_children(grace_s: float = 5) -> None:
+    """End this process's multiprocessing children that its backend left running (an engine's workers):
+    at exit, multiprocessing would wait for them forever."""
+    left = mp.active_children()
+    if left:
+        log.warning("the backend left %d process(es) running: stopped", len(left))
+    for p in left:
+        p.terminate()
+    for p in left:
+        p.join(grace_s)
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 def _describe(e: BaseException) -> tuple[str, str, bool]:
@@ -80,7 +100,8 @@ class ProcessBackend:
         self._proc = ctx.Process(target=_serve, args=(child, cls, args, kwargs), name=f"s3ft-backend-{self._what}")
         self._proc.start()
         child.close()
-        self._stop = weakref.finalize(self, _shutdown, self._conn, self._proc)
+        self._family: set = set()  # the child's own child processes, as last seen (psutil.Process)
+        self._stop = weakref.finalize(self, _shutdown, self._conn, self._proc, self._family)
         self.owner, self._view = True, None
         try:
             info = self._receive()
@@ -88,6 +109,7 @@ class ProcessBackend:
             self.close()
             raise
         self.model_id, self._batch_size, self.lora = info["model_id"], info["batch_size"], bool(info["lora"])
+        self._family.update(_descendants(self._proc.pid))  # an engine's processes, known even if the child dies
         log.info("backend %s runs in child process %d", self._what, self._proc.pid)
 
     def _receive(self):
@@ -148,7 +170,21 @@ class ProcessBackend:
             self._stop()
 
 
-def _shutdown(conn, proc) -> None:
+def _descendants(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _shutdown(conn, proc, family: set) -> None:
+    """Ask the child to close its backend and exit; kill it if it does not within `_STOP_S`. Then end any
+    process it started that outlived it (a killed child's engine, orphaned, would hold a GPU forever)."""
+    import psutil
+
+    family.update(_descendants(proc.pid))
     try:
         conn.send(("close", None, "", (), {}))
     except (BrokenPipeError, OSError):
@@ -159,3 +195,29 @@ def _shutdown(conn, proc) -> None:
         proc.kill()
         proc.join()
     conn.close()
+    alive = _running(family, wait_s=5)
+    if alive:
+        log.warning("backend process %d left %d process(es) running: killed", proc.pid, len(alive))
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        _running(alive, wait_s=5)
+
+
+def _running(procs, wait_s: float) -> list:
+    """Those of `procs` still running after up to `wait_s` seconds (a zombie has ended; a Process object
+    whose pid was reused by another process is not running)."""
+    import time
+
+    import psutil
+
+    def running(p) -> bool:
+        try:
+            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    deadline = time.monotonic() + wait_s
+    while (left := [p for p in procs if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left

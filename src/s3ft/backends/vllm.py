@@ -198,7 +198,13 @@ class VLLMBackend:
 
         if not self.owner:
             return
-        self.llm = None
+        llm, self.llm = self.llm, None
+        # Shut the engine down now: vLLM does it when the engine is garbage-collected, which an adapter view
+        # still holding it prevents; a process that then exits waits on the engine's processes forever.
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if callable(getattr(core, "shutdown", None)):
+            core.shutdown()
+        del llm, core
         gc.collect()
         try:
             import torch
