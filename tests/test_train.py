@@ -342,6 +342,29 @@ def test_two_processes_under_accelerate_launch_match_one(tiny_model_dir, tmp_pat
     assert json.loads((tmp_path / "two" / "train_metrics.json").read_text())["steps"] == 4
 
 
+def test_an_fsdp_config_on_a_cpu_runs_as_ddp_and_says_so(tiny_model_dir, tmp_path, monkeypatch):
+    """accelerate (1.15) turns FSDP on only for GPUs and other accelerators: on a CPU, an FSDP config file runs
+    the training as plain data parallelism (MULTI_CPU, gloo), silently. The train stage records how accelerate
+    ran it (`distributed`) and warns when that is not what the file asks for."""
+    from s3ft.stages import train
+
+    warned = []
+    monkeypatch.setattr(train.log, "warning", lambda msg, *a: warned.append(msg % a))
+    path = _write(tmp_path / "train.jsonl", [_row(i) for i in range(16)])
+    (tmp_path / "fsdp.yaml").write_text(
+        "compute_environment: LOCAL_MACHINE\ndistributed_type: FSDP\nnum_machines: 1\nnum_processes: 2\n"
+        "mixed_precision: 'no'\nfsdp_config:\n  fsdp_version: 2\n  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP\n"
+        "  fsdp_state_dict_type: FULL_STATE_DICT\n")
+    cfg = TrainConfig(**{**FAST, "mode": "full", "max_steps": 2, "accelerate_config": str(tmp_path / "fsdp.yaml")})
+    model = ModelConfig(path=str(tiny_model_dir), dtype="float32", device="cpu")
+    metrics = train.launch(path, tmp_path / "out", model, cfg, 0)
+    assert metrics["processes"] == 2 and metrics["distributed"] == "MULTI_CPU"
+    assert warned == [f"{tmp_path / 'fsdp.yaml'} asks for FSDP, but accelerate ran the training as MULTI_CPU "
+                      "(accelerate runs FSDP and DeepSpeed only on GPUs and other accelerators, not on a CPU)"]
+    one = train_model(path, tmp_path / "one", model, TrainConfig(**{**FAST, "mode": "full", "max_steps": 2}), 0)
+    assert one["distributed"] == "NO"
+
+
 def test_the_accelerate_launch_command(tmp_path):
     """`train.num_processes` launches torchrun-style (also on a CPU); `train.accelerate_config` passes the user's
     file; a missing file is a config error naming the key; mixed precision stays s3ft's."""

@@ -336,8 +336,10 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
     trainable = sum(numel(p) for p in params if p.requires_grad)
     total = sum(numel(p) for p in params)
     resume = _last_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
+    distributed = str(getattr(trainer.accelerator.distributed_type, "value", trainer.accelerator.distributed_type))
     log.info(
-        "training %s (%s) on %d rows from %s: %d of %d parameters trainable, bf16=%s, device=%s%s",
+        "training %s (%s) on %d rows from %s: %d of %d parameters trainable, bf16=%s, device=%s, "
+        "distributed=%s%s",
         model.path,
         cfg.mode + (f", {cfg.quantization} base" if cfg.quantization else ""),
         len(rows),
@@ -346,6 +348,7 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
         total,
         bf16,
         "cuda" if cuda else "cpu",
+        distributed,
         f", resuming from {resume.name}" if resume else "",
     )
     start = time.time()
@@ -359,7 +362,10 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
         return {}
     if cfg.save_merged and cfg.mode == "lora":
         merged_dir = "merged"
-        save_merged(trainer.model, tokenizer, out_dir / merged_dir)
+        if distributed in ("FSDP", "DEEPSPEED"):  # this process holds a shard: merge the saved adapter instead
+            merge_adapter(model, out_dir / model_dir, out_dir / merged_dir)
+        else:
+            save_merged(trainer.model, tokenizer, out_dir / merged_dir)
     elif cfg.save_merged:
         log.info("save_merged ignored: full fine-tuning already saves a complete model")
 
@@ -371,6 +377,7 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
         "runtime_s": round(time.time() - start, 3),
         "rows": len(rows),
         "processes": trainer.args.world_size,  # data-parallel processes (under accelerate launch)
+        "distributed": distributed,  # as accelerate ran it: NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, ...
         "trainable_params": trainable,
         "total_params": total,
         # the share of the model's non-embedding weights that training updates (LoRA r 16 on Mistral-7B: ~0.6%)
@@ -522,7 +529,26 @@ def launch(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainConfig
     if code != 0 or not metrics.is_file():
         raise S3FTError(f"training under accelerate launch failed (exit status {code}; its log is above): "
                         f"{' '.join(cmd)}")
-    return json.loads(metrics.read_text())
+    result = json.loads(metrics.read_text())
+    asked = _asked_distribution(cfg.accelerate_config)
+    if asked in ("FSDP", "DEEPSPEED") and result.get("distributed") != asked:
+        log.warning("%s asks for %s, but accelerate ran the training as %s (accelerate runs FSDP and DeepSpeed "
+                    "only on GPUs and other accelerators, not on a CPU)", cfg.accelerate_config, asked,
+                    result.get("distributed"))
+    return result
+
+
+def _asked_distribution(config_file: str | None) -> str | None:
+    """The `distributed_type` an accelerate config file (YAML or JSON) asks for, if it says."""
+    if config_file is None:
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(config_file).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return str(data.get("distributed_type")).upper() if isinstance(data, dict) else None
 
 
 def main(argv: list[str] | None = None) -> None:
