@@ -345,7 +345,9 @@ class TrainConfig(Section):
     accelerate_config: str | None = None
     """An accelerate config file as `accelerate config` writes it (multi-GPU DDP, FSDP, DeepSpeed ZeRO, several
     machines): the train stage runs under `accelerate launch --config_file FILE`, with its process count unless
-    `num_processes` is above 1. Its mixed precision is s3ft's (`bf16`), not the file's."""
+    `num_processes` is above 1. Its mixed precision is s3ft's (`bf16`), not the file's. `train_metrics.json`'s
+    `distributed` records how accelerate ran it; a file asking for FSDP or DeepSpeed that ran otherwise (on a
+    CPU, accelerate runs FSDP as plain DDP) is a warning."""
     sft_args: dict[str, Any] = Field(default_factory=dict)
     """More TRL `SFTConfig` (and so transformers `TrainingArguments`) fields, as given (e.g. `{optim:
     adamw_torch_fused, max_grad_norm: 0.5, neftune_noise_alpha: 5}`). Not those s3ft sets itself: the error
