@@ -227,10 +227,12 @@ def test_the_harness_on_vllm_scores_as_on_hf(lora_adapter, monkeypatch):
     assert scores["hf", None] != scores["hf", lora_adapter]
 
 
-def test_an_llm_judge_with_a_model_of_its_own_never_shares_the_device_with_the_base(tmp_path):
-    """`judge: llm` with a judge model of its own, both on vLLM, through the real CLI: each engine runs in a
-    child process freed before the next model loads, so at no moment do two engines exist (sampled every
-    0.1 s), and none is left when the run ends."""
+@pytest.mark.parametrize("isolate", [True, False], ids=["engine-in-a-child", "engine-in-the-run"])
+def test_an_llm_judge_with_a_model_of_its_own_never_shares_the_device_with_the_base(tmp_path, isolate):
+    """`judge: llm` with a judge model of its own, both on vLLM, through the real CLI: each engine (in a child
+    process of its own by default, or in the run's process with `generate.isolate: false`) is freed before the
+    next model loads, so at no moment do two engines exist (sampled every 0.1 s), and none is left when the
+    run ends."""
     pytest.importorskip("vllm")
     import subprocess
     import sys
@@ -245,6 +247,7 @@ def test_an_llm_judge_with_a_model_of_its_own_never_shares_the_device_with_the_b
     path = pipeline_config(tmp_path, "vllm")
     cfg = yaml.safe_load(path.read_text())
     cfg["data"]["judge"] = "llm"
+    cfg["generate"]["isolate"] = isolate
     cfg["judge"]["llm"] = {"model": {"path": str(WORLD_MODEL), "dtype": "float32"}, "backend": "vllm"}
     path.write_text(yaml.safe_dump(cfg))
     env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}  # engines as users run them
