@@ -336,7 +336,7 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
     trainable = sum(numel(p) for p in params if p.requires_grad)
     total = sum(numel(p) for p in params)
     resume = _last_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
-    distributed = str(getattr(trainer.accelerator.distributed_type, "value", trainer.accelerator.distributed_type))
+    distributed = trainer.accelerator.distributed_type.value  # accelerate's DistributedType: a str enum
     log.info(
         "training %s (%s) on %d rows from %s: %d of %d parameters trainable, bf16=%s, device=%s, "
         "distributed=%s%s",
