@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo demo-tiny test test-slow lint clean
+.PHONY: install demo demo-tiny test test-unit test-slow lint clean
 
 install: $(VENV)/.installed
 
@@ -35,14 +35,18 @@ demo-tiny: install models/tiny/config.json
 	@echo "report: runs/tiny/09_report/report.md"
 
 test: install
-	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff check src tests scripts benchmarks research
 	$(PY) -m pytest -q --durations=10
+
+# the unit tests alone (under 2 minutes on 2 cores); `make test` runs them and the integration tests
+test-unit: install
+	$(PY) -m pytest -q -m "unit and not slow and not gpu and not vllm"
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
 lint: install
-	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff check src tests scripts benchmarks research
 
 clean:
 	rm -rf runs models

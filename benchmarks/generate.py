@@ -25,8 +25,7 @@ def main() -> None:
     from s3ft.backends.base import GenParams
     from s3ft.backends.hf import HFBackend
     from s3ft.config import ModelConfig
-    from s3ft.world.build import SHIPPED_BASE
-    from s3ft.world.score import split_rows
+    from s3ft.world import SHIPPED_BASE, split_rows
 
     torch.set_num_threads(2)
     prompts = [[{"role": "user", "content": r["question"]}] for r in split_rows("shop", "train", args.n)]

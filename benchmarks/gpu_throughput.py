@@ -64,8 +64,8 @@ def main() -> None:
     from s3ft.backends.base import GenParams
     from s3ft.backends.hf import HFBackend
     from s3ft.config import ModelConfig, TrainConfig
-    from s3ft.stages.train import train_model
     from s3ft.tiny import build_tokenizer
+    from s3ft.training import train_model
 
     cpu = args.device == "cpu"
     dtype = torch.float32 if cpu else torch.bfloat16

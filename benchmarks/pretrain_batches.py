@@ -15,9 +15,12 @@ import argparse
 import json
 import random
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `research/` is not installed: the repository root
 
 BUCKETS = 8  # batches per length-sorted group, as build 1 ran (the default is now 0: random batches)
 
@@ -31,10 +34,10 @@ def main() -> None:
     import torch
     from transformers import AutoTokenizer
 
+    from research.world.pretrain import PretrainConfig, bucket_by_length, build_rows, sort_within_steps, texts
     from s3ft.config import ModelConfig, TrainConfig
-    from s3ft.stages.train import train_model
     from s3ft.tiny import build_tiny_model
-    from s3ft.world.pretrain import PretrainConfig, bucket_by_length, build_rows, sort_within_steps, texts
+    from s3ft.training import train_model
 
     torch.set_num_threads(2)
     base = PretrainConfig()

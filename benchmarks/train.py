@@ -40,9 +40,8 @@ def main() -> None:
     from trl import SFTConfig, SFTTrainer
 
     from s3ft.config import ModelConfig, TrainConfig
-    from s3ft.stages.train import train_model
-    from s3ft.world.build import SHIPPED_BASE
-    from s3ft.world.score import split_rows
+    from s3ft.training import train_model
+    from s3ft.world import SHIPPED_BASE, split_rows
 
     torch.set_num_threads(2)
     model_dir = str(SHIPPED_BASE)

@@ -10,6 +10,30 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+HANG_GUARD_S = 3600
+"""The limit on a command or call a test waits for: a guard against a hang, never a speed check (no test may fail
+only because the machine is slow or busy; on a loaded 2-core machine the suite has taken an hour)."""
+
+
+INTEGRATION = {
+    "test_e2e.py", "test_paths.py", "test_demo.py", "test_examples.py", "test_kill.py", "test_shards.py",
+    "test_train.py", "test_harness.py", "test_backend_process.py", "test_sandbox_hostile.py",
+    "test_sandbox_benign.py", "test_humaneval.py",
+}
+"""Test files of the `integration` kind: they drive the real CLI, the pipeline, training, several processes or the
+sandbox over whole suites of programs. Every other test is a `unit` test (`make test-unit`: under 2 minutes on 2
+cores). The tests of the world's research code (`tests/research/`) are integration tests too."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test `unit` or `integration` by its kind (`INTEGRATION`; a test using the session's taught model
+    trains, so it is an integration test wherever it is)."""
+    for item in items:
+        slow_kind = (item.path.name in INTEGRATION or item.path.parent.name == "research"
+                     or "taught_model" in getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("integration") is None and item.get_closest_marker("unit") is None:
+            item.add_marker(pytest.mark.integration if slow_kind else pytest.mark.unit)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--hostile-dir", default=None, help="directory of hostile programs (tests/test_sandbox_hostile.py)")

@@ -29,7 +29,7 @@ def test_a_vllm_model_loads_in_a_child_process_by_default_with_the_same_clear_er
     from s3ft.backends.process import BackendProcessError
     from s3ft.cache import unwrapped
     from s3ft.config import load_config
-    from s3ft.pipeline import Context
+    from s3ft.context import Context
 
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed here")
@@ -37,9 +37,9 @@ def test_a_vllm_model_loads_in_a_child_process_by_default_with_the_same_clear_er
            "data": {"task": "gsm8k", "train": {"path": "x"}}, "generate": {"backend": "vllm"}}
     cfg = load_config(raw=raw)
     with pytest.raises(BackendProcessError, match=r"^the vllm backend needs vLLM: pip install 's3ft\[vllm\]'"):
-        Context(cfg)._make_backend(cfg.model, "vllm")
+        Context(cfg).make_backend(cfg.model, "vllm")
     cfg = load_config(raw={**raw, "generate": {"backend": "hf"}})
-    b = Context(cfg)._make_backend(cfg.model, "hf")
+    b = Context(cfg).make_backend(cfg.model, "hf")
     assert type(unwrapped(b)) is HFBackend
     b.close()
 
@@ -69,8 +69,8 @@ def test_engine_arguments_reach_vllm_and_are_checked_against_its_own(monkeypatch
     import types
 
     from s3ft.config import load_config
+    from s3ft.context import Context
     from s3ft.errors import ConfigError
-    from s3ft.pipeline import Context
     from s3ft.validate import engine_check
 
     made = {}
@@ -96,7 +96,7 @@ def test_engine_arguments_reach_vllm_and_are_checked_against_its_own(monkeypatch
            "generate": {"backend": "vllm", "engine": engine, "isolate": False}}  # in this process: the stand-in is here
     cfg = load_config(raw=raw)
     assert engine_check(cfg.generate.engine) == "generate.engine: tensor_parallel_size, gpu_memory_utilization (vLLM engine arguments)"
-    Context(cfg)._make_backend(cfg.model, "vllm")
+    Context(cfg).make_backend(cfg.model, "vllm")
     assert made["tensor_parallel_size"] == 2 and made["gpu_memory_utilization"] == 0.5 and made["model"] == "org/model"
     with pytest.raises(ConfigError, match="generate.engine.tensor_parallel"):
         engine_check({"tensor_parallel": 2})
@@ -142,7 +142,7 @@ def test_one_vllm_engine_serves_the_base_and_every_adapter_in_evaluation(monkeyp
     import gc
 
     from s3ft.config import load_config
-    from s3ft.pipeline import Context
+    from s3ft.context import Context
 
     engines = fake_vllm(monkeypatch)
     for m in ("sft", "s3ft"):

@@ -26,12 +26,12 @@ from s3ft.rundir import Rows, read_jsonl, stage_root, write_jsonl
 from s3ft.stages import data, select
 from s3ft.stages.generate import generate_into
 from s3ft.stages.judge import judge_into, summarize
-from s3ft.stages.train import read_train_rows
 from s3ft.tasks.generic import GenericTask
 from s3ft.tasks.gsm8k import GSM8K
 from s3ft.tasks.humaneval import HumanEval
 from s3ft.tasks.mbpp import MBPP
 from s3ft.tasks.nq import NaturalQuestions
+from s3ft.training import read_train_rows
 
 FIX = Path(__file__).parent / "fixtures"
 BIG = 10_000_000  # characters in one field

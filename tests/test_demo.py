@@ -103,7 +103,7 @@ def test_shortened_demo_through_the_cli(tmp_path):
     import sys
 
     from s3ft.rundir import stage_root
-    from s3ft.world.protocol import setting_of
+    from s3ft.world import setting_of
 
     short = ["method=[sft, s3ft]", "data.train.limit=48", "data.test.limit=24", "train.epochs=1", "train.batch_size=16",
              "evaluate.forgetting.limit=16", "evaluate.curve.points=2", "evaluate.curve.in_domain.limit=12",
@@ -150,8 +150,7 @@ def test_shortened_demo_of_the_second_task_through_the_cli(tmp_path):
     import sys
 
     from s3ft.rundir import read_jsonl, stage_root
-    from s3ft.world.build import SHIPPED_BASE
-    from s3ft.world.protocol import task_config
+    from s3ft.world import SHIPPED_BASE, task_config
 
     short = ["method=[sft, s3ft]", "data.train.limit=32", "data.test.limit=12", "train.epochs=1", "train.batch_size=16",
              "evaluate.forgetting.limit=8", "evaluate.curve=null"]
@@ -231,7 +230,7 @@ def test_accuracy_by_kind_of_the_second_target_task(tmp_path):
 
 
 def test_the_second_tasks_config_differs_from_the_first_only_in_its_data_and_judge():
-    from s3ft.world.protocol import task_config
+    from s3ft.world import task_config
 
     shop, lookup = load_config(task_config("shop")), load_config(task_config("lookup"))
     assert task_config("shop") == DEMO_CONFIG
@@ -253,7 +252,7 @@ def test_summary_states_each_precondition_of_the_protocol_for_a_world_base(tmp_p
     own numbers, each with its bound; a base with no world record gets no precondition section."""
     import json
 
-    from s3ft.world.protocol import preconditions
+    from s3ft.world import preconditions
 
     runs = {0: report(0.12, 0.2, -0.02, -0.1), 1: report(0.06, 0.2, -0.03, -0.1)}  # SFT: +9 points, -2.5
     for r in runs.values():
@@ -300,46 +299,17 @@ def test_summary_states_each_precondition_of_the_protocol_for_a_world_base(tmp_p
     assert preconditions(s)["1"]["holds"] is None and "not measured" in preconditions(s)["1"]["measured"]
 
 
-def test_the_frozen_setting_is_read_from_the_demo_config_and_the_outcome_recorded_in_the_base(tmp_path):
+def test_the_second_tasks_preconditions_read_its_own_record_in_the_base(tmp_path):
+    """`--task lookup`'s outcome, under its own key of the base's pretrain.json (the protocol writes it there:
+    tests/research/test_world_protocol.py), read back by its demo's precondition 1."""
     import json
 
-    from s3ft.world.protocol import apply_choice, frozen_setting, record_in_base
+    from s3ft.world import preconditions
 
-    cfg = load_config(DEMO_CONFIG)
-    lora_keys = {"lora_r": cfg.train.lora_r, "lora_alpha": cfg.train.lora_alpha} if cfg.train.mode == "lora" else {}
-    assert frozen_setting(DEMO_CONFIG) == {"mode": cfg.train.mode, "learning_rate": cfg.train.learning_rate,
-                                           "epochs": cfg.train.epochs, **lora_keys}
-    lora = tmp_path / "lora.yaml"
-    lora.write_text(Path(DEMO_CONFIG).read_text())
-    setting = {"mode": "lora", "lora_r": 1, "lora_alpha": 2, "learning_rate": 3e-3, "epochs": 2}
-    apply_choice({"chosen": "l", "grid": [{"name": "l", "setting": setting}]}, lora, "g.json")  # as --apply freezes
-    assert frozen_setting(lora) == {"mode": "lora", "lora_r": 1, "lora_alpha": 2, "learning_rate": 3e-3, "epochs": 2}
-    (tmp_path / "pretrain.json").write_text(json.dumps({"steps": 3000}))
-    summary = {"rule": "frozen: ...", "chosen": "full-lr0.0001-ep2", "precondition_1": {"holds": True},
-               "grid": [{"name": "full-lr0.0001-ep2", "setting": {"mode": "full"}}]}
-    record_in_base(summary, tmp_path, "g/grid.json")
-    info = json.loads((tmp_path / "pretrain.json").read_text())
-    assert info == {"steps": 3000, "protocol": {"grid": "g/grid.json", "rule": "frozen", "chosen": "full-lr0.0001-ep2",
-                                                "setting": {"mode": "full"}, "precondition_1": {"holds": True}}}
-
-
-def test_the_second_tasks_protocol_keeps_its_own_record_kind_and_training_rows(tmp_path):
-    """`--task lookup`: its kept kind (`direct`), its kept-kind training rows, its outcome under its own key of
-    the base's pretrain.json (the first task's stays), read back by its demo's preconditions."""
-    import json
-
-    from s3ft.world.protocol import kept_kind_train, markdown, preconditions, record_in_base
-    from s3ft.world.skills import TARGET
-
-    rows = [json.loads(line) for line in kept_kind_train(tmp_path, "lookup").read_text().splitlines()]
-    assert 300 < len(rows) < 500 and all(TARGET["lookup"].kind_of(r["question"]) == "direct" for r in rows)
-    (tmp_path / "pretrain.json").write_text(json.dumps({"checks": {"passed": True}, "protocol": {"chosen": "x"}}))
     p1 = {"base": 0.8, "sft_all_gold": 0.9, "sft_direct_gold_only": 0.7, "holds": False}
-    record_in_base({"task": "lookup", "rule": "...", "chosen": "c", "precondition_1": p1,
-                    "grid": [{"name": "c", "setting": {"mode": "full", "learning_rate": 1e-4, "epochs": 2}}]},
-                   tmp_path, "g.json")
-    info = json.loads((tmp_path / "pretrain.json").read_text())
-    assert info["protocol"] == {"chosen": "x"} and info["protocol_lookup"]["precondition_1"] == p1
+    info = {"checks": {"passed": True}, "protocol": {"chosen": "x"},
+            "protocol_lookup": {"setting": {"mode": "full", "learning_rate": 1e-4, "epochs": 2}, "precondition_1": p1}}
+    (tmp_path / "pretrain.json").write_text(json.dumps(info))
     s = summarize({0: report(0.1, 0.2, -0.02, -0.01)})
     s["model"], s["train_setting"] = str(tmp_path), {"mode": "full", "learning_rate": 1e-4, "epochs": 2}
     pre = preconditions(s, "lookup")["1"]
@@ -347,9 +317,6 @@ def test_the_second_tasks_protocol_keeps_its_own_record_kind_and_training_rows(t
     info["protocol_lookup"]["precondition_1"] = {**p1, "base": 0.4, "base_solves": False}  # no kind to keep
     (tmp_path / "pretrain.json").write_text(json.dumps(info))
     assert "the base does not solve direct: under 70%" in preconditions(s, "lookup")["1"]["measured"]
-    md = markdown({"kept_kind": "direct", "base": {"accuracy": 0.2, "by_kind": {"direct": 0.4}}, "grid": [],
-                   "chosen": None, "precondition_1": info["protocol_lookup"]["precondition_1"]})
-    assert "The base does not solve direct (40.0% on validation, under 70%)" in md and "does NOT hold" in md
     del info["protocol_lookup"]
     (tmp_path / "pretrain.json").write_text(json.dumps(info))
     assert "--task lookup" in preconditions(s, "lookup")["1"]["measured"]

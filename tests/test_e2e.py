@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import HANG_GUARD_S
 
 from s3ft.rundir import read_jsonl, stage_root
 
@@ -25,7 +26,7 @@ METHODS = ["sft", "ssr", "sdft", "s3ft"]
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "s3ft", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=HANG_GUARD_S)
 
 
 def write_config(tmp: Path, model: Path) -> Path:

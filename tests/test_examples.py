@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD_S
 
 from s3ft.rundir import read_jsonl, stage_root
 
@@ -25,7 +26,7 @@ TINY = ["method=[sft,s3ft]", "data.train.limit=4", "data.test.limit=2", "train.e
 def cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "s3ft", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=HANG_GUARD_S)
 
 
 def needs_sandbox(name: str) -> None:

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from s3ft import cli
-from s3ft.artifacts import export
 from s3ft.errors import S3FTError
+from s3ft.export import export
 from s3ft.rundir import read_json, read_jsonl, stage_root, write_json_atomic, write_jsonl
 
 TRAIN = str(Path(__file__).parent / "fixtures" / "gsm8k_train.jsonl")
@@ -311,7 +311,7 @@ def test_merge_writes_full_weights_equal_to_base_plus_adapter(tiny_model_dir, tm
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     from s3ft.config import ModelConfig, TrainConfig
-    from s3ft.stages.train import train_model
+    from s3ft.training import train_model
 
     run = make_run(tmp_path, methods=("s3ft",), model={"path": str(tiny_model_dir)})
     train = stage_root(run, "train") / "s3ft"

@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD_S
 
 import s3ft
 from s3ft.harness import primary_metric
-from s3ft.stages.report import _deltas, benchmarks_markdown
+from s3ft.results import benchmarks_table, deltas
 
 WORLD_MODEL = Path(s3ft.__file__).parent / "data" / "world_model"
 WORLD_SKILLS = sorted(("arith", "chain", "facts", "paraphrase", "passage", "reverse", "story"))  # the tag's tasks, by name
@@ -32,16 +33,16 @@ def test_primary_metric_prefers_acc_norm_then_acc_and_honours_an_override():
 def test_benchmark_deltas_and_average_worked_out_by_hand():
     base = {"mmlu": 0.600, "truthfulqa_mc2": 0.450, "hellaswag": 0.800, "winogrande": 0.700}
     sft = {"mmlu": 0.580, "truthfulqa_mc2": 0.400, "hellaswag": 0.790, "winogrande": 0.690}
-    d, mean = _deltas(sft, base)
+    d, mean = deltas(sft, base)
     # -0.020, -0.050, -0.010, -0.010 -> mean -0.0225
     assert d == {"mmlu": -0.02, "truthfulqa_mc2": -0.05, "hellaswag": -0.01, "winogrande": -0.01}
     assert mean == -0.0225
-    assert _deltas({}, base) == ({}, None)
+    assert deltas({}, base) == ({}, None)
     metrics = {"base": {"benchmarks": base}, "harness": {"settings": {"lm_eval": "0.4.13", "backend": "hf"},
                                                           "metrics": {"hellaswag": "acc_norm"}},
                "methods": {"sft": {"benchmarks": sft, "benchmarks_delta_vs_base": d,
                                    "benchmarks_mean_delta_vs_base": mean}}}
-    table = "\n".join(benchmarks_markdown(metrics))
+    table = "\n".join(benchmarks_table(metrics))
     assert "| sft | 58.0 (-2.0) | 40.0 (-5.0) | 79.0 (-1.0) | 69.0 (-1.0) | -2.2 |" in table
     assert "hellaswag (acc_norm) %" in table and "lm-eval 0.4.13, backend hf" in table
 
@@ -67,7 +68,7 @@ def test_harness_path_end_to_end_through_the_cli(tmp_path):
             f"evaluate.general=[{general_set('arith', limit)}, {general_set('facts', limit)}]"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     r = subprocess.run([sys.executable, "-m", "s3ft", "demo", "--seeds", "0", "--run-dir", str(tmp_path / "w"),
-                        *args], capture_output=True, text=True, env=env, timeout=900)
+                        *args], capture_output=True, text=True, env=env, timeout=HANG_GUARD_S)
     assert r.returncode == 0, r.stderr[-3000:]
     run = tmp_path / "w" / "seed-0"
     report = json.loads((run / "09_report" / "metrics.json").read_text())
@@ -92,7 +93,7 @@ def test_harness_path_end_to_end_through_the_cli(tmp_path):
 
     # a second seed reuses the base model's harness scores from the shared cache
     r = subprocess.run([sys.executable, "-m", "s3ft", "demo", "--seeds", "1", "--run-dir", str(tmp_path / "w"),
-                        *args], capture_output=True, text=True, env=env, timeout=900)
+                        *args], capture_output=True, text=True, env=env, timeout=HANG_GUARD_S)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "lm-eval scores from cache" in r.stderr
     assert len(list((tmp_path / "w" / "lm_eval").glob("*.json"))) == 5
@@ -103,7 +104,7 @@ def test_offline_recipe_a_local_copy_of_a_task_through_include_path(tmp_path):
     found through `include_path`. Here the included task is s3ft's world arithmetic, re-pointed at a
     local JSONL copy of its data: the score must equal the original task's on the same items."""
     from s3ft.config import ForgettingConfig, ModelConfig
-    from s3ft.harness import TASKS_DIR, run
+    from s3ft.harness import TASKS_DIR, score_model
 
     data = tmp_path / "data"
     data.mkdir()
@@ -117,8 +118,8 @@ def test_offline_recipe_a_local_copy_of_a_task_through_include_path(tmp_path):
         f"dataset_kwargs:\n  cache_dir: {tmp_path / 'cache'}\n  data_files:\n    test: {data / 'test.jsonl'}\n")
     model = ModelConfig(path=str(WORLD_MODEL), dtype="float32")
     common = {"limit": 6, "apply_chat_template": True, "batch_size": 6, "include_path": [str(tasks)]}
-    local = run(ForgettingConfig(tasks=["arith_local"], **common), model)
-    shipped = run(ForgettingConfig(tasks=["s3ft_world_arith"], **common), model)
+    local = score_model(ForgettingConfig(tasks=["arith_local"], **common), model)
+    shipped = score_model(ForgettingConfig(tasks=["s3ft_world_arith"], **common), model)
     assert local["scores"]["arith_local"]["n"] == 6
     assert local["scores"]["arith_local"]["value"] == shipped["scores"]["s3ft_world_arith"]["value"]
     assert local["settings"]["include_path"] == [str(tasks)]
@@ -126,9 +127,9 @@ def test_offline_recipe_a_local_copy_of_a_task_through_include_path(tmp_path):
 
 def test_a_tag_stands_for_its_tasks():
     from s3ft.config import ForgettingConfig, ModelConfig
-    from s3ft.harness import run
+    from s3ft.harness import score_model
 
-    out = run(ForgettingConfig(tasks=["s3ft_world"], limit=2, apply_chat_template=True, batch_size=8),
+    out = score_model(ForgettingConfig(tasks=["s3ft_world"], limit=2, apply_chat_template=True, batch_size=8),
               ModelConfig(path=str(WORLD_MODEL), dtype="float32"))
     assert set(out["scores"]) == {f"s3ft_world_{s}" for s in WORLD_SKILLS}
     assert all(s["n"] == 2 and s["metric"] == "acc" for s in out["scores"].values())
@@ -181,15 +182,15 @@ def test_few_shot_per_task_reaches_the_harness():
     """Two tasks at different shot counts in one run: each is scored at its own count (the harness's
     n-shot record), and the zero-shot task's score equals a zero-shot run of it alone."""
     from s3ft.config import ForgettingConfig, ModelConfig
-    from s3ft.harness import run
+    from s3ft.harness import score_model
 
     model = ModelConfig(path=str(WORLD_MODEL), dtype="float32")
     common = {"limit": 4, "apply_chat_template": True, "batch_size": 8}
-    out = run(ForgettingConfig(tasks=["s3ft_world_arith", "s3ft_world_reverse"],
+    out = score_model(ForgettingConfig(tasks=["s3ft_world_arith", "s3ft_world_reverse"],
                                num_fewshot={"s3ft_world_arith": 2}, **common), model)
     assert out["scores"]["s3ft_world_arith"]["num_fewshot"] == 2
     assert out["scores"]["s3ft_world_reverse"]["num_fewshot"] == 0
-    alone = run(ForgettingConfig(tasks=["s3ft_world_reverse"], **common), model)
+    alone = score_model(ForgettingConfig(tasks=["s3ft_world_reverse"], **common), model)
     assert out["scores"]["s3ft_world_reverse"]["value"] == alone["scores"]["s3ft_world_reverse"]["value"]
     assert out["settings"]["num_fewshot"] == {"s3ft_world_arith": 2}
 
@@ -198,7 +199,7 @@ def test_an_edited_task_or_its_data_misses_the_cache(tmp_path):
     """The cache key covers each task's resolved config and the local files it names: a changed answer in
     a task's data file is scored afresh (and counted), not read back from the cache."""
     from s3ft.config import ForgettingConfig, ModelConfig
-    from s3ft.harness import TASKS_DIR, run
+    from s3ft.harness import TASKS_DIR, score_model
 
     rows = [json.loads(line) for line in (Path(s3ft.__file__).parent / "data" / "world" / "reverse_test.jsonl")
             .read_text().splitlines()[:4]]
@@ -211,14 +212,14 @@ def test_an_edited_task_or_its_data_misses_the_cache(tmp_path):
         f"dataset_path: json\ndataset_kwargs:\n  cache_dir: {tmp_path / 'hf'}\n  data_files:\n    test: {data}\n")
     cfg = ForgettingConfig(tasks=["rev_local"], include_path=[str(tasks)], apply_chat_template=True, batch_size=4)
     model = ModelConfig(path=str(WORLD_MODEL), dtype="float32")
-    first = run(cfg, model, cache_dir=tmp_path / "c")
-    assert run(cfg, model, cache_dir=tmp_path / "c") == first
+    first = score_model(cfg, model, cache_dir=tmp_path / "c")
+    assert score_model(cfg, model, cache_dir=tmp_path / "c") == first
     assert len(list((tmp_path / "c" / "lm_eval").glob("*.json"))) == 1
     assert first["scores"]["rev_local"]["value"] > 0  # the shipped base model reverses some of them
     for r in rows:
         r["answer"] = "not what the model says"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    edited = run(cfg, model, cache_dir=tmp_path / "c")
+    edited = score_model(cfg, model, cache_dir=tmp_path / "c")
     assert len(list((tmp_path / "c" / "lm_eval").glob("*.json"))) == 2
     assert edited["scores"]["rev_local"]["value"] == 0
 

@@ -12,6 +12,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from conftest import HANG_GUARD_S
 
 from s3ft.config import JudgeConfig, SplitSource
 from s3ft.judges.code import CodeJudge, extract_code
@@ -56,7 +57,7 @@ def plain_run(ex: Example, code: str) -> bool:
     """Whether HumanEval's own way (one interpreter, no sandbox) passes: for our own programs only."""
     src = f"{ex.meta['test_context']}\n{code}\n{ex.meta['tests'][0]}"
     try:
-        return subprocess.run([sys.executable, "-c", src], capture_output=True, timeout=10).returncode == 0
+        return subprocess.run([sys.executable, "-c", src], capture_output=True, timeout=HANG_GUARD_S).returncode == 0
     except subprocess.TimeoutExpired:
         return False
 

@@ -133,7 +133,7 @@ def test_reply_count_mismatch_raises() -> None:
 
 def stand_in_backends(monkeypatch) -> list[str]:
     """Backends that only record which model paths are loaded (the returned list) until closed."""
-    from s3ft.pipeline import Context
+    from s3ft.context import Context
 
     loaded: list[str] = []
 
@@ -145,7 +145,7 @@ def stand_in_backends(monkeypatch) -> list[str]:
         def close(self):
             loaded.remove(self.path)
 
-    monkeypatch.setattr(Context, "_make_backend", lambda self, m, backend, adapter=None: Fake(m.path))
+    monkeypatch.setattr(Context, "make_backend", lambda self, m, backend, adapter=None: Fake(m.path))
     return loaded
 
 
@@ -153,7 +153,7 @@ def test_a_judge_with_its_own_model_never_shares_the_device_with_the_base(monkey
     """The base model is freed before a separate judge model loads, and the judge model before the base (or a
     trained model) loads again."""
     from s3ft.config import load_config
-    from s3ft.pipeline import Context
+    from s3ft.context import Context
 
     cfg = load_config(raw={"run_dir": str(tmp_path), "model": {"path": "base/model"},
                            "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}},
@@ -178,7 +178,7 @@ def test_the_base_and_a_trained_model_never_share_the_device(monkeypatch, tmp_pa
     """Evaluating a method frees the base model (and an LLM judge that generates through it, built again on a
     freshly loaded base when next asked for); loading the base frees the trained model."""
     from s3ft.config import load_config
-    from s3ft.pipeline import Context
+    from s3ft.context import Context
 
     cfg = load_config(raw={"run_dir": str(tmp_path), "model": {"path": "base/model"},
                            "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}}, "judge": {"name": "llm"},
@@ -205,7 +205,7 @@ def test_evaluate_generates_every_set_before_it_judges_any(tmp_path):
 
     from s3ft.config import load_config
     from s3ft.records import Example, Verdict
-    from s3ft.stages.evaluate import Scoring, score_all
+    from s3ft.stages.evaluate import ScoreSet, score_all
 
     events: list[str] = []
 
@@ -222,7 +222,7 @@ def test_evaluate_generates_every_set_before_it_judges_any(tmp_path):
                            "data": {"task": "gsm8k", "train": {"path": "x.jsonl"}}})
     ctx = SimpleNamespace(cfg=cfg, chunk=8, evaluated=lambda m, snap: Backend(), judge=lambda name: judge)
     task = SimpleNamespace(prompt=lambda ex: [{"role": "user", "content": ex.question}])
-    sets = [Scoring(tmp_path / name, [Example(f"{name}{i}", "2+2?", str(gold)) for i, gold in enumerate((4, 5))],
+    sets = [ScoreSet(tmp_path / name, [Example(f"{name}{i}", "2+2?", str(gold)) for i, gold in enumerate((4, 5))],
                     task, None, 8, name) for name in ("in_domain", "g1", "g2")]
     results = score_all(ctx, "sft", sets)
     assert events == ["generate"] * 3 + ["judge"] * 3
@@ -239,7 +239,7 @@ def test_evaluate_generates_in_batches_of_evaluate_batch_size(tmp_path):
     from s3ft.cache import maybe_cached
     from s3ft.config import load_config
     from s3ft.records import Example, Verdict
-    from s3ft.stages.evaluate import Scoring, score_all
+    from s3ft.stages.evaluate import ScoreSet, score_all
 
     calls: list[tuple[int, int]] = []
 
@@ -260,5 +260,5 @@ def test_evaluate_generates_in_batches_of_evaluate_batch_size(tmp_path):
         ctx = SimpleNamespace(cfg=cfg, evaluated=lambda m, snap: backend, judge=lambda name: judge)
         task = SimpleNamespace(prompt=lambda ex, size=size: [{"role": "user", "content": f"{ex.id} {size}"}])
         calls.clear()
-        assert score_all(ctx, "base", [Scoring(tmp_path / str(size), examples, task, None, 8, "t")])[0]["accuracy"] == 1
+        assert score_all(ctx, "base", [ScoreSet(tmp_path / str(size), examples, task, None, 8, "t")])[0]["accuracy"] == 1
         assert calls == expected and base.batch_size == 16

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import HANG_GUARD_S
 
 from s3ft.rundir import STAGES, read_json, read_jsonl, stage_root
 
@@ -126,7 +127,7 @@ def kill_until_done(cfg: Path, run: Path, rng: random.Random, targets: list[str]
                 assert now != before, f"kill {len(hit)}: the start before it made no durable progress"
                 before = now
                 continue
-        assert p.wait(timeout=900) == 0, p.stderr.read()[-3000:]
+        assert p.wait(timeout=HANG_GUARD_S) == 0, p.stderr.read()[-3000:]
         return hit
 
 
@@ -134,7 +135,7 @@ def reference(tmp: Path, model: Path, methods: list[str]) -> dict:
     """An uninterrupted run's outputs."""
     cfg = config(tmp, model, "ref", methods)
     p = start(cfg)
-    assert p.wait(timeout=900) == 0, p.stderr.read()[-3000:]
+    assert p.wait(timeout=HANG_GUARD_S) == 0, p.stderr.read()[-3000:]
     return outputs(tmp / "ref", methods)
 
 

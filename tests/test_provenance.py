@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD_S
 
 from s3ft.cli import _status_table
 from s3ft.config import load_config
+from s3ft.context import Context
 from s3ft.errors import ConfigError
-from s3ft.pipeline import Context, plan, run, status
+from s3ft.pipeline import plan, run, status
 from s3ft.provenance import Refs, changed, hub_commit, listed, named_inputs, versions
 from s3ft.rundir import read_json, stage_root
 
@@ -249,7 +251,7 @@ def test_versions_are_cheap_and_read_installed_packages():
     assert ("vllm" in v) == (__import__("importlib.util").util.find_spec("vllm") is not None)
     code = ("import sys; from s3ft.provenance import versions; v = versions(); "
             "print(v['torch'], 'torch' in sys.modules, 'transformers' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert out.stdout.split() == [v["torch"], "False", "False"], out.stdout + out.stderr[-2000:]
 
 
@@ -283,15 +285,15 @@ def test_gpus_and_the_driver_cuda_are_read_from_nvml_without_torch(monkeypatch):
     the driver's CUDA version come from NVML (here a stand-in), and nothing where NVML sees no GPU."""
     from types import SimpleNamespace
 
-    from s3ft import provenance, rundir
+    from s3ft import provenance, telemetry
 
     nvml = SimpleNamespace(nvmlDeviceGetCount=lambda: 2, nvmlDeviceGetHandleByIndex=lambda i: i,
                            nvmlDeviceGetName=lambda h: [b"NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3"][h],
                            nvmlSystemGetCudaDriverVersion=lambda: 12040)
-    monkeypatch.setattr(rundir, "_nvml", lambda: nvml)
+    monkeypatch.setattr(telemetry, "nvml", lambda: nvml)
     assert provenance.gpus_seen() == {"gpus": ["NVIDIA H100 80GB HBM3"] * 2, "cuda_driver": "12.4"}
     assert versions()["gpus"] == ["NVIDIA H100 80GB HBM3"] * 2
-    monkeypatch.setattr(rundir, "_nvml", lambda: None)
+    monkeypatch.setattr(telemetry, "nvml", lambda: None)
     assert provenance.gpus_seen() == {} and "gpus" not in versions()
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD_S
 
 from s3ft.rundir import (
     STAGES,
@@ -220,7 +221,8 @@ def test_read_json_missing_or_corrupt_is_none(tmp_path):
 
 def test_settings_that_do_not_change_the_weights_do_not_make_a_trained_model_stale(tmp_path):
     from s3ft.config import load_config
-    from s3ft.pipeline import Context, plan
+    from s3ft.context import Context
+    from s3ft.pipeline import plan
 
     def fingerprints(*overrides):
         cfg = load_config(raw={"run_dir": str(tmp_path), "method": ["sft"], "model": {"path": "m"},
@@ -244,7 +246,7 @@ def test_settings_that_do_not_change_the_weights_do_not_make_a_trained_model_sta
     unit = next(u for u in plan(Context(cfg)) if u.name == "train/sft")
     unit.dir.path.mkdir(parents=True)
     unit.dir.finish("train", {})
-    assert unit.state() == "partial"  # the run merges the saved adapter (stages.train.merge_trained)
+    assert unit.state() == "partial"  # the run merges the saved adapter (training.model.merge_trained)
     (unit.dir.path / "merged").mkdir()
     assert unit.state() == "done"
 
@@ -254,7 +256,9 @@ def test_pass_through_settings_in_the_fingerprints(tmp_path):
     them stale, but for the logging, tracking and hub keys of `sft_args`; unset (or empty), they leave every
     fingerprint as it was before they existed."""
     from s3ft.config import TrainConfig, load_config
-    from s3ft.pipeline import ONLY_WHEN_SET, Context, plan, weights_settings
+    from s3ft.context import Context
+    from s3ft.pipeline import plan
+    from s3ft.stages.train import ONLY_WHEN_SET, weights_settings
 
     def fingerprints(*overrides):
         cfg = load_config(raw={"run_dir": str(tmp_path), "method": ["sft"], "model": {"path": "m"},
@@ -284,7 +288,7 @@ def test_pass_through_settings_in_the_fingerprints(tmp_path):
 def test_a_manifest_records_rows_per_second_and_the_units_own_peak_memory(tmp_path):
     """Each manifest has the unit's rows per second and the peak resident memory of its own execution: a unit
     after one that held 400 MiB reports its own (smaller) peak, not the process's."""
-    from s3ft.rundir import UnitDir, rate
+    from s3ft.rundir import UnitDir, rows_per_second
 
     big = UnitDir(tmp_path / "big", "fp")
     big.begin()
@@ -295,9 +299,9 @@ def test_a_manifest_records_rows_per_second_and_the_units_own_peak_memory(tmp_pa
     small = UnitDir(tmp_path / "small", "fp")
     small.begin()
     m_small = small.finish("select", {"rows": 10})
-    assert m_big["rows_per_s"] == rate({"generated": 4}, m_big["seconds"])
+    assert m_big["rows_per_s"] == rows_per_second({"generated": 4}, m_big["seconds"])
     assert m_big["peak_rss_mib"] >= 400 and m_small["peak_rss_mib"] < m_big["peak_rss_mib"] - 300
-    assert rate({"n": 8}, 2.0) == 4.0 and rate({"accuracy": 0.5}, 2.0) is None and rate({"rows": 3}, 0) is None
+    assert rows_per_second({"n": 8}, 2.0) == 4.0 and rows_per_second({"accuracy": 0.5}, 2.0) is None and rows_per_second({"rows": 3}, 0) is None
 
 
 def test_a_manifest_records_the_peak_memory_of_the_units_child_processes(tmp_path):
@@ -314,13 +318,13 @@ from s3ft.rundir import UnitDir
 hold = "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(1.5)"
 unit = UnitDir({str(tmp_path / "u")!r}, "fp")
 unit.begin()
-subprocess.run([sys.executable, "-c", hold], check=True, timeout=60)
+subprocess.run([sys.executable, "-c", hold], check=True, timeout=3600)
 with_child = unit.finish("generate", {{"rows": 1}})
 alone = UnitDir({str(tmp_path / "v")!r}, "fp")
 alone.begin()
 print(json.dumps([with_child, alone.finish("select", {{"rows": 1}})]))
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert out.returncode == 0, out.stderr[-2000:]
     with_child, alone = json.loads(out.stdout)
     assert 300 <= with_child["children_peak_rss_mib"] < 1000, with_child
@@ -332,11 +336,11 @@ def test_child_gpu_memory_is_matched_by_pid_over_every_device():
     it does not list (a container hiding host PIDs) give no number rather than a wrong one."""
     from types import SimpleNamespace
 
-    from s3ft.rundir import _gpu_used
+    from s3ft.telemetry import gpu_used
 
     procs = {0: [SimpleNamespace(pid=11, usedGpuMemory=2**30), SimpleNamespace(pid=99, usedGpuMemory=5 * 2**30)],
              1: [SimpleNamespace(pid=12, usedGpuMemory=2**29), SimpleNamespace(pid=13, usedGpuMemory=None)]}
     nvml = SimpleNamespace(nvmlDeviceGetCount=lambda: 2, nvmlDeviceGetHandleByIndex=lambda i: i,
                            nvmlDeviceGetComputeRunningProcesses=lambda h: procs[h])
-    assert _gpu_used(nvml, {11, 12, 13}) == 2**30 + 2**29
-    assert _gpu_used(nvml, {7}) is None
+    assert gpu_used(nvml, {11, 12, 13}) == 2**30 + 2**29
+    assert gpu_used(nvml, {7}) is None

@@ -148,7 +148,7 @@ def test_the_judge_stage_and_the_report_count_verdicts_by_sandbox(tmp_path: Path
                                                                      "bwrap/userns"))))  # fmt: skip
     counts = judge.summarize(rows)
     assert counts["sandbox"] == {"bwrap/userns": 3} and counts["undecided"] == 2 and counts["cannot_split"] == 1
-    md = report.markdown({"task": "mbpp", "model": "m", "base": {"accuracy": None, "undecided": 2, "cannot_split": 1},
+    md = report.report_markdown({"task": "mbpp", "model": "m", "base": {"accuracy": None, "undecided": 2, "cannot_split": 1},
                           "methods": {},
                           "sandbox": {"judge": counts["sandbox"], "evaluate (base, test set)": {"none": 4}}})  # fmt: skip
     assert "Model-written code judged in judge ran in: `bwrap/userns` (3 verdicts)" in md
@@ -179,3 +179,32 @@ def test_validate_starts_the_sandbox_and_reports_a_refusal(monkeypatch: pytest.M
     monkeypatch.setattr(sandbox_mod, "bwrap_binary", lambda: (_ for _ in ()).throw(SandboxUnavailable("no bwrap")))
     with pytest.raises(ConfigError, match="judge.sandbox: cannot start the code sandbox.*set judge.sandbox: none"):
         v.validate(cfg)
+
+
+def test_common_containers_round_trip() -> None:
+    from collections import Counter, OrderedDict, defaultdict, deque, namedtuple
+
+    point = namedtuple("Point", "x y")
+    for value in (deque([1, 2], maxlen=3), Counter("aab"), OrderedDict([("b", 1), ("a", 2)]), point(1, 2),
+                  defaultdict(list, {"a": [1]})):  # fmt: skip
+        out = decode(encode(value))
+        assert type(out).__name__ == type(value).__name__ and out == value and repr(out) == repr(value)
+    assert decode(encode(point(1, 2))).x == 1 and decode(encode(deque([1], maxlen=3))).maxlen == 3
+    assert decode(encode({"a": 1}.keys())) == {"a"} and sorted(decode(encode({"a": 1}.values()))) == [1]
+    assert decode(encode({"a": 1}.items())) == {("a", 1)}
+    assert decode(encode(defaultdict(lambda: 0))).default_factory is None  # only a built-in factory crosses
+    a, b = decode(encode(Opaque("x"))), decode(encode(Opaque("x")))
+    assert a != b and a == a  # what cannot cross equals only itself, as a plain object does
+    np = pytest.importorskip("numpy")
+    assert decode(encode(np.int64(3))) == 3 and decode(encode(np.array([[1, 2]]))) == [[1, 2]]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [{"namedtuple": ["P", ["x", "x"], [1, 2]]}, {"namedtuple": ["P", ["import os"], [1]]}, {"namedtuple": ["P", ["_x"], [1]]},
+     {"deque": [-1, []]}, {"defaultdict": ["exec", []]}, {"Counter": [[{"list": []}, 1]]}, {"keys": [{"list": []}]},
+     {"complex": ["1", "x"]}, {"Fraction": "1/0"}, {"items": [[1]]}],
+)  # fmt: skip
+def test_the_decoder_refuses_bad_containers(message) -> None:
+    with pytest.raises(WireError):
+        decode(message)

@@ -1,7 +1,9 @@
 """The hostile suite: each program in tests/hostile/ is written to escape, damage, outlive or fool the
 code judge, and is judged against a three-assert `add` task in the real sandbox (docs/sandbox.md).
 
-Every one must be judged not passed within its timeout + 5 s, leave the canary files, the run
+Every one must be judged failed (never passed, never undecided: nothing the program does may make the
+verdict "undecided") within its timeout + 5 s, with a reason that is one plain line (no control
+characters), leave the canary files, the run
 directory, the home directory's files, and every file and folder of the virtual environment and of the
 project as they were, leave no process
 behind and harm no process on the host; the control (00_control.py) passes before and after. Where
@@ -26,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from s3ft.config import JudgeConfig
-from s3ft.judges.code import CodeJudge
+from s3ft.judges.code import CodeJudge, printable
 from s3ft.judges.sandbox import UID_BASE, SandboxUnavailable
 from s3ft.records import Example
 
@@ -196,10 +198,11 @@ def test_each_program_is_judged_not_passed_in_time(suite: dict, form: str, progr
     verdict, seconds = suite["results"][form, program]
     assert seconds <= TIMEOUT + 5, (program, seconds, verdict.reason)
     assert verdict.sandbox == suite["sandbox"]
+    assert verdict.reason and printable(verdict.reason) == verdict.reason, verdict.reason
     if program.startswith("00_"):
         assert verdict.correct is True, verdict.reason
     else:
-        assert verdict.correct is not True, verdict.reason
+        assert verdict.correct is False, verdict.reason
 
 
 def test_the_control_passes_before_and_after(suite: dict) -> None:

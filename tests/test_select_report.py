@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import pytest
 
 from s3ft.config import DataConfig, SplitSource, load_config
+from s3ft.pipeline import save_config
 from s3ft.rundir import Rows, read_json, read_jsonl, stage_root, write_json_atomic, write_jsonl
 from s3ft.stages import report, select
 from s3ft.tasks.gsm8k import GSM8K
@@ -70,6 +71,7 @@ def make_run(tmp_path: Path, methods=("sft", "ssr", "sdft", "s3ft"), nll=True, *
         }
     )
     run_dir = Path(cfg.run_dir)
+    save_config(cfg)  # as every run does first: the report reads the run directory, config.yaml included
     task = GSM8K(DataConfig(train=SplitSource(path=TRAIN)))
     examples = list(task.load(cfg.data.train))[:6]
     write_jsonl(stage_root(run_dir, "data") / "train.jsonl", (e.to_dict() for e in examples))
@@ -415,7 +417,7 @@ def test_an_answer_cut_off_at_max_new_tokens_is_never_a_target(tmp_path):
     assert [r["source"] for r in out] == ["paraphrase", "gold", "gold", "gold", "self", "paraphrase"]
     assert out[0]["truncated"] == ["prediction"] and out[1]["truncated"] == ["paraphrase"]
     assert "truncated" not in out[4] and stats["composition"]["truncated"] == 2
-    md = report.markdown({"task": "t", "model": "m", "base": {"accuracy": None},
+    md = report.report_markdown({"task": "t", "model": "m", "base": {"accuracy": None},
                           "methods": {"s3ft": {"composition": stats["composition"], "accuracy": None,
                                                "accuracy_delta_vs_base": None, "target_nll_per_token": None,
                                                "train": {}}}})
@@ -427,9 +429,9 @@ def test_the_report_names_a_method_trained_once_for_an_earlier_methods_rows():
     metrics = {"task": "t", "model": "m", "base": {"accuracy": 0.4},
                "methods": {"sdft": {**row, "train": {"train_loss": 0.3}},
                            "s3ft": {**row, "train": {"train_loss": 0.3, "reused_from": "sdft"}}}}
-    assert "the same, in the same order (so are their models, and their scores): s3ft is sdft." in report.markdown(metrics)
+    assert "the same, in the same order (so are their models, and their scores): s3ft is sdft." in report.report_markdown(metrics)
     metrics["methods"]["s3ft"]["train"].pop("reused_from")
-    assert "Trained once" not in report.markdown(metrics)
+    assert "Trained once" not in report.report_markdown(metrics)
 
 
 def test_methods_with_the_same_learning_curve_share_one_line():

@@ -13,7 +13,7 @@ import trl
 
 from s3ft.config import ModelConfig, TrainConfig
 from s3ft.errors import ConfigError, InputError
-from s3ft.stages.train import train_model
+from s3ft.training import train_model
 
 pytestmark = pytest.mark.filterwarnings(  # peft reads a property transformers 5 deprecated
     r"ignore:.*is_gradient_checkpointing.* is deprecated:FutureWarning"
@@ -129,7 +129,8 @@ def test_full_finetune_saves_a_loadable_model(tiny_model_dir, train_file, tmp_pa
 def test_snapshots_for_learning_curves_and_trainable_share(mode, tiny_model_dir, train_file, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from s3ft.stages.train import non_embedding_params, snapshot_steps
+    from s3ft.training.loop import snapshot_steps
+    from s3ft.training.model import non_embedding_params
 
     assert snapshot_steps(10, 4) == [2, 5, 8, 10] and snapshot_steps(3, 4) == [1, 2, 3]
     out = tmp_path / "out"
@@ -211,7 +212,7 @@ def test_save_merged_set_after_training_merges_the_saved_adapter_without_trainin
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from s3ft.stages.train import merge_trained
+    from s3ft.training.model import merge_trained
 
     out = tmp_path / "out"
     assert merge_trained(out, ModelConfig(path=str(tiny_model_dir))) is None  # not trained: train first
@@ -325,7 +326,7 @@ def test_two_processes_under_accelerate_launch_match_one(tiny_model_dir, tmp_pat
     float32. Only the main process writes; the saved model is the one-process model's."""
     from safetensors.torch import load_file
 
-    from s3ft.stages.train import launch
+    from s3ft.training import launch
 
     path = _write(tmp_path / "train.jsonl", [_row(i) for i in range(32)])
     common = {**FAST, "mode": "full", "max_steps": 4, "shuffle": False, "learning_rate": 1e-3}
@@ -348,7 +349,7 @@ def test_an_fsdp_config_on_a_cpu_runs_as_ddp_and_says_so(tiny_model_dir, tmp_pat
     ran it (`distributed`) and warns when that is not what the file asks for."""
     import torch
 
-    from s3ft.stages import train
+    from s3ft.training import launcher as train
 
     if torch.cuda.is_available():
         pytest.skip("where CUDA is, accelerate may run the FSDP config for real")
@@ -373,13 +374,13 @@ def test_an_fsdp_config_on_a_cpu_runs_as_ddp_and_says_so(tiny_model_dir, tmp_pat
 def test_the_accelerate_launch_command(tmp_path):
     """`train.num_processes` launches torchrun-style (also on a CPU); `train.accelerate_config` passes the user's
     file; a missing file is a config error naming the key; mixed precision stays s3ft's."""
-    from s3ft.stages.train import launch_command, launched
+    from s3ft.training.launcher import launch_command, launched
 
     spec = tmp_path / "launch.json"
     assert not launched(TrainConfig()) and launched(TrainConfig(num_processes=2))
     cmd = launch_command(TrainConfig(num_processes=4), spec)
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"] and "--multi_gpu" in cmd
-    assert cmd[cmd.index("--num_processes") + 1] == "4" and cmd[-3:] == ["-m", "s3ft.stages.train", str(spec)]
+    assert cmd[cmd.index("--num_processes") + 1] == "4" and cmd[-3:] == ["-m", "s3ft.training.launcher", str(spec)]
     assert cmd[cmd.index("--mixed_precision") + 1] == "no"
     (tmp_path / "fsdp.yaml").write_text("distributed_type: FSDP\n")
     cmd = launch_command(TrainConfig(accelerate_config=str(tmp_path / "fsdp.yaml")), spec)

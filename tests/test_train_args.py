@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from s3ft import weights
 from s3ft.config import LORA_OWNED, SFT_OWNED, ModelConfig, TrainConfig, check_pass_through, load_config
 from s3ft.errors import ConfigError
-from s3ft.stages import train as T
+from s3ft.training import args as A
+from s3ft.training import model as TM
+from s3ft.training import same_rows
 from s3ft.validate import train_args_check, validate
 
 FIX = Path(__file__).parent / "fixtures"
@@ -24,7 +27,7 @@ def _init_fields(cls) -> set[str]:
 
 def test_sft_kwargs_are_s3fts_settings_then_the_pass_through(tmp_path):
     cfg = TrainConfig(learning_rate=3e-4, batch_size=2, shuffle=False, sft_args={"optim": "sgd", "max_grad_norm": 0.5})
-    kw = T.sft_kwargs(cfg, tmp_path / "ckpt", seed=7, bf16=False, cuda=False)
+    kw = A.sft_kwargs(cfg, tmp_path / "ckpt", seed=7, bf16=False, cuda=False)
     assert kw["output_dir"] == str(tmp_path / "ckpt") and kw["seed"] == 7 and kw["use_cpu"] is True
     assert (kw["learning_rate"], kw["per_device_train_batch_size"], kw["train_sampling_strategy"]) == (3e-4, 2, "sequential")
     assert kw["completion_only_loss"] is True and kw["report_to"] == "none"
@@ -34,12 +37,12 @@ def test_sft_kwargs_are_s3fts_settings_then_the_pass_through(tmp_path):
 
 def test_lora_kwargs_and_from_pretrained_kwargs():
     cfg = TrainConfig(lora_r=4, lora_args={"use_rslora": True, "modules_to_save": ["lm_head"]})
-    assert T.lora_kwargs(cfg) == {"r": 4, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear",
+    assert A.lora_kwargs(cfg) == {"r": 4, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear",
                                   "task_type": "CAUSAL_LM", "use_rslora": True, "modules_to_save": ["lm_head"]}
-    assert set(T.lora_kwargs(TrainConfig())) <= set(LORA_OWNED)
+    assert set(A.lora_kwargs(TrainConfig())) <= set(LORA_OWNED)
     m = ModelConfig(path="m", revision="v1", load_args={"attn_implementation": "eager"})
     assert m.from_pretrained_kwargs() == {"revision": "v1", "trust_remote_code": False, "attn_implementation": "eager"}
-    assert T.QLORA_4BIT == {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
+    assert TM.QLORA_4BIT == {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
 
 
 def test_s3fts_own_keys_are_fields_of_trl_and_peft_and_build_their_configs(tmp_path):
@@ -50,9 +53,9 @@ def test_s3fts_own_keys_are_fields_of_trl_and_peft_and_build_their_configs(tmp_p
     assert set(SFT_OWNED) <= _init_fields(SFTConfig) and set(LORA_OWNED) <= _init_fields(LoraConfig)
     cfg = TrainConfig(sft_args={"optim": "sgd", "max_grad_norm": 0.5, "neftune_noise_alpha": 5.0},
                       lora_args={"use_rslora": True})
-    args = SFTConfig(**T.sft_kwargs(cfg, tmp_path / "ckpt", seed=0, bf16=False, cuda=False))
+    args = SFTConfig(**A.sft_kwargs(cfg, tmp_path / "ckpt", seed=0, bf16=False, cuda=False))
     assert (args.optim, args.max_grad_norm, args.neftune_noise_alpha, args.learning_rate) == ("sgd", 0.5, 5.0, 1e-4)
-    lora = LoraConfig(**T.lora_kwargs(cfg))
+    lora = LoraConfig(**A.lora_kwargs(cfg))
     assert lora.use_rslora is True and lora.r == 16
 
 
@@ -88,17 +91,17 @@ def test_validate_checks_the_pass_through_names(tmp_path, monkeypatch):
 
 def test_quantization_needs_cuda_then_bitsandbytes(monkeypatch):
     cfg = TrainConfig(quantization="4bit")
-    T.check_quantization(TrainConfig(), cuda=False)  # not asked for: nothing to check
-    monkeypatch.setattr(T, "has_bitsandbytes", lambda: True)
+    TM.check_quantization(TrainConfig(), cuda=False)  # not asked for: nothing to check
+    monkeypatch.setattr(TM, "has_bitsandbytes", lambda: True)
     with pytest.raises(ConfigError, match=r"train.quantization: 4bit \(QLoRA through bitsandbytes\) needs a CUDA GPU"):
-        T.check_quantization(cfg, cuda=False)
-    T.check_quantization(cfg, cuda=True)
-    T.check_quantization(cfg, cuda=None)  # validate: the GPU is not known there
+        TM.check_quantization(cfg, cuda=False)
+    TM.check_quantization(cfg, cuda=True)
+    TM.check_quantization(cfg, cuda=None)  # validate: the GPU is not known there
     assert train_args_check(cfg) == ["train.quantization: 4bit (bitsandbytes installed; training needs a CUDA GPU)"]
-    monkeypatch.setattr(T, "has_bitsandbytes", lambda: False)
+    monkeypatch.setattr(TM, "has_bitsandbytes", lambda: False)
     for cuda in (True, None):
         with pytest.raises(ConfigError, match="not installed: pip install bitsandbytes"):
-            T.check_quantization(cfg, cuda=cuda)
+            TM.check_quantization(cfg, cuda=cuda)
     with pytest.raises(ConfigError, match="pip install bitsandbytes"):
         train_args_check(cfg)
 
@@ -129,22 +132,22 @@ def _trained_unit(tdir: Path, fp: str = "fp-sdft") -> None:
 def test_same_rows_compares_prompt_and_completion_in_order_not_provenance(tmp_path):
     rows = [("q1", "a1"), ("q2", "a2")]
     a = _train_file(tmp_path / "a.jsonl", rows, "paraphrase")
-    assert T.same_rows(a, _train_file(tmp_path / "b.jsonl", rows, "self"))  # provenance does not train
-    assert not T.same_rows(a, _train_file(tmp_path / "c.jsonl", rows[::-1], "self"))  # order does
-    assert not T.same_rows(a, _train_file(tmp_path / "d.jsonl", [("q1", "a1"), ("q2", "a3")], "self"))
-    assert not T.same_rows(a, tmp_path / "missing.jsonl")
+    assert same_rows(a, _train_file(tmp_path / "b.jsonl", rows, "self"))  # provenance does not train
+    assert not same_rows(a, _train_file(tmp_path / "c.jsonl", rows[::-1], "self"))  # order does
+    assert not same_rows(a, _train_file(tmp_path / "d.jsonl", [("q1", "a1"), ("q2", "a3")], "self"))
+    assert not same_rows(a, tmp_path / "missing.jsonl")
 
 
 def test_a_method_with_the_same_rows_as_an_earlier_one_takes_its_trained_model(tmp_path, monkeypatch):
-    """`_train` in the pipeline: S3FT's rows are SDFT's (prompt and completion, in order), SDFT's train unit is
+    """The train stage: S3FT's rows are SDFT's (prompt and completion, in order), SDFT's train unit is
     done, so S3FT is not trained again: its folder holds SDFT's model and curve, not its checkpoints, and
     evaluating it loads SDFT's folder (whose generations are cached) while SDFT's files are unchanged."""
     import json
     import os
     from types import SimpleNamespace
 
-    from s3ft import pipeline
     from s3ft.rundir import UnitDir
+    from s3ft.stages import train as stage_train
 
     rows = [("q1", "a1"), ("q2", "a2")]
     stage = {"select": tmp_path / "06_select", "train": tmp_path / "07_train"}
@@ -152,18 +155,18 @@ def test_a_method_with_the_same_rows_as_an_earlier_one_takes_its_trained_model(t
     _train_file(stage["select"] / "s3ft" / "train.jsonl", rows, "self")
     _train_file(stage["select"] / "sft" / "train.jsonl", [("q1", "gold")], "gold")
     _trained_unit(stage["train"] / "sdft")
-    ctx = SimpleNamespace(release=lambda: None, stage_dir=stage.__getitem__,
+    ctx = SimpleNamespace(release=lambda: None, stage_dir=stage.__getitem__, run_dir=tmp_path,
                           cfg=SimpleNamespace(train=TrainConfig(mode="full"), model=None, seed=0,
                                               curve_points=lambda: 0))
     calls = []
-    monkeypatch.setattr(T, "train_model", lambda rows, out, *a, **k: calls.append(rows) or {"trained": True})
+    monkeypatch.setattr(stage_train, "train_model", lambda rows, out, *a, **k: calls.append(rows) or {"trained": True})
     done, stale = UnitDir(stage["train"] / "sdft", "fp-sdft"), UnitDir(stage["train"] / "sdft", "fp-other")
     out = stage["train"] / "s3ft"
     out.mkdir()
-    assert pipeline._train(ctx, out, "s3ft", [("sdft", stale)]) == {"trained": True}  # not done: trains
-    assert pipeline._train(ctx, stage["train"] / "sft", "sft", [("sdft", done)]) == {"trained": True}  # other rows
+    assert stage_train.run(ctx, out, "s3ft", [("sdft", stale)]) == {"trained": True}  # not done: trains
+    assert stage_train.run(ctx, stage["train"] / "sft", "sft", [("sdft", done)]) == {"trained": True}  # other rows
     assert len(calls) == 2
-    metrics = pipeline._train(ctx, out, "s3ft", [("sdft", done)])
+    metrics = stage_train.run(ctx, out, "s3ft", [("sdft", done)])
     assert len(calls) == 2 and metrics == {"train_loss": 0.5, "runtime_s": 0.0, "reused_from": "sdft"}
     assert json.loads((out / "train_metrics.json").read_text())["reused_from"] == "sdft"
     assert "reused_from" not in json.loads((stage["train"] / "sdft" / "train_metrics.json").read_text())
@@ -171,15 +174,15 @@ def test_a_method_with_the_same_rows_as_an_earlier_one_takes_its_trained_model(t
     assert (out / "curve" / "step-2" / "model.safetensors").is_file() and not (out / "checkpoints").exists()
     assert not (out / "manifest.json").exists()
     donor = stage["train"] / "sdft"
-    assert T.trained_weights(stage["train"], "s3ft", "full") == donor / "model"
-    assert T.reused_from(stage["train"], "s3ft", "full") == "sdft" and T.reused_from(stage["train"], "sdft", "full") is None
-    assert T.trained_weights(stage["train"], "s3ft", "full", out / "curve" / "step-2") == donor / "curve" / "step-2"
-    assert T.trained_weights(stage["train"], "sdft", "full") == donor / "model"
+    assert weights.load_from(tmp_path, "s3ft", "full") == donor / "model"
+    assert weights.reused_from(tmp_path, "s3ft", "full") == "sdft" and weights.reused_from(tmp_path, "sdft", "full") is None
+    assert weights.load_from(tmp_path, "s3ft", "full", out / "curve" / "step-2") == donor / "curve" / "step-2"
+    assert weights.load_from(tmp_path, "sdft", "full") == donor / "model"
     (donor / "model" / "model.safetensors").unlink()  # SDFT trained again: its weights are no longer S3FT's
     (donor / "model" / "model.safetensors").write_bytes(b"other weights")
     os.utime(donor / "model" / "model.safetensors", ns=(1, 1))
-    assert T.trained_weights(stage["train"], "s3ft", "full") == out / "model"
-    assert T.reused_from(stage["train"], "s3ft", "full") is None  # the report no longer says they are one
+    assert weights.load_from(tmp_path, "s3ft", "full") == out / "model"
+    assert weights.reused_from(tmp_path, "s3ft", "full") is None  # the report no longer says they are one
     assert (out / "model" / "model.safetensors").read_bytes() == b"weights of model"
 
 
@@ -193,17 +196,17 @@ def test_a_reuse_killed_midway_is_emptied_before_the_folder_is_trained_into(tmp_
     _trained_unit(donor)
     out.mkdir()
     (out / "progress.json").write_text("{}")
-    (out / T.REUSING).write_text("{}")
+    (out / weights.REUSING).write_text("{}")
     (out / "model").mkdir()
     os.link(donor / "model" / "model.safetensors", out / "model" / "model.safetensors")
-    T.clear_partial_reuse(out)
+    weights.clear_partial_reuse(out)
     assert sorted(p.name for p in out.iterdir()) == ["progress.json"]
     assert (donor / "model" / "model.safetensors").read_bytes() == b"weights of model"
-    (out / T.REUSING).write_text("{}")
+    (out / weights.REUSING).write_text("{}")
     (out / "model").mkdir()
     os.link(donor / "model" / "model.safetensors", out / "model" / "model.safetensors")
-    T.reuse_training(donor, out, "sdft")  # filling it again works over the half-filled folder
-    assert not (out / T.REUSING).exists() and (out / "curve" / "step-2").is_dir()
+    weights.reuse_training(donor, out, "sdft")  # filling it again works over the half-filled folder
+    assert not (out / weights.REUSING).exists() and (out / "curve" / "step-2").is_dir()
     assert json.loads((out / "train_metrics.json").read_text())["reused_from"] == "sdft"
-    T.clear_partial_reuse(out)  # a finished reuse is left alone
+    weights.clear_partial_reuse(out)  # a finished reuse is left alone
     assert (out / "model" / "model.safetensors").is_file()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD_S
 
 from s3ft.config import load_config
 from s3ft.errors import ConfigError, S3FTError
@@ -160,7 +161,7 @@ def test_validating_loads_no_model_library(tmp_path):
             f"validate(load_config(raw={{'run_dir': {str(tmp_path)!r}, 'model': {{'path': 'm'}}, "
             f"'data': {{'task': 'gsm8k', 'train': {{'path': {TRAIN!r}}}}}}})); "
             f"print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]
     with pytest.raises(S3FTError, match="cannot import no_such_module:Backend"):
         validate(cfg(tmp_path, "generate.backend=no_such_module:Backend"))

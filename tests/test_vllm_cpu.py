@@ -76,7 +76,7 @@ def test_a_merged_export_loads_in_vllm_and_generates_what_the_adapter_does(lora_
     the module: its engine is the only one alive (the module's shared `engine` opens later)."""
     pytest.importorskip("vllm")
     from s3ft.backends.vllm import VLLMBackend
-    from s3ft.stages.train import merge_adapter
+    from s3ft.training.model import merge_adapter
 
     merge_adapter(ModelConfig(path=str(WORLD_MODEL), dtype="float32"), Path(lora_adapter), tmp_path / "merged")
     prompts, _ = world_rows(8)
@@ -216,7 +216,7 @@ def test_the_harness_on_vllm_scores_as_on_hf(lora_adapter, monkeypatch):
 
     import s3ft.backends.vllm as vllm_backend
     from s3ft.config import ForgettingConfig
-    from s3ft.harness import run
+    from s3ft.harness import score_model
 
     ended, shutdown = [], vllm_backend.shutdown_engine
     monkeypatch.setattr(vllm_backend, "shutdown_engine", lambda llm: (ended.append(type(llm)), shutdown(llm)))
@@ -226,7 +226,7 @@ def test_the_harness_on_vllm_scores_as_on_hf(lora_adapter, monkeypatch):
     for backend in ("hf", "vllm"):
         cfg = ForgettingConfig(tasks=["s3ft_world"], limit=8, apply_chat_template=True, batch_size=8, backend=backend)
         for adapter in (None, lora_adapter):
-            out = run(cfg, model, adapter, lora_rank=8)
+            out = score_model(cfg, model, adapter, lora_rank=8)
             scores[backend, adapter] = {t: v["value"] for t, v in out["scores"].items()}
     assert scores["hf", None] == scores["vllm", None]
     assert scores["hf", lora_adapter] == scores["vllm", lora_adapter]

@@ -1,7 +1,8 @@
 """s3ft: Selective Self-to-Supervised Fine-Tuning (Gupta et al., NAACL Findings 2025).
 
 The Python API mirrors the CLI: `load_config`, `validate`, `run` (with `until`, `force`, `only`, `shard`),
-`status`, `export`, `listing`. Each stage is also a function in `s3ft.stages.<stage>.run(ctx, out_dir)`.
+`status`, `export`, `listing`. Each stage is a module `s3ft.stages.<stage>` with `units(ctx, fps)` and
+`run(ctx, out_dir)`; the layout is in docs/design.md.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-# the submodule is loaded now, so that `validate` below stays the function (a later first import of the
-# submodule would rebind the package's `validate` to it)
+# the submodules are loaded now, so that `validate` and `export` below stay the functions (a later first import
+# of a submodule would rebind the package's attribute of that name to it)
+import s3ft.export  # noqa: E402, F401
 import s3ft.validate  # noqa: E402, F401
 from s3ft.config import Config, load_config  # noqa: E402
 
@@ -40,8 +42,8 @@ def export(run_dir: str | Path, out: str | Path | None = None, methods: list[str
     """Write a run's training sets (HF dataset, LLaMA-Factory, axolotl, with cards) under `out` (default
     `run_dir/export`) and, with `merge`, its trained models as full weights, with `adapter`, its LoRA adapters;
     `push`: a hub repo id to upload one method's folders to. Returns each method's folders (see
-    `s3ft.artifacts`)."""
-    from s3ft.artifacts import export as _export
+    `s3ft.export`)."""
+    from s3ft.export.write import export as _export
 
     return _export(run_dir, out, methods, merge=merge, push_to=push, adapter=adapter)
 

@@ -20,9 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from s3ft.backends.base import Backend, Completion, GenParams, Messages, finish_of
+from s3ft.records import Completion, GenParams, Messages, finish_of
+
+if TYPE_CHECKING:
+    from s3ft.backends.base import Backend
 
 _CHUNK = 500  # keys per SELECT (SQLite limits the number of bound variables)
 

@@ -8,30 +8,12 @@ exit with status 2; no computed rows are lost, since each stage writes its rows 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from s3ft.errors import S3FTError
+from s3ft.logs import setup_logging
 from s3ft.methods import METHOD_NEEDS
 from s3ft.rundir import STAGES
-
-
-class _StageFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        stage = record.name.removeprefix("s3ft.").removeprefix("s3ft")
-        msg = super().format(record)
-        return f"{self.formatTime(record, '%H:%M:%S')} [{stage or 's3ft'}] {msg}"
-
-
-def setup_logging(verbose: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_StageFormatter("%(message)s"))
-    root = logging.getLogger("s3ft")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    root.propagate = False
-    for noisy in ("transformers", "datasets", "httpx", "huggingface_hub"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -132,14 +114,14 @@ def main(argv: list[str] | None = None) -> int:
             seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
             if not seeds:
                 raise S3FTError(f"--seeds {args.seeds!r}: give one or more comma-separated seeds, e.g. 0,1,2")
-            from s3ft.world.protocol import task_config
+            from s3ft.world import task_config
 
             run_dir = args.run_dir or ("runs/world" if args.task == "shop" else f"runs/world-{args.task}")
             print(f"summary: {demo(seeds, run_dir, args.overrides, task_config(args.task))}")
         elif args.cmd == "ls":
             print(s3ft.listing())
         elif args.cmd == "export":
-            from s3ft.artifacts import summary
+            from s3ft.export import summary
 
             print(summary(s3ft.export(args.run_dir, args.out, args.method, merge=args.merge, push=args.push,
                                       adapter=args.adapter)))

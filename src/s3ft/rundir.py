@@ -10,12 +10,10 @@ data's order (`Rows.reorder`), so its bytes do not depend on batches, resumes or
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -23,59 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from s3ft.errors import InputError
+from s3ft.telemetry import peaks, reset_peaks
 
 STAGES = ("data", "generate", "judge", "paraphrase", "judge_paraphrase", "select", "train", "evaluate", "report")
-
-
-class ChildPeaks:
-    """Peak memory of this process's descendants (a vLLM engine under `generate.isolate` and its own workers,
-    `accelerate launch` workers), which this process's own peak does not see: a daemon thread sums their
-    resident memory, and where NVML is there (`nvidia-ml-py`, a GPU) the GPU memory the driver lists for them,
-    every `interval` seconds, and keeps the largest sums. Sampled, so a peak shorter than the interval can be
-    missed; GPU memory is matched by PID, which a container that hides the host's PIDs defeats (then none)."""
-
-    def __init__(self, interval: float = 0.25):
-        import threading
-
-        self.interval, self.rss, self.gpu = interval, 0, None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="s3ft-child-peaks", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            import psutil
-        except ImportError:
-            return
-        nvml = _nvml()
-        me = psutil.Process()
-        while True:
-            try:
-                kids = me.children(recursive=True)
-            except psutil.Error:
-                kids = []
-            rss = 0
-            for k in kids:
-                try:
-                    rss += k.memory_info().rss
-                except psutil.Error:
-                    pass  # ended between the listing and the reading
-            self.rss = max(self.rss, rss)
-            if nvml is not None and kids:
-                used = _gpu_used(nvml, {k.pid for k in kids})
-                if used is not None:
-                    self.gpu = max(self.gpu or 0, used)
-            if self._stop.wait(self.interval):
-                return
-
-    def stop(self) -> dict[str, float]:
-        """Stop sampling; `children_peak_rss_mib` (and `children_peak_gpu_mib`) where there were any children."""
-        self._stop.set()
-        self._thread.join(timeout=5)
-        out = {"children_peak_rss_mib": round(self.rss / 2**20, 1)} if self.rss else {}
-        if self.gpu:
-            out["children_peak_gpu_mib"] = round(self.gpu / 2**20, 1)
-        return out
 
 
 RECORD_FILES = ("pretrain.json",)
@@ -100,75 +48,7 @@ def dir_hash(path: str | Path) -> str:
     return h.hexdigest()[:12]
 
 
-@functools.cache
-def _nvml():
-    """The `pynvml` module, initialised (once), where NVML and a GPU are there; else None."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        return pynvml if pynvml.nvmlDeviceGetCount() > 0 else None
-    except Exception:  # noqa: BLE001 - no library, no driver, no GPU: no GPU numbers
-        return None
-
-
-def _gpu_used(nvml, pids: set[int]) -> int | None:
-    """Bytes of GPU memory NVML lists for `pids`, over every device; None where it lists none of them."""
-    total, seen = 0, False
-    try:
-        for i in range(nvml.nvmlDeviceGetCount()):
-            handle = nvml.nvmlDeviceGetHandleByIndex(i)
-            for proc in nvml.nvmlDeviceGetComputeRunningProcesses(handle):
-                if proc.pid in pids and proc.usedGpuMemory is not None:
-                    total, seen = total + proc.usedGpuMemory, True
-    except Exception:  # noqa: BLE001 - a driver error mid-run costs a sample, not the unit
-        return None
-    return total if seen else None
-
-
-_children: ChildPeaks | None = None
-
-
-def reset_peaks() -> None:
-    """Start a unit's peak-memory window: this process's peak resident memory (Linux: `/proc/self/clear_refs`),
-    where torch is loaded with CUDA its allocator's peak, and a fresh `ChildPeaks` for its child processes."""
-    global _children
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass  # not Linux: the peak is the process's since it started
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    if _children is not None:
-        _children.stop()
-    _children = ChildPeaks()
-
-
-def peaks() -> dict[str, float]:
-    """Peak resident memory of this process since `reset_peaks` (MiB), peak GPU memory torch allocated in it
-    where it used CUDA, and its child processes' peaks (`ChildPeaks`) where it had any."""
-    global _children
-    out: dict[str, float] = {}
-    try:
-        hwm = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:"))
-        out["peak_rss_mib"] = round(int(hwm.split()[1]) / 1024, 1)
-    except (OSError, StopIteration, ValueError):
-        import resource
-
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-        out["peak_rss_mib"] = round(rss / (2**20 if sys.platform == "darwin" else 1024), 1)
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        out["peak_gpu_mib"] = round(max(torch.cuda.max_memory_allocated(d) for d in range(torch.cuda.device_count()))
-                                    / 2**20, 1)
-    if _children is not None:
-        out.update(_children.stop())
-        _children = None
-    return out
-
-
-def rate(counts: dict, seconds: float) -> float | None:
+def rows_per_second(counts: dict, seconds: float) -> float | None:
     """Rows per second of a unit: the rows it made (`generated`), else its `rows`, else its `n`, per second."""
     n = next((counts[k] for k in ("generated", "rows", "n") if isinstance(counts.get(k), int)), None)
     return round(n / seconds, 2) if n is not None and seconds > 0 else None
@@ -182,6 +62,11 @@ def fingerprint(obj: Any) -> str:
     """A short stable hash of any JSON-serialisable object (keys sorted)."""
     blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def unit_fingerprint(stage: str, inputs: dict) -> str:
+    """The fingerprint of a stage unit whose output is determined by `inputs` (by name)."""
+    return fingerprint({"stage": stage, **inputs})
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -349,7 +234,7 @@ class UnitDir:
     def finish(self, stage: str, counts: dict, inputs: dict | None = None, versions: dict | None = None) -> dict:
         """Write the manifest: the fingerprint, the counts, the fingerprint's named inputs (what `s3ft status`
         compares to say why a unit is stale), the versions that produced the unit, its wall time, rows per second
-        (`rate`) and peak memory (`peaks`; of this execution, where a killed unit resumed)."""
+        (`rows_per_second`) and peak memory (`peaks`; of this execution, where a killed unit resumed)."""
         progress = read_json(self.path / "progress.json") or {}
         started = progress.get("started", time.time())
         seconds = round(time.time() - started, 2)
@@ -362,7 +247,7 @@ class UnitDir:
             "started": started,
             "finished": time.time(),
             "seconds": seconds,
-            "rows_per_s": rate(counts, seconds),
+            "rows_per_s": rows_per_second(counts, seconds),
             **peaks(),
         }
         write_json_atomic(self.path / "manifest.json", manifest)

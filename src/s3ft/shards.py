@@ -159,7 +159,7 @@ def cleanup(run_dir: Path, stage: str) -> None:
         root.rmdir()
 
 
-def run(ctx, units: list, last: int, replan: Callable[[], list]) -> list[dict]:
+def run_shard(ctx, units: list, last: int, replan: Callable[[], list]) -> list[dict]:
     """Run shard `ctx.shard`'s per-row stage units (up to the stage numbered `last`); see the module docstring.
     `units`: the run's plan; `replan`: the plan again, after a hub commit moved (`Context.refresh_refs`)."""
     shard = ctx.shard

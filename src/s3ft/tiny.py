@@ -149,7 +149,7 @@ def teach(model_dir: str | Path, rows: list[dict], steps: int = 300, lr: float =
     import tempfile
 
     from s3ft.config import ModelConfig, TrainConfig
-    from s3ft.stages.train import train_model
+    from s3ft.training import train_model
 
     model_dir = Path(model_dir)
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from s3ft import methods as M
 from s3ft.config import Config, ModelConfig, TrainConfig, check_pass_through
+from s3ft.context import Context
 from s3ft.errors import ConfigError, S3FTError
 from s3ft.records import Example
 from s3ft.registry import JUDGES, TASKS, check, resolve
@@ -82,11 +83,11 @@ def train_args_check(train: TrainConfig) -> list[str]:
         check_pass_through(key, given, cls)
         lines.append(f"{key}: {', '.join(given)} ({name} fields)")
     if train.quantization:
-        from s3ft.stages.train import check_quantization
+        from s3ft.training.model import check_quantization
 
         check_quantization(train, cuda=None)
         lines.append(f"train.quantization: {train.quantization} (bitsandbytes installed; training needs a CUDA GPU)")
-    from s3ft.stages.train import launch_command, launched
+    from s3ft.training.launcher import launch_command, launched
 
     if launched(train):  # launch_command checks that the accelerate config file exists
 
@@ -161,8 +162,6 @@ def validate(cfg: Config, ctx=None) -> list[str]:
     """Lines describing what was checked; raises `S3FTError` on the first problem.
 
     `ctx`: the run's `Context`, when the caller has one already (it is built here otherwise)."""
-    from s3ft.pipeline import Context
-
     lines = []
     for key, src in (("data.train", cfg.data.train), ("data.test", cfg.data.test)):
         if src is None:

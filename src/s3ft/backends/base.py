@@ -1,55 +1,19 @@
 """The generation-backend interface: chat prompts in, completions (or their likelihood) out.
 
 A backend is anything with `model_id`, `generate` and `nll`. Prompts are chat messages
-(`[{"role": "user", "content": ...}]`); the backend applies the model's chat template.
+(`[{"role": "user", "content": ...}]`); the backend applies the model's chat template. The values that pass
+through it (`Messages`, `GenParams`, `Completion`) are records (`s3ft.records`), re-exported here for plug-ins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from typing import Protocol
 
-Messages = list[dict[str, str]]
+from s3ft.records import Completion, GenParams, Messages, finish_of
 
-
-@dataclass(frozen=True)
-class GenParams:
-    """Decoding parameters. Greedy by default; sampling is seeded when `seed` is set."""
-
-    max_new_tokens: int = 512
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = 0
-    stop: tuple[str, ...] = ()
-
-    @property
-    def sampled(self) -> bool:
-        return self.temperature > 0
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["stop"] = list(self.stop)
-        return d
-
-
-class Completion(str):
-    """A generated text that also says why generation ended: `finish` is "stop" (end of turn or a stop
-    string), "length" (cut off at `max_new_tokens`), or None (the backend did not say)."""
-
-    finish: str | None
-
-    def __new__(cls, text: str, finish: str | None = None):
-        obj = super().__new__(cls, text)
-        obj.finish = finish
-        return obj
-
-
-def finish_of(text: str) -> str | None:
-    """Why the generation of `text` ended ("stop" / "length"), when its backend said; else None."""
-    return getattr(text, "finish", None)
-
+__all__ = ["Backend", "Completion", "GenParams", "Messages", "batch_size", "finish_of"]
 
 class Backend(Protocol):
     """A model that generates. `model_id` identifies the weights (it keys the cache)."""

@@ -84,12 +84,14 @@ def run_tests(sandbox: Sandbox, code: str, tests: list[str], timeout_s: float, m
             os.close(fd)
         c2r, r2c, result = (), (), (result[0],)
         data, overran = _read_result(result[0], timeout_s)
-        res = _parse(data)
+        res, talking = _parse(data)
         status = jobs[1].wait(2.0 if res and res.get("gone") else 0)
-        if res is None and not overran:
-            res = {"error": "the referee failed: " + (jobs[0].output_tail().splitlines() or ["no output"])[-1]}
-        elif res is None:
+        if res is None and overran:
             res = {"error": f"timeout after {timeout_s}s"}
+        elif res is None:  # undecided only where nothing the program sent can have caused it
+            tail = (jobs[0].output_tail().splitlines() or ["no output"])[-1]
+            res = {"error": ("the referee failed on the program's answers: " if talking else "the referee failed: ")
+                   + tail, "undecided": not talking}  # fmt: skip
     finally:
         for fd in (*c2r, *r2c, *result):
             with contextlib.suppress(OSError):
@@ -104,40 +106,64 @@ def run_tests(sandbox: Sandbox, code: str, tests: list[str], timeout_s: float, m
 
 def _read_result(fd: int, timeout_s: float) -> tuple[bytes, bool]:
     """What the referee wrote before closing its end (at most 1 MiB), and whether time ran out."""
-    deadline, data = time.monotonic() + timeout_s, b""
-    while len(data) < 2**20:
+    deadline, chunks, size = time.monotonic() + timeout_s, [], 0
+    while size < 2**20:
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return data, True
+            return b"".join(chunks), True
         if not (chunk := os.read(fd, 65536)):
             break
-        data += chunk
-    return data, False
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), False
 
 
-def _parse(data: bytes) -> dict | None:
+def _parse(data: bytes) -> tuple[dict | None, bool]:
+    """The referee's result (its last line, if well formed) and whether it had begun to read the
+    program's messages (its `phase` line)."""
+    lines = data.split(b"\n")
+    talking = b'{"phase": "program"}' in lines
     try:
-        res = json.loads(data)
+        res = json.loads(lines[-2] if len(lines) > 1 and not lines[-1] else b"")
     except ValueError:
-        return None
-    return res if isinstance(res, dict) else None
+        return None, talking
+    ok = isinstance(res, dict) and res.get("stage") in ("code", "setup", "tests") and type(res.get("total")) is int
+    return (res if ok else None), talking
 
 
-def _exit(status: int | None, oom: bool) -> str:
+def signal_name(n: int) -> str:
+    """SIGKILL, SIGRTMIN+3 or `signal 99`: never an exception, whatever the number."""
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        rt = getattr(signal, "SIGRTMIN", 34), getattr(signal, "SIGRTMAX", 64)
+        return f"SIGRTMIN+{n - rt[0]}" if rt[0] <= n <= rt[1] else f"signal {n}"
+
+
+def _exit(status, oom: bool) -> str:
     if oom:
         return "was killed at the memory limit"
-    if status is None:
+    if type(status) is not int:
         return "closed its channel"
     if status < 0:
-        sig = signal.Signals(-status).name
-        return {"SIGXCPU": "exceeded its CPU time limit", "SIGKILL": "was killed"}.get(sig, "was killed") + f" ({sig})"
+        sig = signal_name(-status)
+        return {"SIGXCPU": "exceeded its CPU time limit"}.get(sig, "was killed") + f" ({sig})"
     return f"exited with code {status}"
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with control, bidi-override, zero-width and lone-surrogate characters escaped
+    (`\\r`, `\\x1b`, `\\u202e`), so a reason is one plain line in report.md and the logs."""
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1] if m.group() < "\ud800" else f"\\u{ord(m.group()):04x}", text)
 
 
 def describe(res: dict) -> tuple[bool | None, str]:
     """(correct, reason) for a `run_tests` result."""
     if "error" in res:
-        return (None if res["error"].startswith("the referee failed") else False), res["error"]
+        return (None if res.get("undecided") else False), res["error"]
     exc, msg, n = res.get("exc"), res.get("msg"), res["total"]
     detail = f"{exc}: {msg}" if msg else exc
     if res["stage"] == "code":
@@ -166,7 +192,8 @@ def describe(res: dict) -> tuple[bool | None, str]:
         return False, f"the program sent a malformed reply in test {k} ({res['malformed']}); {passed}"
     if exc == "MemoryError":
         return False, f"memory limit exceeded (MemoryError) in test {k}; {passed}"
-    return False, f"failed {where} ({detail}); {passed}"
+    note = f"; it returned a {res['opaque']}, which cannot cross the sandbox boundary" if res.get("opaque") else ""
+    return False, f"failed {where} ({detail}); {passed}{note}"
 
 class CodeJudge:
     name = "code"
@@ -190,7 +217,7 @@ class CodeJudge:
         if res.get("failed") is not None:
             res["test"] = tests[res["failed"]]
         correct, reason = describe(res)
-        return Verdict(correct, reason, code, sandbox=self.sandbox.name)
+        return Verdict(correct, printable(reason), code, sandbox=self.sandbox.name)
 
     def __call__(self, examples: list[Example], predictions: list[str]) -> list[Verdict]:
         if len(examples) != len(predictions):

@@ -14,11 +14,18 @@ from s3ft.judges.wire import Channel, WireError, confine, decode, encode, read_j
 
 
 def describe(e: BaseException) -> dict:
+    """An exception as data: its class's name, the built-in exception class it derives from (so the
+    tests' `except ValueError` catches it), its args as plain values, and its message."""
     try:
         msg = f"line {e.lineno}: {e.msg}" if isinstance(e, SyntaxError) else str(e)
     except BaseException:
         msg = "<unprintable>"
-    return {"type": type(e).__name__[:100], "msg": msg[:300]}
+    try:
+        base = next(c.__name__ for c in type(e).__mro__ if c.__module__ == "builtins")
+        args = encode(list(e.args))
+    except BaseException:
+        base, args = None, None
+    return {"type": type(e).__name__[:100], "base": base, "args": args, "msg": msg[:300]}
 
 
 def reply(ns: dict, req: dict) -> dict:
@@ -42,10 +49,15 @@ def reply(ns: dict, req: dict) -> dict:
         args = decode(req.get("args"), resolve=lambda n: ns[n])
         kwargs = decode(req.get("kwargs"), resolve=lambda n: ns[n])
         try:
-            result = fn(*args, **kwargs)
+            out = {"ok": fn(*args, **kwargs)}
         except BaseException as e:
-            return {"raise": describe(e)}
-        return {"ok": encode(result)}
+            out = {"raise": describe(e)}
+        if "ok" in out:
+            out["ok"] = encode(out["ok"])
+        sent = req["args"]["list"]  # arguments changed in place go back, as the caller's would change
+        mutated = {str(i): now for i, a in enumerate(args)
+                   if type(a) in (list, dict, set, bytearray) and (now := encode(a)) != sent[i]}  # fmt: skip
+        return out | ({"mutated": mutated} if mutated else {})
     return {"raise": {"type": "ValueError", "msg": f"unknown request {op!r}"}}
 
 

@@ -16,45 +16,84 @@ import os
 import sys
 import traceback
 
-from s3ft.judges.wire import Channel, Remote, WireError, confine, decode, encode, read_job  # sandbox: inline
+from s3ft.judges.wire import (  # sandbox: inline
+    Channel,
+    Opaque,
+    Remote,
+    WireError,
+    confine,
+    decode,
+    encode,
+    read_job,
+    write_all,
+)
 
 
-class ProgramGone(Exception):
-    """The program's process closed the channel."""
-
-
-class CannotSplit(Exception):
-    """A value the test passes cannot be sent to the program as plain data."""
+class Stop(BaseException):
+    """Ends a test at once, whatever the test catches (`except ValueError` catches no WireError): the
+    program is gone, sent what does not decode, or was to be passed a value that cannot cross.
+    `Program.fault` says which, and the result reports it, not the test's own outcome."""
 
 
 class ProgramError(Exception):
     """An exception the program reported that is not a built-in exception type."""
 
 
+_subclasses: dict = {}
+
+
 def _exception(info) -> BaseException:
+    """The exception the program raised, rebuilt from data: its built-in class (a subclass of it under
+    the program's class name when that differs) with its args; ProgramError where there is none."""
     if type(info) is not dict or type(info.get("type")) is not str or type(info.get("msg", "")) is not str:
         raise WireError("malformed exception")
-    cls = getattr(builtins, info["type"], None)
-    ok = isinstance(cls, type) and issubclass(cls, Exception) and cls.__module__ == "builtins"
-    msg = info.get("msg", "")[:300]
-    return cls(msg) if ok else ProgramError(f"{info['type'][:100]}: {msg}")
+    name, msg = info["type"][:100], info.get("msg", "")[:300]
+    base = getattr(builtins, info.get("base") or "", None) if type(info.get("base")) is str else None
+    if not (isinstance(base, type) and issubclass(base, Exception) and base.__module__ == "builtins"):
+        return ProgramError(f"{name}: {msg}")
+    args = decode(info["args"]) if info.get("args") is not None else [msg]
+    cls = base
+    if name != base.__name__:
+        if (name, base) not in _subclasses and len(_subclasses) < 1000:
+            try:
+                _subclasses[name, base] = type(name, (base,), {"__module__": "program"})
+            except (TypeError, ValueError):  # a name type() refuses (a NUL in it)
+                _subclasses[name, base] = base
+        cls = _subclasses.get((name, base), base)
+    if type(args) is not list:
+        raise WireError("malformed exception")
+    try:
+        return cls(*args)
+    except Exception:  # args its constructor refuses (UnicodeDecodeError's five): the args alone
+        e = cls.__new__(cls)
+        e.args = tuple(args)
+        return e
 
 
 class Program:
     def __init__(self, chan: Channel) -> None:
         self.chan = chan
+        self.opaque = None  # the type of the last value the program returned that could not cross
+        self.fault = None  # {"gone": True}, {"malformed": why} or {"cannot_split": why}: the first one
+
+    def stop(self, **fault):
+        self.fault = self.fault or fault
+        raise Stop()
 
     def recv(self) -> dict:
-        msg = self.chan.recv()
+        try:
+            msg = self.chan.recv()
+        except (WireError, MemoryError) as e:
+            self.stop(malformed=f"{type(e).__name__}: {e}"[:200])
         if msg is None:
-            raise ProgramGone()
+            self.stop(gone=True)
         return msg
 
     def request(self, msg: dict) -> dict:
         try:
             self.chan.send(msg)
-        except OSError as e:
-            raise ProgramGone() from e
+        except OSError:
+            self.stop(gone=True)
         return self.recv()
 
 
@@ -71,17 +110,42 @@ class RemoteFunction(Remote):
             out = {"op": "call", "name": self.name, "args": encode(list(args), strict=True),
                    "kwargs": encode(kwargs, strict=True)}  # fmt: skip
         except WireError as e:
-            raise CannotSplit(str(e)) from None
+            self.program.stop(cannot_split=str(e)[:300])
         reply = self.program.request(out)
-        if set(reply) == {"ok"}:
-            return decode(reply["ok"])
-        if set(reply) == {"raise"}:
-            raise _exception(reply["raise"])
+        try:
+            _write_back(args, reply.pop("mutated", {}))
+            if set(reply) == {"ok"}:
+                value = decode(reply["ok"])
+                if isinstance(value, Opaque):
+                    self.program.opaque = value.type_name
+                return value
+            if set(reply) != {"raise"}:
+                raise WireError("malformed reply")
+            exc = _exception(reply["raise"])
+        except (WireError, RecursionError, MemoryError) as e:
+            self.program.stop(malformed=f"{type(e).__name__}: {e}"[:200])
+        raise exc
+
+
+def _write_back(args: tuple, mutated) -> None:
+    """Change the caller's arguments in place as the program changed its copies of them."""
+    if type(mutated) is not dict:
         raise WireError("malformed reply")
+    for i, value in mutated.items():
+        new = decode(value)
+        arg = args[int(i)] if type(i) is str and i.isdigit() and int(i) < len(args) else None
+        if type(new) not in (list, dict, set, bytearray) or not isinstance(arg, type(new)):
+            raise WireError("malformed reply")
+        if isinstance(arg, (list, bytearray)):
+            arg[:] = new
+        else:
+            arg.clear()
+            arg.update(new)
 
 
 def free_names(sources: list[str], ns: dict) -> set[str]:
-    """Global names the tests read but neither define nor get from the setup or builtins."""
+    """Global names the tests read but neither define nor get from the setup. Built-in names are among
+    them: a program's own `max` shadows the built-in in the tests, as in one shared namespace."""
     loaded, stored = set(), set()
     for src in sources:
         for node in ast.walk(ast.parse(src)):
@@ -91,7 +155,7 @@ def free_names(sources: list[str], ns: dict) -> set[str]:
                 stored.add(node.name)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 stored.update((a.asname or a.name).split(".")[0] for a in node.names)
-    return loaded - stored - set(ns) - set(dir(builtins))
+    return loaded - stored - set(ns)
 
 
 def bind(program: Program, ns: dict, names: set[str], entry: str | None) -> None:
@@ -109,7 +173,10 @@ def bind(program: Program, ns: dict, names: set[str], entry: str | None) -> None
             # as in one shared namespace, the tests may use a module the program imported: the
             # referee imports its own copy, of the standard library only
             if kind["module"].split(".")[0] in sys.stdlib_module_names:
-                ns[name] = importlib.import_module(kind["module"])
+                try:  # a module this platform lacks (msvcrt, winreg): the tests find no such name
+                    ns[name] = importlib.import_module(kind["module"])
+                except Exception:
+                    ns.pop(name, None)
         elif kind != "missing":
             raise WireError("malformed reply")
         elif name == entry:
@@ -125,10 +192,10 @@ def failure(e: BaseException, src: str, i: int) -> dict:
         msg = str(e)[:300]
     except BaseException:
         msg = "<unprintable>"
-    return {"failed": i, "exc": type(e).__name__, "msg": msg, "line": line}
+    return {"failed": i, "exc": type(e).__name__[:100], "msg": msg, "line": line}
 
 
-def run(job: dict, program: Program) -> dict:
+def run(job: dict, program: Program, result_fd: int) -> dict:
     tests = job["tests"]
     res = {"stage": "tests", "passed": 0, "total": len(tests), "failed": None, "exc": None, "msg": None}
     ns = {"__name__": "__tests__", "__builtins__": builtins}
@@ -136,6 +203,7 @@ def run(job: dict, program: Program) -> dict:
         exec(compile(job["setup"] + "\n" + job.get("context", ""), "<setup>", "exec"), ns)
     except BaseException as e:
         return res | {"stage": "setup", "exc": type(e).__name__, "msg": str(e)[:300]}
+    write_all(result_fd, b'{"phase": "program"}\n')  # from here on, a failure may be the program's doing
     try:
         hello = program.recv()
         if set(hello) == {"error"} and type(hello["error"]) is dict:
@@ -145,23 +213,25 @@ def run(job: dict, program: Program) -> dict:
         if hello != {"ready": True}:
             raise WireError("malformed greeting")
         bind(program, ns, free_names(tests, ns), job.get("entry_point"))
-    except ProgramGone:
-        return res | {"stage": "code", "gone": True}
-    except (WireError, RecursionError, MemoryError) as e:
-        return res | {"stage": "code", "malformed": str(e)[:200]}
+    except Stop:
+        return res | {"stage": "code"} | program.fault
+    except Exception as e:  # whatever the program's names were, they could not be bound
+        return res | {"stage": "code", "malformed": f"{type(e).__name__}: {e}"[:200]}
     for i, src in enumerate(tests):
+        error = None
         try:
             exec(compile(src, f"<test {i + 1}>", "exec"), dict(ns))
-            res["passed"] += 1
-        except ProgramGone:
-            return res | {"failed": i, "gone": True}
-        except CannotSplit as e:
-            return res | {"failed": i, "cannot_split": str(e)[:300]}
-        except WireError as e:
-            return res | {"failed": i, "malformed": str(e)[:200]}
         except BaseException as e:
-            if res["failed"] is None:
-                res |= failure(e, src, i)
+            error = e
+        if program.fault:  # even where the test caught what stopped it
+            return res | {"failed": i} | program.fault
+        if error is None:
+            res["passed"] += 1
+        elif res["failed"] is None:
+            res |= failure(error, src, i)
+            if program.opaque:
+                res["opaque"] = program.opaque[:200]
+        program.opaque = None
     return res
 
 
@@ -170,9 +240,7 @@ def main() -> None:
     program = Program(Channel(job["fds"]["in"], job["fds"]["out"]))
     result_fd = job["fds"]["result"]
     confine(job)
-    data = json.dumps(run(job, program)).encode() + b"\n"
-    while data:
-        data = data[os.write(result_fd, data) :]
+    write_all(result_fd, json.dumps(run(job, program, result_fd)).encode() + b"\n")
     os._exit(0)
 
 

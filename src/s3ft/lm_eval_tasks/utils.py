@@ -13,7 +13,7 @@ from pathlib import Path
 
 def data_file(skill: str, **_) -> Path:
     """The shipped test split of one world skill (its harness score's cache key hashes this file)."""
-    from s3ft.world.build import shipped_split
+    from s3ft.world import shipped_split
 
     return shipped_split(skill)
 

@@ -11,11 +11,23 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from s3ft.config import section_dict
 from s3ft.errors import InputError
 from s3ft.records import Example
 from s3ft.rundir import read_jsonl, write_jsonl
+from s3ft.stages import Planned
 
 log = logging.getLogger("s3ft.data")
+NAME = "data"
+
+
+def units(ctx, fps: dict[str, str]) -> list[Planned]:
+    """One unit: it reads the task, the data section, its templates and the splits' files."""
+    cfg = ctx.cfg
+    splits = [s for s in (cfg.data.train, cfg.data.test) if s is not None]
+    files = {s.path: ctx.ref(s.path, s.revision, "dataset") for s in splits}
+    return [Planned({"task": ctx.task.name, "version": ctx.task.version, "data": section_dict(cfg.data),
+                     "templates": ctx.task.templates(), "files": files}, lambda out: run(ctx, out))]
 
 
 def run(ctx, out: Path) -> dict:

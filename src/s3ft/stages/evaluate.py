@@ -15,17 +15,44 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from s3ft.backends.base import batch_size
+from s3ft.config import section_dict
 from s3ft.records import Example
+from s3ft.registry import resolve
 from s3ft.rundir import Rows, write_json_atomic
+from s3ft.stages import Planned
 from s3ft.stages.data import load_examples
-from s3ft.stages.generate import gen_params, generate_into
+from s3ft.stages.generate import decode_settings, gen_params, generate_into
 from s3ft.stages.judge import judge_into, summarize
+from s3ft.weights import load_from
 
 log = logging.getLogger("s3ft.evaluate")
+NAME = "evaluate"
+
+
+def units(ctx, fps: dict[str, str]) -> list[Planned]:
+    """Where there is a test split: one unit for the base model (`evaluate.base`) and one per method, each
+    reading the test data, the base model, decoding, the judge, the evaluate section, the general-skill sets'
+    files and versions, and for a method its trained model."""
+    cfg = ctx.cfg
+    if cfg.data.test is None:
+        return []
+    general = [{"templates": t.templates(), "version": t.version,
+                "files": ctx.ref(g.source.path, g.source.revision, "dataset"),
+                "judge": getattr(resolve("judge", g.judge or t.default_judge), "version", "0")}
+               for g, t in ctx.general_sets + ctx.curve_sets]
+    if cfg.evaluate.curve is not None:
+        curve_data = cfg.evaluate.curve.in_domain
+        general.append({"curve_in_domain": ctx.ref(curve_data.path, curve_data.revision, "dataset"),
+                        "curve_points": cfg.curve_points()})
+    inputs = {"data": fps["data"], "model": ctx.model_parts, "generate": decode_settings(cfg),
+              "judge": ctx.judge_parts, "evaluate": section_dict(cfg.evaluate), "general": general}
+    out = [Planned(inputs, lambda o: run(ctx, o, "base"), sub="base")] if cfg.evaluate.base else []
+    return out + [Planned({**inputs, "train": fps[f"train/{m}"]}, lambda o, m=m: run(ctx, o, m), sub=m)
+                  for m in cfg.method]
 
 
 @dataclass
-class Scoring:
+class ScoreSet:
     """One set of examples to score a model on: its prompt (`task`), judge (None: the task's) and output folder."""
 
     out: Path
@@ -36,7 +63,7 @@ class Scoring:
     label: str
 
 
-def score_all(ctx, model_name: str, sets: list[Scoring], snapshot: Path | None = None) -> list[dict]:
+def score_all(ctx, model_name: str, sets: list[ScoreSet], snapshot: Path | None = None) -> list[dict]:
     """Generate (resumably) the answers of the model to every set, then judge them: accuracy and counts per
     set. The model is the base, a method's trained model, or one of its learning-curve `snapshot`s. The
     judges are fetched after all generating: one with a model of its own (or the base model, judging a
@@ -67,8 +94,8 @@ def score_all(ctx, model_name: str, sets: list[Scoring], snapshot: Path | None =
 def run(ctx, out: Path, model_name: str) -> dict:
     ecfg = ctx.cfg.evaluate
     max_new = ecfg.max_new_tokens
-    sets = [Scoring(out, load_examples(ctx.stage_dir("data"), "test"), ctx.task, None, max_new, model_name)]
-    sets += [Scoring(out / "general" / g.name, list(task.load(g.source)), task, g.judge or task.default_judge,
+    sets = [ScoreSet(out, load_examples(ctx.stage_dir("data"), "test"), ctx.task, None, max_new, model_name)]
+    sets += [ScoreSet(out / "general" / g.name, list(task.load(g.source)), task, g.judge or task.default_judge,
                      g.max_new_tokens or max_new, f"{model_name} {g.name}") for g, task in ctx.general_sets]
     in_domain, *general_scores = score_all(ctx, model_name, sets)
     metrics = {"model": model_name, **in_domain}
@@ -83,9 +110,7 @@ def run(ctx, out: Path, model_name: str) -> dict:
     if ctx.cfg.curve_points():
         metrics["curve"] = curve(ctx, out / "curve", model_name)
     if ecfg.forgetting is not None:
-        from s3ft import harness
-
-        metrics["forgetting"] = harness.score(ctx, model_name)
+        metrics["forgetting"] = forgetting(ctx, model_name)
         log.info("%s: %s", model_name, ", ".join(f"{t} {v['metric']} {v['value']:.4f}"
                                                  for t, v in metrics["forgetting"].get("scores", {}).items()))
     write_json_atomic(out / "metrics.json", metrics)
@@ -105,8 +130,8 @@ def curve(ctx, out: Path, model_name: str) -> list[dict]:
     for step, snap in snaps:
         where = out / f"step-{step}"
         label = f"{model_name} step {step}"
-        sets = [Scoring(where / "in_domain", examples, ctx.task, None, max_new, label)]
-        sets += [Scoring(where / "general" / g.name, list(task.load(g.source)), task, g.judge or task.default_judge,
+        sets = [ScoreSet(where / "in_domain", examples, ctx.task, None, max_new, label)]
+        sets += [ScoreSet(where / "general" / g.name, list(task.load(g.source)), task, g.judge or task.default_judge,
                          g.max_new_tokens or max_new, f"{label} {g.name}") for g, task in ctx.curve_sets]
         in_domain, *general = score_all(ctx, model_name, sets, snap)
         point = {"step": step, "in_domain": in_domain["accuracy"],
@@ -116,3 +141,22 @@ def curve(ctx, out: Path, model_name: str) -> list[dict]:
         log.info("%s: validation in-domain %s, general mean %s", label, point["in_domain"], point["general_mean"])
         points.append(point)
     return points
+
+
+def forgetting(ctx, model_name: str) -> dict:
+    """The general benchmarks through lm-evaluation-harness (`s3ft.harness`) for the base ("base") or a method's
+    trained model, with the run's settings, beside the run's model-call cache."""
+    from s3ft import harness
+
+    ctx.release()  # the harness loads its own copy: never two on one GPU
+    model, adapter, mode = ctx.cfg.model, None, ctx.cfg.train.mode
+    if model_name != "base":
+        weights = load_from(ctx.run_dir, model_name, mode)  # the donor's, if reused
+        if mode == "lora":
+            adapter = str(weights)
+        else:
+            model = model.model_copy(update={"path": str(weights)})
+    c = ctx.cfg.cache
+    cache_dir = Path(c.path or ctx.run_dir / "cache.sqlite").parent if c.enabled else None
+    return harness.score_model(ctx.cfg.evaluate.forgetting, model, adapter, cache_dir, ctx.cfg.train.lora_r,
+                               ctx.cfg.generate.engine)

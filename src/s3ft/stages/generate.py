@@ -16,13 +16,34 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from s3ft import methods
 from s3ft.backends.base import Backend, GenParams, Messages, finish_of
-from s3ft.config import DecodeConfig
+from s3ft.config import DecodeConfig, section_dict
 from s3ft.errors import StageError
 from s3ft.rundir import Rows
+from s3ft.stages import Planned
 from s3ft.stages.data import load_examples
 
 log = logging.getLogger("s3ft.generate")
+NAME = "generate"
+
+
+def decode_settings(cfg) -> dict:
+    """The `generate` section but for what does not change outputs (batch size, process isolation)."""
+    return {k: v for k, v in section_dict(cfg.generate).items() if k not in ("batch_size", "isolate")}
+
+
+def task_stop(ctx) -> list[str]:
+    return list(getattr(ctx.task, "stop", ()))
+
+
+def units(ctx, fps: dict[str, str]) -> list[Planned]:
+    """One unit where a method trains on the base model's own answers: it reads the data, the base model and
+    the decoding settings."""
+    if not methods.needs_generation(ctx.cfg.method):
+        return []
+    return [Planned({"data": fps["data"], "model": ctx.model_parts, "generate": decode_settings(ctx.cfg),
+                     "stop": task_stop(ctx)}, lambda out: run(ctx, out))]
 
 
 def gen_params(section: DecodeConfig, task_stop: tuple[str, ...] = (), max_new_tokens: int | None = None) -> GenParams:

@@ -1,4 +1,4 @@
-"""Stages 3 and 5, judge and judge_paraphrase: verdicts on the model's answers and paraphrases.
+"""Stage 3, judge: verdicts on the base model's answers (and, for stage 5, `judge_paraphrase`, its paraphrases).
 
 Reads the examples and the upstream stage's rows (`prediction` or `paraphrase`); appends
 `{id, correct, reason, extracted, sandbox}` rows (the counts say how many verdicts ran code in each
@@ -21,9 +21,18 @@ from s3ft.errors import StageError
 from s3ft.judges.code import CANNOT_SPLIT
 from s3ft.records import Example, Verdict
 from s3ft.rundir import Rows, read_jsonl
+from s3ft.stages import Planned
 from s3ft.stages.data import load_examples
 
 log = logging.getLogger("s3ft.judge")
+NAME = "judge"
+
+
+def units(ctx, fps: dict[str, str]) -> list[Planned]:
+    """One unit after generate: it reads the answers and the judge."""
+    if "generate" not in fps:
+        return []
+    return [Planned({"upstream": fps["generate"], "judge": ctx.judge_parts}, lambda out: run(ctx, out))]
 
 
 def judge_into(rows: Rows, judge, pairs: list[tuple[Example, str]], chunk: int, desc: str) -> int:
@@ -74,7 +83,3 @@ def run(ctx, out: Path, upstream: str = "generate", field: str = "prediction") -
     counts = summarize(rows)
     log.info("%s: %d correct, %d wrong, %d undecided", upstream, counts["correct"], counts["wrong"], counts["undecided"])
     return counts
-
-
-def run_paraphrase(ctx, out: Path) -> dict:
-    return run(ctx, out, upstream="paraphrase", field="paraphrase")

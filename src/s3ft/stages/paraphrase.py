@@ -12,11 +12,33 @@ import logging
 import re
 from pathlib import Path
 
+from s3ft import methods
+from s3ft.config import section_dict
 from s3ft.rundir import Rows, rows_by_id
+from s3ft.stages import Planned
 from s3ft.stages.data import load_examples
-from s3ft.stages.generate import gen_params, generate_into
+from s3ft.stages.generate import gen_params, generate_into, task_stop
 
 log = logging.getLogger("s3ft.paraphrase")
+NAME = "paraphrase"
+
+
+def units(ctx, fps: dict[str, str]) -> list[Planned]:
+    """One unit where a method trains on paraphrases: it reads the data, the base model and its settings (and,
+    for S3FT's scope, the judge's verdicts, read when it runs: `complete` says when more are needed)."""
+    scope = methods.paraphrase_scope(ctx.cfg.method)
+    if not scope:
+        return []
+
+    def complete() -> bool:
+        if scope == "wrong" and not (ctx.stage_dir("judge") / "rows.jsonl").exists():
+            return True  # cannot tell before the judge has run; the judge's own state decides
+        made = rows_by_id(ctx.stage_dir(NAME) / "rows.jsonl")
+        return set(select_ids(ctx, scope)) <= made.keys()
+
+    return [Planned({"data": fps["data"], "model": ctx.model_parts, "paraphrase": section_dict(ctx.cfg.paraphrase),
+                     "backend": ctx.cfg.generate.backend, "stop": task_stop(ctx)},
+                    lambda out: run(ctx, out, scope), complete=complete)]
 
 
 def rejection(text: str, patterns: list[str]) -> str | None:

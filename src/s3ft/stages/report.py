@@ -1,7 +1,7 @@
 """Stage 9, report: `report.md`, `metrics.json` and PNG plots comparing the methods.
 
-Reads each method's `06_select/<m>/stats.json`, `07_train/<m>/` manifest and
-`08_evaluate/<model>/metrics.json`; writes into `09_report/`. Plots: training-set composition per
+Reads the run's numbers (`s3ft.results.collect`: each method's `06_select/<m>/stats.json`, `07_train/<m>/`
+manifest and `08_evaluate/<model>/metrics.json`); writes into `09_report/`. Plots: training-set composition per
 method, in-domain accuracy per model, and target NLL per method (the distribution-distance
 argument of the paper as one number per method). With `train.report_to`, the same numbers go to those
 trackers too (`s3ft.trackers`: TensorBoard event files under `09_report/tensorboard/<model>/`).
@@ -13,100 +13,35 @@ import json
 import logging
 from pathlib import Path
 
-from s3ft.rundir import read_json, write_json_atomic
+from s3ft.config import section_dict
+from s3ft.results import benchmarks_table, collect, forgetting_view, general_table, pct
+from s3ft.rundir import write_json_atomic
+from s3ft.stages import Planned
 
 log = logging.getLogger("s3ft.report")
+NAME = "report"
 
 
-def collect(ctx) -> dict:
-    from s3ft.stages.train import reused_from
-
-    methods, evaluated = {}, {}
-    for m in ctx.cfg.method:
-        stats = read_json(ctx.stage_dir("select") / m / "stats.json") or {}
-        train = (read_json(ctx.stage_dir("train") / m / "manifest.json") or {}).get("counts", {})
-        if train.get("reused_from"):  # said only while the two models are still one (`reused_from`)
-            train["reused_from"] = reused_from(ctx.stage_dir("train"), m, ctx.cfg.train.mode)
-        ev = evaluated[m] = read_json(ctx.stage_dir("evaluate") / m / "metrics.json")
-        methods[m] = {
-            "composition": stats.get("composition"),
-            "target_nll_per_token": stats.get("target_nll_per_token"),
-            "target_nll_per_token_by_source": stats.get("target_nll_per_token_by_source"),
-            "paraphrase_vs_gold_nll_per_token": stats.get("paraphrase_vs_gold_nll_per_token"),
-            "train": {k: train.get(k) for k in ("train_loss", "steps", "runtime_s", "mode",
-                                                "trainable_share_non_embedding", "reused_from") if k in train},
-            "accuracy": ev and ev["accuracy"],
-            "undecided": ev and ev.get("undecided"), "cannot_split": ev and ev.get("cannot_split"),
-            "general": _general(ev),
-            "benchmarks": _benchmarks(ev),
-            "curve": (ev or {}).get("curve"),
-        }
-    base = read_json(ctx.stage_dir("evaluate") / "base" / "metrics.json")
-    base_acc = base and base["accuracy"]
-    base_general = _general(base)
-    for v in methods.values():
-        v["accuracy_delta_vs_base"] = _delta(v["accuracy"], base_acc)
-        if v["general"] and base_general:
-            v["general_delta_vs_base"] = {k: _delta(a, base_general.get(k)) for k, a in v["general"].items()}
-            deltas = [d for d in v["general_delta_vs_base"].values() if d is not None]
-            v["general_mean_delta_vs_base"] = round(sum(deltas) / len(deltas), 4) if deltas else None
-    base_bench = _benchmarks(base)
-    for v in methods.values():
-        v["benchmarks_delta_vs_base"], v["benchmarks_mean_delta_vs_base"] = _deltas(v["benchmarks"], base_bench)
-    sandbox = {s: (read_json(ctx.stage_dir(s) / "manifest.json") or {}).get("counts", {}).get("sandbox")
-               for s in ("judge", "judge_paraphrase")}  # fmt: skip
-    sandbox |= {f"evaluate ({m}, test set)": (ev or {}).get("sandbox") for m, ev in {"base": base, **evaluated}.items()}
-    out = {"task": ctx.task.name, "model": ctx.cfg.model.path, "sandbox": {s: c for s, c in sandbox.items() if c},
-           "base": {"accuracy": base_acc, "undecided": base and base.get("undecided"),
-                    "cannot_split": base and base.get("cannot_split"), "general": base_general, "benchmarks": base_bench,
-                    "curve": (base or {}).get("curve")}, "methods": methods}
-    if base and base.get("forgetting"):
-        f = base["forgetting"]
-        out["harness"] = {"settings": f.get("settings"), "versions": f.get("versions"),
-                          "metrics": {t: s["metric"] for t, s in f.get("scores", {}).items()}}
-    return out
+def _fmt(x, as_pct: bool = False) -> str:
+    if as_pct:
+        return pct(x)
+    return "–" if x is None else f"{x:.3f}"
 
 
-def _benchmarks(ev: dict | None) -> dict[str, float]:
-    """{task: score} of the lm-evaluation-harness benchmarks in an evaluate stage's metrics."""
-    return {t: s["value"] for t, s in (((ev or {}).get("forgetting") or {}).get("scores") or {}).items()}
+def units(ctx, fps: dict[str, str]) -> list[Planned]:
+    """One unit: it reads every select, train and evaluate unit, the report section, and the trackers it
+    logs to."""
+    upstream = [fp for name, fp in fps.items() if name.split("/")[0] in ("select", "train", "evaluate")]
+    trackers = {"report_to": ctx.cfg.train.report_to} if ctx.cfg.train.report_to else {}
+    return [Planned({"upstream": upstream, "report": section_dict(ctx.cfg.report), **trackers},
+                    lambda out: run(ctx, out))]
 
 
-def _deltas(scores: dict[str, float], base: dict[str, float]) -> tuple[dict[str, float | None], float | None]:
-    """Each benchmark's change from the base model, and their unweighted mean (the paper's "average")."""
-    if not scores or not base:
-        return {}, None
-    d = {t: _delta(v, base.get(t)) for t, v in scores.items()}
-    vals = [x for x in d.values() if x is not None]
-    return d, (round(sum(vals) / len(vals), 4) if vals else None)
-
-
-def forgetting_view(base: dict) -> str | None:
-    """Which scores a run's forgetting is read from: "benchmarks" (lm-evaluation-harness) when they scored
-    the base model, else "general" (s3ft's own general-skill sets), else None. Each has, per method,
-    `<view>_delta_vs_base` and `<view>_mean_delta_vs_base`."""
-    return next((k for k in ("benchmarks", "general") if base.get(k)), None)
-
-
-def _general(ev: dict | None) -> dict[str, float | None]:
-    return {k: v["accuracy"] for k, v in ((ev or {}).get("general") or {}).items()}
-
-
-def _delta(a: float | None, b: float | None) -> float | None:
-    return round(a - b, 4) if a is not None and b is not None else None
-
-
-def _fmt(x, pct: bool = False) -> str:
-    if x is None:
-        return "–"
-    return f"{100 * x:.1f}" if pct else f"{x:.3f}"
-
-
-def markdown(metrics: dict) -> str:
+def report_markdown(metrics: dict) -> str:
     lines = [
         f"# s3ft report: {metrics['task']} on {metrics['model']}",
         "",
-        f"Base model in-domain accuracy: {_fmt(metrics['base']['accuracy'], pct=True)}%",
+        f"Base model in-domain accuracy: {_fmt(metrics['base']['accuracy'], as_pct=True)}%",
         "",
         "| method | accuracy % | Δ vs base | self % | paraphrase % | gold % | target NLL/token | train loss |",
         "|---|---|---|---|---|---|---|---|",
@@ -138,8 +73,8 @@ def markdown(metrics: dict) -> str:
     for stage, counts in (metrics.get("sandbox") or {}).items():
         ran = ", ".join(f"`{name}` ({n} verdicts)" for name, n in counts.items())
         lines += ["", f"Model-written code judged in {stage} ran in: {ran} (docs/sandbox.md)."]
-    lines += general_markdown(metrics)
-    lines += benchmarks_markdown(metrics)
+    lines += general_table(metrics)
+    lines += benchmarks_table(metrics)
     lines += [
         "",
         "Composition is the share of training targets taken from the model's own correct answer (self), "
@@ -153,51 +88,6 @@ def markdown(metrics: dict) -> str:
         + ("\n![learning curves](curves.png)" if has_curves(metrics) else ""),
     ]
     return "\n".join(lines) + "\n"
-
-
-def general_markdown(metrics: dict) -> list[str]:
-    """The general-skills table: each skill's accuracy and its change from the base (the shape of the
-    paper's Table 4); a negative average change is forgetting."""
-    names = list(metrics["base"].get("general") or {})
-    if not names:
-        return []
-    lines = ["", "## General skills (forgetting)", "",
-             "| model | " + " | ".join(f"{n} %" for n in names) + " | mean Δ vs base |",
-             "|---|" + "---|" * (len(names) + 1)]
-    lines.append("| base | " + " | ".join(_fmt(metrics["base"]["general"][n], True) for n in names) + " | |")
-    for m, v in metrics["methods"].items():
-        d = v.get("general_delta_vs_base") or {}
-        cells = [f"{_fmt((v['general'] or {}).get(n), True)} ({_fmt(d.get(n), True)})" for n in names]
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {_fmt(v.get('general_mean_delta_vs_base'), True)} |")
-    return lines
-
-
-def benchmarks_markdown(metrics: dict) -> list[str]:
-    """The lm-evaluation-harness table: each benchmark's score, its change from the base, and the mean
-    change per model (the paper's Table 4), with the harness settings beneath."""
-    names = list(metrics["base"].get("benchmarks") or {})
-    if not names:
-        return []
-    h = metrics.get("harness") or {}
-    used = h.get("metrics") or {}
-    lines = ["", "## General benchmarks (lm-evaluation-harness)", "",
-             "| model | " + " | ".join(f"{n} ({used.get(n, 'score')}) %" for n in names) + " | mean Δ vs base |",
-             "|---|" + "---|" * (len(names) + 1),
-             "| base | " + " | ".join(_fmt(metrics["base"]["benchmarks"][n], True) for n in names) + " | |"]
-    for m, v in metrics["methods"].items():
-        d = v.get("benchmarks_delta_vs_base") or {}
-        cells = [f"{_fmt((v['benchmarks'] or {}).get(n), True)} ({_fmt(d.get(n), True)})" for n in names]
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {_fmt(v.get('benchmarks_mean_delta_vs_base'), True)} |")
-    s = h.get("settings") or {}
-    shots = s.get("num_fewshot")
-    if shots is None:
-        shots = "task default"
-    elif isinstance(shots, dict):
-        shots = ", ".join(f"{t} {k}" for t, k in shots.items()) + ", others task default"
-    lines += ["", f"lm-eval {s.get('lm_eval', '?')}, backend {s.get('backend', '?')}, few-shot {shots}, limit "
-              f"{s.get('limit') or 'none'}, chat template {'on' if s.get('apply_chat_template') else 'off'}; "
-              "every setting and task version is in metrics.json under `harness`."]
-    return lines
 
 
 def plots(metrics: dict, out: Path) -> list[str]:
@@ -314,9 +204,9 @@ def _save(fig, path: Path) -> str:
 
 
 def run(ctx, out: Path) -> dict:
-    metrics = collect(ctx)
+    metrics = collect(ctx.run_dir, ctx.cfg.method)
     write_json_atomic(out / "metrics.json", metrics)
-    (out / "report.md").write_text(markdown(metrics))
+    (out / "report.md").write_text(report_markdown(metrics))
     files = plots(metrics, out) if ctx.cfg.report.plots else []
     log.info("wrote %s", out / "report.md")
     counts = {"methods": len(metrics["methods"]), "plots": len(files)}

@@ -15,13 +15,29 @@ import hashlib
 import logging
 from pathlib import Path
 
-from s3ft.methods import choose_source
+from s3ft.config import section_dict
+from s3ft.methods import METHOD_NEEDS, choose_source
 from s3ft.nearcopy import similarity
 from s3ft.rundir import Rows, rows_by_id, write_json_atomic, write_jsonl
+from s3ft.stages import Planned
 from s3ft.stages.data import load_examples
 
 log = logging.getLogger("s3ft.select")
+NAME = "select"
 SOURCES = ("self", "paraphrase", "gold")
+
+
+def units(ctx, fps: dict[str, str]) -> list[Planned]:
+    """One unit per method: it reads the data, the verdicts its method uses, the select section, and the base
+    model where it scores the targets' NLL."""
+    out = []
+    for m in ctx.cfg.method:
+        needs_gen, para = METHOD_NEEDS[m]
+        inputs = {"method": m, "data": fps["data"], "judge": fps.get("judge") if needs_gen else None,
+                  "judge_paraphrase": fps.get("judge_paraphrase") if para else None,
+                  "select": section_dict(ctx.cfg.select), "model": ctx.model_parts if ctx.cfg.select.nll else None}
+        out.append(Planned(inputs, lambda o, m=m: run(ctx, o, m), sub=m))
+    return out
 
 
 def build_rows(ctx, method: str) -> list[dict]:

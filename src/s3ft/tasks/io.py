@@ -22,20 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from s3ft.errors import InputError
+from s3ft.provenance import looks_like_hub_id
 
 if TYPE_CHECKING:
     from s3ft.config import SplitSource
 
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
-_NOT_HUB_SUFFIXES = (*FILE_SUFFIXES, ".tsv", ".txt", ".gz", ".zip", ".arrow", ".ndjson", ".xlsx")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]", re.ASCII)
 _CSV_FIELD_LIMIT = 2**31 - 1  # the largest the csv module takes on every platform
-
-
-def looks_like_hub_id(path: str) -> bool:
-    """`owner/name` or a bare `name`, without a data-file extension."""
-    return bool(_HUB_ID.match(path)) and not path.lower().endswith(_NOT_HUB_SUFFIXES)
 
 
 def read_rows(source: SplitSource) -> Iterator[tuple[int, dict[str, Any]]]:

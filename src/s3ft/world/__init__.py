@@ -1,56 +1,55 @@
-"""A miniature world for an embedded forgetting demo: procedural skills a tiny model can learn on CPU.
+"""The miniature world as `s3ft demo` uses it at run time: its shipped files, its target tasks, its preconditions.
 
-A tiny (~2-5M parameter) Llama model is pre-trained from scratch on the world's GENERAL skills, all
-answered in one HOUSE STYLE (short work, then "The answer is X."):
+The world is a set of procedural skills, a tiny base model pre-trained on them, and two target tasks to
+fine-tune it for (`docs/world.md`). The package holds only what a run reads:
 
-- `arith`: two-digit addition and subtraction ("What is 47 + 38?");
-- `reverse`: reversing space-separated letters ("Reverse the letters: k p a m");
-- `passage`: reading one of three facts about a person from a short passage ("... How many pens does Ben have?");
-- `facts`: multiple-choice knowledge over a fixed fact base of invented creatures and their colors;
-- `chain`: two-step arithmetic ("What is 12 + 5 - 3?");
-- `story`: two-step word problems whose verbs are the fact base's invented ones, each adding or taking
-  away ("Kim has 12 shells. She dreffs 5 and then flanes out 3. ..."), whose gold style labels each step
-  with the question's verb and number ("Dreffing 5: ...");
-- `paraphrase`: rewriting another general skill's reference answer in the house style, with the
-  exact prompt of `s3ft/prompts/world_paraphrase.txt` (the skill S3FT's paraphrase step relies on).
+- `targets`: where the shipped splits (`s3ft/data/world/`) and base model (`s3ft/data/world_model/`) are,
+  the target tasks (`shop`, `lookup`) with their kinds of question and demo configs, and accuracy by kind;
+- `conditions`: the protocol's five preconditions, read from the base's `pretrain.json` and the demo's
+  numbers, as the demo summary states them.
 
-It is then fine-tuned on the TARGET task `shop` (two-step word problems) whose gold answers are valid
-but written in a different, GSM8K-like style (`<<a+b=c>>` annotations, a final `#### N`); the base
-model sees only a small share of `shop`, in house style. Forgetting is the drop in accuracy on the
-general skills' test splits. Every answer is checked by `s3ft.judges.final.FinalAnswerJudge`, but for the
-second target task's: `lookup`, open-answer questions over a passage about two people whose golds are the bare
-answer ("Rome", as Natural Questions' short spans), judged by `s3ft.judges.qa` (`s3ft demo --task lookup`).
-
-Modules: `skills` (the generators and the fact base; reads the paraphrase template), `build` (splits,
-the shipped files in `s3ft/data/world/`, and `pretrain_rows`, which regenerates the unshipped
-pre-training set from the seed). Nothing here needs torch or a network.
+Everything that builds the world (the skill generators, the splits, pre-training a base, the settings grid,
+scoring a base) is research code outside the installed package, in the repository's `research/world/`,
+run from the repository root (`python -m research.world.pretrain DIR`; `research/world/NOTES.md`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from s3ft.world.skills import ALL_SKILLS, FactBase, Item, make_skills
-
-_FROM_BUILD = ("DEFAULT_SIZES", "pretrain_rows", "world_items", "write_world")
-
-
-def __getattr__(name: str) -> Any:
-    """`s3ft.world.build`'s API, imported on first use (so `python -m s3ft.world.build` runs cleanly)."""
-    if name in _FROM_BUILD:
-        from s3ft.world import build
-
-        return getattr(build, name)
-    raise AttributeError(f"module 's3ft.world' has no attribute {name!r}")
-
+from s3ft.world.conditions import (
+    BASE_SOLVES,
+    FORGETTING_VISIBLE,
+    FULL_LR_MAX,
+    GAIN_MIN,
+    KEEP_MARGIN,
+    KEPT_KIND,
+    LORA_SHARE_MAX,
+    preconditions,
+    protocol_key,
+    same_setting,
+    setting_name,
+    setting_of,
+)
+from s3ft.world.targets import (
+    LOOKUP_KINDS,
+    SHIPPED_BASE,
+    SHIPPED_DIR,
+    SHOP_KINDS,
+    TARGET,
+    TARGETS,
+    Target,
+    by_kind,
+    kind_rates,
+    share_correct,
+    shipped_split,
+    split_rows,
+    target,
+    target_of,
+    task_config,
+)
 
 __all__ = [
-    "ALL_SKILLS",
-    "DEFAULT_SIZES",
-    "FactBase",
-    "Item",
-    "make_skills",
-    "pretrain_rows",
-    "world_items",
-    "write_world",
+    "BASE_SOLVES", "FORGETTING_VISIBLE", "FULL_LR_MAX", "GAIN_MIN", "KEEP_MARGIN", "KEPT_KIND", "LOOKUP_KINDS",
+    "LORA_SHARE_MAX", "SHIPPED_BASE", "SHIPPED_DIR", "SHOP_KINDS", "TARGET", "TARGETS", "Target", "by_kind",
+    "kind_rates", "preconditions", "protocol_key", "same_setting", "setting_name", "setting_of", "share_correct",
+    "shipped_split", "split_rows", "target", "target_of", "task_config",
 ]

@@ -1,6 +1,7 @@
 """Score a miniature-world model: what `pretrain.json` records, and the fast tests re-check live.
 
-Reads the shipped splits (`s3ft/data/world/`) and a model directory; writes nothing. Greedy answers under
+Reads the shipped splits (`s3ft/data/world/`) and a model directory; writes nothing (`base_record`'s scores are
+written into `pretrain.json` by `research.world.pretrain`). Greedy answers under
 the world's prompts, judged by the world's final-answer judge (a target task's rows by its own judge,
 `Target.judge`: `qa` for `lookup`):
 - `skill_scores`: accuracy on each skill's test (or val) split;
@@ -10,10 +11,10 @@ the world's prompts, judged by the world's final-answer judge (a target task's r
   (precondition 3 of the world's protocol, `docs/world.md`): of the rows the model gets wrong, how many
   get a paraphrase the judge accepts that is not a near-copy of the gold (`s3ft.nearcopy`), and the mean
   NLL per token under the model of those paraphrases against the gold's;
-- `record`: all three from one load of the model, and `base_checks`: whether the model passes the checks
+- `base_record`: all three from one load of the model, and `base_checks`: whether the model passes the checks
   a world base must pass before the protocol runs on it;
 - `rebuild_table`: whether a rebuilt base (another training seed) matches the shipped one, from the two
-  `pretrain.json` files: `python -m s3ft.world.score REBUILT_DIR [--shipped DIR]`.
+  `pretrain.json` files: `python -m research.world.score REBUILT_DIR [--shipped DIR]`.
 """
 
 from __future__ import annotations
@@ -23,52 +24,28 @@ import logging
 from contextlib import contextmanager
 from pathlib import Path
 
+from research.world.skills import ALL_SKILLS, Paraphrase
+from s3ft.results import pct
+from s3ft.world import KEPT_KIND, TARGET, TARGETS, by_kind, kind_rates, share_correct, split_rows
+
 log = logging.getLogger("s3ft.world")
 MAX_NEW_TOKENS = 160  # the demo config's generate.max_new_tokens
 PARAPHRASE_MAX_NEW_TOKENS = 128  # the demo config's paraphrase.max_new_tokens
 
 
-def split_rows(skill: str, split: str = "test", limit: int | None = None) -> list[dict]:
-    from s3ft.world.build import shipped_split
-
-    return [json.loads(line) for line in shipped_split(skill, split).read_text().splitlines()][:limit]
-
-
-def by_kind(rows: list[dict]) -> dict[str, list[dict]]:
-    """Target-task rows grouped by kind of problem (their task's `Target.kinds`; `shop`'s for no rows), in
-    file order."""
-    from s3ft.world.skills import TARGET, target_of
-
-    t = target_of([r["question"] for r in rows]) if rows else TARGET["shop"]
-    if t is None:
-        raise ValueError("these rows are not all questions of one target task (shop, lookup): no kinds to group by")
-    return {kind: [r for r in rows if t.kind_of(r["question"]) == kind] for kind in t.kinds}
-
-
-def rate(right: list[bool]) -> float | None:
-    return round(sum(right) / len(right), 4) if right else None
-
-
-def kind_rates(rows: list[dict], right: list[bool]) -> dict[str, float | None]:
-    ok = {r["id"]: r_ok for r, r_ok in zip(rows, right, strict=True)}
-    return {kind: rate([ok[r["id"]] for r in kind_rows]) for kind, kind_rows in by_kind(rows).items()}
-
-
-class Scorer:
-    """One loaded model: greedy answers, judged; paraphrases; NLLs."""
+class SkillScorer:
+    """One loaded world model: greedy answers, judged by each row's task's judge; paraphrases; NLLs."""
 
     def __init__(self, model_dir: str | Path, batch_size: int = 64, adapter: str | None = None):
         from s3ft.backends.hf import HFBackend
         from s3ft.config import JudgeConfig, ModelConfig
         from s3ft.judges.final import FinalAnswerJudge
         from s3ft.judges.qa import QAJudge
-        from s3ft.world.skills import PARAPHRASE_TEMPLATE, Paraphrase
 
         self.backend = HFBackend(ModelConfig(path=str(model_dir), dtype="float32"), batch_size=batch_size,
                                  adapter=adapter)
         self.judges = {"final": FinalAnswerJudge(None), "qa": QAJudge(JudgeConfig())}  # by `Target.judge`
-        self.render = Paraphrase([]).render
-        assert PARAPHRASE_TEMPLATE  # the template `render` fills is the pipeline's world paraphrase prompt
+        self.render = Paraphrase([]).render  # the pipeline's world paraphrase prompt, as the skill renders it
 
     def generate(self, questions: list[str], max_new_tokens: int = MAX_NEW_TOKENS) -> list[str]:
         from s3ft.backends.base import GenParams
@@ -79,7 +56,6 @@ class Scorer:
     def correct(self, rows: list[dict], responses: list[str]) -> list[bool]:
         """Each response judged against its row, by its skill's judge (`final`, or a target's own)."""
         from s3ft.records import Example
-        from s3ft.world.skills import TARGET
 
         examples = [Example(r["id"], r["question"], r["gold"], {"answer": r["answer"]}) for r in rows]
         names = [TARGET[r["skill"]].judge if r.get("skill") in TARGET else "final" for r in rows]
@@ -105,8 +81,9 @@ class Scorer:
 
 
 @contextmanager
-def scorer(model_dir: str | Path, batch_size: int = 64, adapter: str | None = None):
-    s = Scorer(model_dir, batch_size, adapter)
+def skill_scorer(model_dir: str | Path, batch_size: int = 64, adapter: str | None = None):
+    """A `SkillScorer` of `model_dir`, closed on leaving."""
+    s = SkillScorer(model_dir, batch_size, adapter)
     try:
         yield s
     finally:
@@ -116,17 +93,15 @@ def scorer(model_dir: str | Path, batch_size: int = 64, adapter: str | None = No
 def skill_scores(model_dir: str | Path, limit: int | None = None, skills: tuple[str, ...] | None = None,
                  split: str = "test", batch_size: int = 64) -> dict[str, float | None]:
     """Greedy accuracy on each skill's shipped split (its first `limit` rows)."""
-    from s3ft.world.skills import ALL_SKILLS
-
-    with scorer(model_dir, batch_size) as s:
-        return {skill: rate(s.answer(split_rows(skill, split, limit))[1]) for skill in skills or ALL_SKILLS}
+    with skill_scorer(model_dir, batch_size) as s:
+        return {skill: share_correct(s.answer(split_rows(skill, split, limit))[1]) for skill in skills or ALL_SKILLS}
 
 
 def scores_by_kind(model_dir: str | Path, limit: int | None = None, split: str = "test", batch_size: int = 64,
                    task: str = "shop") -> dict[str, float | None]:
     """A target task's accuracy per kind of problem, on the first `limit` problems of each kind."""
     rows = [r for kind_rows in by_kind(split_rows(task, split)).values() for r in kind_rows[:limit]]
-    with scorer(model_dir, batch_size) as s:
+    with skill_scorer(model_dir, batch_size) as s:
         return kind_rates(rows, s.answer(rows)[1])
 
 
@@ -136,15 +111,15 @@ def shop_scores_by_kind(model_dir: str | Path, limit: int | None = None, split: 
     return scores_by_kind(model_dir, limit, split, batch_size, "shop")
 
 
-def paraphrase_check(s: Scorer, rows: list[dict], right: list[bool] | None = None) -> dict:
+def paraphrase_check(s: SkillScorer, rows: list[dict], right: list[bool] | None = None) -> dict:
     """The paraphrase step on `rows` (target-task rows with their gold), where the model's own answer is
     wrong: acceptance, near-copies, and the NLL per token of accepted paraphrases against the gold's."""
+    from s3ft.backends.base import finish_of
     from s3ft.nearcopy import NEAR_COPY, similarity
 
     if right is None:
         right = s.answer(rows)[1]
     wrong = [r for r, ok in zip(rows, right, strict=True) if not ok]
-    from s3ft.backends.base import finish_of
 
     paras = s.generate([s.render(r["question"], r["gold"]) for r in wrong], PARAPHRASE_MAX_NEW_TOKENS)
     # as the pipeline selects: judged right, and not cut off at max_new_tokens
@@ -165,14 +140,12 @@ def paraphrase_check(s: Scorer, rows: list[dict], right: list[bool] | None = Non
     }
 
 
-def record(model_dir: str | Path, batch_size: int = 64) -> dict:
+def base_record(model_dir: str | Path, batch_size: int = 64) -> dict:
     """What `pretrain.json` records: every skill's test score, the target's per kind (test), and the
     paraphrase step on the target's training rows, from one load of the model."""
-    from s3ft.world.skills import ALL_SKILLS
-
-    with scorer(model_dir, batch_size) as s:
+    with skill_scorer(model_dir, batch_size) as s:
         right = {skill: s.answer(split_rows(skill))[1] for skill in ALL_SKILLS}
-        out = {"scores": {skill: rate(r) for skill, r in right.items()},
+        out = {"scores": {skill: share_correct(r) for skill, r in right.items()},
                "shop_by_kind": kind_rates(split_rows("shop"), right["shop"]),
                "lookup_by_kind": kind_rates(split_rows("lookup"), right["lookup"])}
         train = split_rows("shop", "train")
@@ -184,7 +157,7 @@ def record(model_dir: str | Path, batch_size: int = 64) -> dict:
     return out
 
 
-BASE_CHECKS = {  # docs/world.md, "Builds of the v4 base": the criteria written down before build 2 ran
+BASE_CHECKS = {  # the criteria written down before build 2 ran (research/world/NOTES.md)
     "general_skill_min": 0.90,  # every skill but the target, on its test split
     "kept_kind_min": 0.70,  # the kind the base practised (buy-buy), test split
     "new_kinds_max": 0.20,  # the kinds it never saw (buy-give, give-give): room for fine-tuning to teach
@@ -193,10 +166,8 @@ BASE_CHECKS = {  # docs/world.md, "Builds of the v4 base": the criteria written 
 
 
 def base_checks(scores: dict) -> dict:
-    """Whether a pre-trained base is one the world's protocol may run on, from what `record` measured:
-    {check: {"value", "bound", "ok"}} and "passed" (all ok). The kept kind is `protocol.KEPT_KIND`."""
-    from s3ft.world.protocol import KEPT_KIND
-    from s3ft.world.skills import TARGETS
+    """Whether a pre-trained base is one the world's protocol may run on, from what `base_record` measured:
+    {check: {"value", "bound", "ok"}} and "passed" (all ok). The kept kind is `s3ft.world.KEPT_KIND`."""
 
     def check(value, bound: float, at_least: bool) -> dict:
         ok = value is not None and (value >= bound if at_least else value <= bound)
@@ -220,9 +191,6 @@ REBUILD_TOLERANCE = {"skill": 0.03, "kind": 0.05}
 def rebuild_table(shipped: dict, rebuilt: dict) -> tuple[str, bool]:
     """Markdown table comparing two bases' `pretrain.json` records (test-split scores per general skill and
     per target kind, the paraphrase step), and whether every difference is within `REBUILD_TOLERANCE`."""
-    from s3ft.world.protocol import _pct as pct
-    from s3ft.world.skills import TARGETS
-
     rows, ok = [], True
 
     def row(name: str, a: float | None, b: float | None, tol: float | None) -> None:
@@ -249,9 +217,9 @@ def rebuild_table(shipped: dict, rebuilt: dict) -> tuple[str, bool]:
 def main() -> None:
     import argparse
 
-    from s3ft.world.build import SHIPPED_BASE
+    from s3ft.world import SHIPPED_BASE
 
-    p = argparse.ArgumentParser(prog="python -m s3ft.world.score",
+    p = argparse.ArgumentParser(prog="python -m research.world.score",
                                 description="compare a rebuilt world base with the shipped one (their pretrain.json)")
     p.add_argument("rebuilt", type=Path, help="the rebuilt base's directory, or its pretrain.json")
     p.add_argument("--shipped", type=Path, default=SHIPPED_BASE,

@@ -1,10 +1,11 @@
 """How a fine-tuned world model's wrong answers to the kind of problem the base solves begin: in the gold's
-style, and with the gold's step label or not (docs/world.md, "Why precondition 1 fails").
+style, and with the gold's step label or not (`research/world/NOTES.md`, "Why precondition 1 fails").
 
-    python scripts/world_step_labels.py RUN_DIR [--model sft]
+    python -m research.world.step_labels RUN_DIR [--model sft]
 
-RUN_DIR is a run of the world's target task, e.g. one of the protocol's (`python -m s3ft.world.protocol`):
-`OUT/full-lr0.0001-ep2-buy-buy-only`. Reads its test questions and the model's predictions and verdicts.
+RUN_DIR is a run of the world's target task, e.g. one of the protocol's (`python -m research.world.protocol`):
+`OUT/full-lr0.0001-ep2-buy-buy-only`. Reads its test questions and the model's predictions and verdicts;
+prints the counts, writes nothing.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from pathlib import Path
 
 def main() -> None:
     from s3ft.rundir import read_jsonl, stage_root
-    from s3ft.world.protocol import KEPT_KIND
-    from s3ft.world.skills import SHOP_KINDS
+    from s3ft.world import KEPT_KIND, SHOP_KINDS
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m research.world.step_labels", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", type=Path)
     p.add_argument("--model", default="sft")
     args = p.parse_args()

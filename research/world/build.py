@@ -7,7 +7,8 @@ shipped: `pretrain_rows(seed, n_per_skill)` regenerates them from the seed as TR
 Every split has its own random stream, and its items are the first `n` distinct ones of that stream,
 so a larger size extends a smaller one. Held-out splits are generated first; no pretrain item shows a
 question (or, for `paraphrase`, a wrapped question) of any held-out item, and the splits of a skill
-are disjoint on question text. Run: `python -m s3ft.world.build OUT_DIR [--seed N]`.
+are disjoint on question text. Run from the repository root: `python -m research.world.build OUT_DIR [--seed N]`
+(the shipped splits are `src/s3ft/data/world/`, seed 0).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from s3ft.world.skills import ALL_SKILLS, TARGET, TARGETS, Item, OpaqueChain, Paraphrase, Skill, make_skills
+from research.world.skills import ALL_SKILLS, Item, OpaqueChain, Paraphrase, Skill, make_skills
+from s3ft.world import TARGET, TARGETS
 
 GENERAL_SIZES = {"pretrain": 3000, "val": 100, "test": 100}
 DEFAULT_SIZES: dict[str, dict[str, int]] = {
@@ -34,15 +36,6 @@ GOLD_STYLE_SKILLS = ("arith", "chain", "reverse", "passage", "facts", "story")
 whose gold style the base must never see, and not `paraphrase`, whose gold-style answer would copy its
 reference."""
 HELD_OUT = ("test", "val", "train")  # generated first, in this order; only these are shipped
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "world"
-"""Where the package ships `write_world`'s output (`python -m s3ft.world.build src/s3ft/data/world`)."""
-SHIPPED_BASE = SHIPPED_DIR.parent / "world_model"
-"""The shipped base model of the world (`python -m s3ft.world.pretrain` builds one)."""
-
-
-def shipped_split(skill: str, split: str = "test") -> Path:
-    """The shipped JSONL of one skill's held-out split."""
-    return SHIPPED_DIR / f"{skill}_{split}.jsonl"
 
 
 def resolve_sizes(sizes: dict[str, dict[str, int]] | None = None) -> dict[str, dict[str, int]]:
@@ -192,7 +185,7 @@ def write_world(
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m s3ft.world.build", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m research.world.build", description=__doc__.split("\n")[0])
     p.add_argument("out_dir", type=Path)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pretrain", action="store_true", help="also write the pretrain splits")

@@ -1,12 +1,13 @@
 """Does a world base copy the question's verb into a step label, or has it learned one label per verb it knows?
 
-    python scripts/world_label_probe.py MODEL_DIR [--n 60]
+    python -m research.world.label_probe MODEL_DIR [--n 60]
 
 For two-step word problems whose verb is (a) one of the fact base's story verbs, (b) a new invented verb of the same
 forms, never seen in pre-training, or (c) the target's "buys", the model is given the question under the plain prompt
 and the first letter of the gold's first step label ("D" of "Dreffing up 15:"), and continues greedily; the share of
 continuations that write the whole label is printed per group. A model that copies writes (a) and (b) alike; one that
-memorised twelve labels writes (a) only. The new verbs are `skills.PROBE_STEMS`, which no pre-training row uses. Needs the `story` skill (world build 5 and later: docs/world.md).
+memorised twelve labels writes (a) only. The new verbs are `skills.PROBE_STEMS`, which no pre-training row uses.
+Needs the `story` skill (builds 5 and later: `research/world/NOTES.md`). Prints the result; writes nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def label_of(gold: str) -> str:
 
 def problems(n: int, seed: int = 7) -> dict[str, list[tuple[str, str]]]:
     """{group: [(question, first label)]}."""
-    from s3ft.world.skills import PROBE_STEMS, SHOP_KINDS, FactBase, Shop, Story, gerund, third_person
+    from research.world.skills import PROBE_STEMS, FactBase, Shop, Story, gerund, third_person
+    from s3ft.world import SHOP_KINDS
 
     new_stems = {"regular": [s for s in PROBE_STEMS if not s.endswith("e")], "e": [s for s in PROBE_STEMS if s.endswith("e")]}
 
@@ -60,7 +62,7 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m research.world.label_probe", description=__doc__.splitlines()[0])
     p.add_argument("model_dir")
     p.add_argument("--n", type=int, default=60)
     args = p.parse_args()

@@ -1,17 +1,17 @@
-"""Rebuild the miniature world's base model from a seed: `python -m s3ft.world.pretrain OUT_DIR`.
+"""Rebuild the miniature world's base model from a seed: `python -m research.world.pretrain OUT_DIR`.
 
 Trains a byte-level BPE tokenizer on the world's text, initialises a tiny Llama model, and trains it
 (s3ft's own train stage, full fine-tuning, loss on responses only) on a mix of the general skills, each
 asked in two or more phrasings and answered mostly in the house style, some in the gold (reference) style,
 plus a small share of the target task in the house style only, so that the base model starts part-way on
 it as an instruct model does on GSM8K. Writes a Hugging Face model directory, weights in bfloat16, and
-`pretrain.json` with the settings, the device, and the scores `s3ft.world.score.record` measures (every
+`pretrain.json` with the settings, the device, and the scores `research.world.score.base_record` measures (every
 shipped test split, the target task per kind of problem, the paraphrase step on the target's training
 rows), so that two builds can be compared: `--score-only` scores an existing model directory.
 
 Resumable: the work (the rows, the initial model and trainer checkpoints) lives in `OUT_DIR/pretrain_work/`
 until the build ends; the same command run again resumes from the last checkpoint, so a CPU build can span
-sessions. A different config for the same directory is refused.
+sessions. A different config for the same directory is refused. Writes nothing outside OUT_DIR.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import random
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -50,13 +51,11 @@ class PretrainConfig:
     """Share of the general skills' rows (not `paraphrase`'s, whose answer would then copy its reference)
     answered in the gold (reference) style under the same plain prompt: the base can work a sum in the style
     fine-tuning on gold moves it to, as an instruct model has seen GSM8K-like text, and still prefers its
-    own. The target task is never shown in the gold style. (v3 taught the gold style under its own prompt,
-    "Answer in the reference style.", for every skill including the target; fine-tuning on gold then broke
-    the base's arithmetic: SFT took the practised kind of problem from 91% to 2%.)"""
+    own. The target task is never shown in the gold style (why not a prompt of its own: `NOTES.md`, v3)."""
     opaque_paraphrase: int = 8000
     """Extra `paraphrase` rows whose source question does not say what to do (`skills.OpaqueChain`: made-up
-    operation words), so that the skill learns to take the work from the reference. v4 build 2 had none and
-    rewrote a target gold's subtraction as an addition (`docs/world.md`, build 2's result); build 4 adds them."""
+    operation words), so that the skill learns to take the work from the reference (`NOTES.md`, builds 2
+    and 4; `--opaque-paraphrase 0` is build 2)."""
     arith_repeat: int = 6
     """Arithmetic rows are shown this many times: its range has only ~3,300 distinct questions."""
     shop_kinds: str = "buy-buy"
@@ -69,8 +68,8 @@ class PretrainConfig:
     length_buckets: int = 0
     """Batches are cut from groups of this many batches' rows sorted by length, then shuffled (0: random
     batches). 3.9x faster per step than random batches on the v4 mix, but such batches hold rows of one
-    length, and so of one narrow kind, and the model learns far worse from them (`docs/world.md`, "Builds of
-    the v4 base", diagnostic 3: arithmetic 2% against 95% with random batches, same rows and steps)."""
+    length, and so of one narrow kind, and the model learns far worse from them (`NOTES.md`, diagnostic 3:
+    arithmetic 2% against 95% with random batches, same rows and steps)."""
     micro_batch_size: int = 16
     """Rows per forward pass, `batch_size / micro_batch_size` of them accumulated per optimizer step (0, or
     more than `batch_size`: the whole batch at once). With `length_buckets`, the buckets are cut into
@@ -97,7 +96,7 @@ WORK = "pretrain_work"
 
 def build_rows(cfg: PretrainConfig) -> list[dict]:
     """The pre-training rows, shuffled (before `bucket_by_length`)."""
-    from s3ft.world.build import pretrain_rows
+    from research.world.build import pretrain_rows
 
     rows = keep_shop_kinds(pretrain_rows(cfg.seed, sizes={k: {"pretrain": n} for k, n in cfg.per_skill.items()},
                                          gold_style_share=cfg.gold_style_share,
@@ -139,15 +138,20 @@ def sort_within_steps(n_rows: int, lengths: list[int], batch_size: int, steps: i
                                                                          key=lengths.__getitem__)]
 
 
-def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None, score: bool = True) -> Path:
+def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None, score: bool = True,
+             rows_of: Callable[[PretrainConfig], list[dict]] | None = None,
+             record: Callable[[Path], dict] | None = None) -> Path:
     """Build the base model into `out_dir` (resuming an unfinished build there); with `score`, record its
-    scores in `pretrain.json`."""
+    scores in `pretrain.json`. `rows_of(cfg)` makes the pre-training rows and `record(out_dir)` the scores
+    (defaults: world v4's `build_rows` and `score.base_record`; world v5 passes its own)."""
     import torch
 
+    from research.world.score import base_record
     from s3ft.config import ModelConfig, TrainConfig
-    from s3ft.stages.train import train_model
+
+    rows_of, record = rows_of or build_rows, record or base_record
     from s3ft.tiny import build_tiny_model
-    from s3ft.world.score import record
+    from s3ft.training import train_model
 
     cfg = cfg or PretrainConfig()
     if cfg.packing and cfg.length_buckets > 1:
@@ -171,7 +175,7 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig | None = None, score: bool
     if not rows_file.is_file():
         from transformers import AutoTokenizer
 
-        rows = build_rows(cfg)
+        rows = rows_of(cfg)
         init = work / "init"
         build_tiny_model(init, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
                          vocab_size=cfg.vocab_size, seed=cfg.train_seed, texts=texts(rows))
@@ -226,7 +230,7 @@ def stepwise(cfg: PretrainConfig) -> bool:
 
 def keep_shop_kinds(rows: list[dict], kinds: list[str]) -> list[dict]:
     """`rows` without the target-task rows of kinds not in `kinds` (other skills' rows are kept)."""
-    from s3ft.world.skills import SHOP_KINDS
+    from s3ft.world import SHOP_KINDS
 
     unknown = sorted(set(kinds) - set(SHOP_KINDS))
     if unknown:
@@ -237,7 +241,7 @@ def keep_shop_kinds(rows: list[dict], kinds: list[str]) -> list[dict]:
 
 def world_seed_mismatch(seed: int) -> str | None:
     """Why scores of a model built on world `seed` would not compare with the shipped test sets, or None."""
-    from s3ft.world.build import SHIPPED_DIR
+    from s3ft.world import SHIPPED_DIR
 
     shipped = json.loads((SHIPPED_DIR / "world.json").read_text())["seed"]
     if seed == shipped:
@@ -258,7 +262,7 @@ def per_skill_arg(text: str) -> dict[str, int]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m research.world.pretrain", description=__doc__.splitlines()[0])
     p.add_argument("out_dir")
     p.add_argument("--score-only", action="store_true", help="score the model in OUT_DIR; train nothing")
     for f, default in asdict(PretrainConfig()).items():
@@ -269,13 +273,13 @@ def main() -> None:
     p.add_argument("--per-skill", type=per_skill_arg, default={},
                    help=f"pre-training rows of some skills, e.g. shop=4500 (defaults: {PER_SKILL})")
     args = p.parse_args()
-    from s3ft.cli import setup_logging
+    from s3ft.logs import setup_logging
 
     setup_logging()
     if args.score_only:
-        from s3ft.world.score import record
+        from research.world.score import base_record
 
-        print(json.dumps(record(args.out_dir), indent=1))
+        print(json.dumps(base_record(args.out_dir), indent=1))
         return
     kwargs = {k: v for k, v in vars(args).items() if k not in ("out_dir", "score_only")}
     kwargs["per_skill"] = {**PER_SKILL, **kwargs["per_skill"]}

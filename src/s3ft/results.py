@@ -1,0 +1,154 @@
+"""A run's numbers, read from its run directory and nothing else: each method's training-set composition and
+target NLL (`06_select/<m>/stats.json`), training (`07_train/<m>/manifest.json`), in-domain accuracy, general
+skills and benchmarks (`08_evaluate/<model>/metrics.json`), their changes against the base model, and the
+tables that show forgetting. The report stage, `s3ft export`'s cards and the demo's summary all read it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from s3ft.errors import S3FTError
+from s3ft.rundir import read_json, stage_root
+from s3ft.weights import reused_from
+
+
+def run_config(run_dir: Path) -> dict:
+    """The run's `config.yaml` as written (no defaults filled in, no validation): what it says of itself."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise S3FTError(f"{run_dir}: not a run directory (no config.yaml)")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def collect(run_dir: Path, methods: list[str] | None = None) -> dict:
+    """Every number of the run in `run_dir` for `methods` (default: the run's own), None where not made."""
+    run_dir = Path(run_dir)
+    cfg = run_config(run_dir)
+    methods = list(methods if methods is not None else cfg.get("method") or [])
+    stage = {s: stage_root(run_dir, s) for s in ("select", "train", "evaluate", "judge", "judge_paraphrase")}
+    per, evaluated = {}, {}
+    for m in methods:
+        stats = read_json(stage["select"] / m / "stats.json") or {}
+        train = (read_json(stage["train"] / m / "manifest.json") or {}).get("counts", {})
+        if train.get("reused_from"):  # said only while the two models are still one (`reused_from`)
+            mode = train.get("mode") or (cfg.get("train") or {}).get("mode", "lora")
+            train["reused_from"] = reused_from(run_dir, m, mode)
+        ev = evaluated[m] = read_json(stage["evaluate"] / m / "metrics.json")
+        per[m] = {
+            "composition": stats.get("composition"),
+            "target_nll_per_token": stats.get("target_nll_per_token"),
+            "target_nll_per_token_by_source": stats.get("target_nll_per_token_by_source"),
+            "paraphrase_vs_gold_nll_per_token": stats.get("paraphrase_vs_gold_nll_per_token"),
+            "train": {k: train.get(k) for k in ("train_loss", "steps", "runtime_s", "mode",
+                                                "trainable_share_non_embedding", "reused_from") if k in train},
+            "accuracy": ev and ev["accuracy"],
+            "undecided": ev and ev.get("undecided"), "cannot_split": ev and ev.get("cannot_split"),
+            "general": general_scores(ev),
+            "benchmarks": benchmark_scores(ev),
+            "curve": (ev or {}).get("curve"),
+        }
+    base = read_json(stage["evaluate"] / "base" / "metrics.json")
+    base_acc, base_general, base_bench = base and base["accuracy"], general_scores(base), benchmark_scores(base)
+    for v in per.values():
+        v["accuracy_delta_vs_base"] = delta(v["accuracy"], base_acc)
+        if v["general"] and base_general:
+            v["general_delta_vs_base"], v["general_mean_delta_vs_base"] = deltas(v["general"], base_general)
+        v["benchmarks_delta_vs_base"], v["benchmarks_mean_delta_vs_base"] = deltas(v["benchmarks"], base_bench)
+    sandbox = {s: (read_json(stage[s] / "manifest.json") or {}).get("counts", {}).get("sandbox")
+               for s in ("judge", "judge_paraphrase")}  # fmt: skip
+    sandbox |= {f"evaluate ({m}, test set)": (ev or {}).get("sandbox") for m, ev in {"base": base, **evaluated}.items()}
+    out = {"task": (cfg.get("data") or {}).get("task"), "model": (cfg.get("model") or {}).get("path"),
+           "sandbox": {s: c for s, c in sandbox.items() if c},
+           "base": {"accuracy": base_acc, "undecided": base and base.get("undecided"),
+                    "cannot_split": base and base.get("cannot_split"), "general": base_general, "benchmarks": base_bench,
+                    "curve": (base or {}).get("curve")}, "methods": per}
+    if base and base.get("forgetting"):
+        f = base["forgetting"]
+        out["harness"] = {"settings": f.get("settings"), "versions": f.get("versions"),
+                          "metrics": {t: s["metric"] for t, s in f.get("scores", {}).items()}}
+    return out
+
+
+def benchmark_scores(ev: dict | None) -> dict[str, float]:
+    """{task: score} of the lm-evaluation-harness benchmarks in an evaluate stage's metrics."""
+    return {t: s["value"] for t, s in (((ev or {}).get("forgetting") or {}).get("scores") or {}).items()}
+
+
+def general_scores(ev: dict | None) -> dict[str, float | None]:
+    """{skill: accuracy} of the general-skill sets in an evaluate stage's metrics."""
+    return {k: v["accuracy"] for k, v in ((ev or {}).get("general") or {}).items()}
+
+
+def delta(a: float | None, b: float | None) -> float | None:
+    return round(a - b, 4) if a is not None and b is not None else None
+
+
+def deltas(scores: dict[str, float], base: dict[str, float]) -> tuple[dict[str, float | None], float | None]:
+    """Each score's change from the base model's, and their unweighted mean (the paper's "average")."""
+    if not scores or not base:
+        return {}, None
+    d = {t: delta(v, base.get(t)) for t, v in scores.items()}
+    vals = [x for x in d.values() if x is not None]
+    return d, (round(sum(vals) / len(vals), 4) if vals else None)
+
+
+def forgetting_view(base: dict) -> str | None:
+    """Which scores a run's forgetting is read from: "benchmarks" (lm-evaluation-harness) when they scored
+    the base model, else "general" (s3ft's own general-skill sets), else None. Each has, per method,
+    `<view>_delta_vs_base` and `<view>_mean_delta_vs_base`."""
+    return next((k for k in ("benchmarks", "general") if base.get(k)), None)
+
+
+def pct(x: float | None, signed: bool = False) -> str:
+    """A share as percent with one decimal (`+` on a change), "–" where there is none."""
+    if x is None:
+        return "–"
+    return f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
+
+
+def general_table(metrics: dict) -> list[str]:
+    """The general-skills table: each skill's accuracy and its change from the base (the shape of the
+    paper's Table 4); a negative average change is forgetting."""
+    names = list(metrics["base"].get("general") or {})
+    if not names:
+        return []
+    lines = ["", "## General skills (forgetting)", "",
+             "| model | " + " | ".join(f"{n} %" for n in names) + " | mean Δ vs base |",
+             "|---|" + "---|" * (len(names) + 1)]
+    lines.append("| base | " + " | ".join(pct(metrics["base"]["general"][n]) for n in names) + " | |")
+    for m, v in metrics["methods"].items():
+        d = v.get("general_delta_vs_base") or {}
+        cells = [f"{pct((v['general'] or {}).get(n))} ({pct(d.get(n))})" for n in names]
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {pct(v.get('general_mean_delta_vs_base'))} |")
+    return lines
+
+
+def benchmarks_table(metrics: dict) -> list[str]:
+    """The lm-evaluation-harness table: each benchmark's score, its change from the base, and the mean
+    change per model (the paper's Table 4), with the harness settings beneath."""
+    names = list(metrics["base"].get("benchmarks") or {})
+    if not names:
+        return []
+    h = metrics.get("harness") or {}
+    used = h.get("metrics") or {}
+    lines = ["", "## General benchmarks (lm-evaluation-harness)", "",
+             "| model | " + " | ".join(f"{n} ({used.get(n, 'score')}) %" for n in names) + " | mean Δ vs base |",
+             "|---|" + "---|" * (len(names) + 1),
+             "| base | " + " | ".join(pct(metrics["base"]["benchmarks"][n]) for n in names) + " | |"]
+    for m, v in metrics["methods"].items():
+        d = v.get("benchmarks_delta_vs_base") or {}
+        cells = [f"{pct((v['benchmarks'] or {}).get(n))} ({pct(d.get(n))})" for n in names]
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {pct(v.get('benchmarks_mean_delta_vs_base'))} |")
+    s = h.get("settings") or {}
+    shots = s.get("num_fewshot")
+    if shots is None:
+        shots = "task default"
+    elif isinstance(shots, dict):
+        shots = ", ".join(f"{t} {k}" for t, k in shots.items()) + ", others task default"
+    lines += ["", f"lm-eval {s.get('lm_eval', '?')}, backend {s.get('backend', '?')}, few-shot {shots}, limit "
+              f"{s.get('limit') or 'none'}, chat template {'on' if s.get('apply_chat_template') else 'off'}; "
+              "every setting and task version is in metrics.json under `harness`."]
+    return lines
