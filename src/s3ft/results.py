@@ -47,6 +47,7 @@ def collect(run_dir: Path, methods: list[str] | None = None) -> dict:
             "accuracy": ev and ev["accuracy"],
             "undecided": ev and ev.get("undecided"), "cannot_split": ev and ev.get("cannot_split"),
             "general": general_scores(ev),
+            "general_reference_nll": reference_nll_scores(ev),
             "benchmarks": benchmark_scores(ev),
             "curve": (ev or {}).get("curve"),
         }
@@ -57,13 +58,17 @@ def collect(run_dir: Path, methods: list[str] | None = None) -> dict:
         if v["general"] and base_general:
             v["general_delta_vs_base"], v["general_mean_delta_vs_base"] = deltas(v["general"], base_general)
         v["benchmarks_delta_vs_base"], v["benchmarks_mean_delta_vs_base"] = deltas(v["benchmarks"], base_bench)
+        if v["general_reference_nll"]:
+            v["general_reference_nll_delta_vs_base"], v["general_reference_nll_mean_delta_vs_base"] = deltas(
+                v["general_reference_nll"], reference_nll_scores(base))
     sandbox = {s: (read_json(stage[s] / "manifest.json") or {}).get("counts", {}).get("sandbox")
                for s in ("judge", "judge_paraphrase")}  # fmt: skip
     sandbox |= {f"evaluate ({m}, test set)": (ev or {}).get("sandbox") for m, ev in {"base": base, **evaluated}.items()}
     out = {"task": (cfg.get("data") or {}).get("task"), "model": (cfg.get("model") or {}).get("path"),
            "sandbox": {s: c for s, c in sandbox.items() if c},
            "base": {"accuracy": base_acc, "undecided": base and base.get("undecided"),
-                    "cannot_split": base and base.get("cannot_split"), "general": base_general, "benchmarks": base_bench,
+                    "cannot_split": base and base.get("cannot_split"), "general": base_general,
+                    "general_reference_nll": reference_nll_scores(base), "benchmarks": base_bench,
                     "curve": (base or {}).get("curve")}, "methods": per}
     if base and base.get("forgetting"):
         f = base["forgetting"]
@@ -80,6 +85,13 @@ def benchmark_scores(ev: dict | None) -> dict[str, float]:
 def general_scores(ev: dict | None) -> dict[str, float | None]:
     """{skill: accuracy} of the general-skill sets in an evaluate stage's metrics."""
     return {k: v["accuracy"] for k, v in ((ev or {}).get("general") or {}).items()}
+
+
+def reference_nll_scores(ev: dict | None) -> dict[str, float]:
+    """{skill: NLL per token of its held-out references} where the evaluate stage measured it (a rise from the
+    base model's is forgetting, on a continuous scale)."""
+    return {k: v["reference_nll"]["per_token"] for k, v in ((ev or {}).get("general") or {}).items()
+            if (v.get("reference_nll") or {}).get("per_token") is not None}
 
 
 def delta(a: float | None, b: float | None) -> float | None:

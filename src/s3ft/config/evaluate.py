@@ -27,6 +27,10 @@ class GeneralSet(Section):
     """Prompt template file (as `data.predict_template`)."""
     max_new_tokens: int | None = None
     """Defaults to evaluate.max_new_tokens, then generate.max_new_tokens."""
+    reference_nll: str | None = None
+    """A continuous forgetting measure beside accuracy: the meta key (as mapped by `fields.meta`) of each row's
+    held-out reference answers (a list of texts, or a dict of them by style); the evaluate stage records the
+    mean NLL per token of those answers under each model, in all and per style. None: not measured."""
 
     def data_config(self) -> DataConfig:
         return DataConfig(task=self.task, train=self.source, fields=self.fields, judge=self.judge,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from s3ft.backends.base import batch_size
 from s3ft.config import section_dict
+from s3ft.errors import InputError
 from s3ft.records import Example
 from s3ft.registry import resolve
 from s3ft.rundir import Rows, write_json_atomic
@@ -101,6 +102,9 @@ def run(ctx, out: Path, model_name: str) -> dict:
     metrics = {"model": model_name, **in_domain}
     log.info("%s: in-domain accuracy %s (%d/%d)", model_name, metrics["accuracy"], metrics["correct"], metrics["n"])
     general = {g.name: r for (g, _), r in zip(ctx.general_sets, general_scores, strict=True)}
+    for (g, _), s in zip(ctx.general_sets, sets[1:], strict=True):
+        if g.reference_nll:
+            general[g.name]["reference_nll"] = reference_nll(ctx, model_name, s, g.reference_nll)
     for name, r in general.items():
         log.info("%s: %s accuracy %s", model_name, name, r["accuracy"])
     if general:
@@ -116,6 +120,36 @@ def run(ctx, out: Path, model_name: str) -> dict:
     write_json_atomic(out / "metrics.json", metrics)
     return {k: metrics[k] for k in ("n", "correct", "accuracy")} | (
         {"general_mean": metrics["general_mean"]} if general else {})
+
+
+def reference_nll(ctx, model_name: str, s: ScoreSet, key: str) -> dict:
+    """Mean NLL per token, under the model, of each example's held-out reference answers (`meta[key]`: a list of
+    texts, or a dict of them by style), given the set's prompt: in all, and per style. Scores are kept in
+    `reference_nll.jsonl` beside the set's predictions (a resumed run scores only what is missing)."""
+    rows, items = Rows(s.out / "reference_nll.jsonl"), []
+    for ex in s.examples:
+        refs = ex.meta.get(key)
+        if refs is None:
+            raise InputError(s.label, f"no reference answers under meta key {key!r} (evaluate.general reference_nll)",
+                             field=key)
+        named = refs.items() if isinstance(refs, dict) else enumerate(refs)
+        items += [(f"{ex.id}/{style}", str(style), s.task.prompt(ex), text) for style, text in named]
+    todo = [it for it in items if it[0] not in rows]
+    size = ctx.cfg.evaluate.batch_size or ctx.cfg.generate.batch_size
+    for start in range(0, len(todo), size):
+        part = todo[start : start + size]
+        scores = ctx.evaluated(model_name).nll([p for _, _, p, _ in part], [t for _, _, _, t in part])
+        rows.append({"id": i, "style": st, "nll": n, "tokens": k} for (i, st, _, _), (n, k) in zip(part, scores,
+                                                                                                  strict=True))
+    done = [rows.rows[i] for i, *_ in items]
+
+    def per_token(rs: list[dict]) -> float | None:
+        tokens = sum(r["tokens"] for r in rs)
+        return round(sum(r["nll"] for r in rs) / tokens, 4) if tokens else None
+
+    styles = sorted({r["style"] for r in done})
+    return {"per_token": per_token(done), "by_style": {st: per_token([r for r in done if r["style"] == st])
+                                                      for st in styles}, "references": len(done)}
 
 
 def curve(ctx, out: Path, model_name: str) -> list[dict]:

@@ -34,10 +34,12 @@ from s3ft.world.targets import (
     SHIPPED_BASE,
     SHIPPED_DIR,
     SHOP_KINDS,
+    SHOP_V5_KINDS,
     TARGET,
     TARGETS,
     Target,
     by_kind,
+    kind_of_v5,
     kind_rates,
     share_correct,
     shipped_split,
@@ -49,7 +51,7 @@ from s3ft.world.targets import (
 
 __all__ = [
     "BASE_SOLVES", "FORGETTING_VISIBLE", "FULL_LR_MAX", "GAIN_MIN", "KEEP_MARGIN", "KEPT_KIND", "LOOKUP_KINDS",
-    "LORA_SHARE_MAX", "SHIPPED_BASE", "SHIPPED_DIR", "SHOP_KINDS", "TARGET", "TARGETS", "Target", "by_kind",
-    "kind_rates", "preconditions", "protocol_key", "same_setting", "setting_name", "setting_of", "share_correct",
+    "LORA_SHARE_MAX", "SHIPPED_BASE", "SHIPPED_DIR", "SHOP_KINDS", "SHOP_V5_KINDS", "TARGET", "TARGETS", "Target",
+    "by_kind", "kind_of_v5", "kind_rates", "preconditions", "protocol_key", "same_setting", "setting_name", "setting_of", "share_correct",
     "shipped_split", "split_rows", "target", "target_of", "task_config",
 ]

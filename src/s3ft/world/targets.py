@@ -43,6 +43,14 @@ LOOKUP_KINDS = {"direct": re.compile(r"^(?:Passage|Read this): (?:[^.?]+\. ){6}(
 sentences, where a question of the general `passage` skill has three)."""
 
 
+SHOP_V5_KINDS = {"buy-buy": re.compile(r" buys \d+ more and then \d+ more\."),
+                 "buy-give": re.compile(r" buys \d+ more and then gives away \d+\."),
+                 "give-buy": re.compile(r" gives away \d+ and then buys \d+ more\."),
+                 "give-give": re.compile(r" gives away \d+ and then \d+ more\.")}
+"""World v5's target (docs/world_v5.md): four kinds, addition and subtraction in both steps. No v4 `shop`
+question is of any of them (v4's buy-give has no "then")."""
+
+
 @dataclass(frozen=True)
 class Target:
     """A target task: its kinds of question, the kind the base practised (precondition 1's), the judge its
@@ -70,6 +78,13 @@ def target(task: str = "shop") -> Target:
     if task not in TARGET:
         raise ValueError(f"unknown world task {task!r}: choose from {', '.join(TARGET)}")
     return TARGET[task]
+
+
+def kind_of_v5(question: str) -> str | None:
+    """The kind of a world v5 target question (`SHOP_V5_KINDS`), or None (a target task of its own once v5's
+    bases ship)."""
+    found = [k for k, pattern in SHOP_V5_KINDS.items() if pattern.search(question)]
+    return found[0] if len(found) == 1 else None
 
 
 def target_of(questions: list[str]) -> Target | None:
