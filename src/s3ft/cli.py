@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("overrides", nargs="*", help="key=value overrides of the demo config")
     d.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
     d.add_argument("--run-dir", default=None, help="default runs/world (shop), runs/world-lookup (lookup)")
+    d.add_argument("--world", default="v4", choices=("v4", "v5"),
+                   help="v4: the shipped base over several fine-tuning seeds (the default until v5's bases ship); "
+                        "v5: the four methods on each base, paired differences over bases (docs/world_v5.md)")
+    d.add_argument("--base", action="append", default=None, metavar="DIR",
+                   help="world v5: a base to run (repeatable; default: the shipped v5 bases)")
     d.add_argument("--task", default="shop", choices=("shop", "lookup"),
                    help="the world's target task: shop (word problems, GSM8K-style golds; the default) or lookup "
                         "(open-answer questions with bare short golds, the qa judge)")
@@ -108,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "validate":
             cfg = s3ft.load_config(args.config, args.overrides)
             print("\n".join(s3ft.validate(cfg)) + f"\n{args.config}: OK")
+        elif args.cmd == "demo" and args.world == "v5":
+            from s3ft.demo import demo_bases
+
+            print(f"summary: {demo_bases(args.base, args.run_dir or 'runs/world-v5', args.overrides)}")
         elif args.cmd == "demo":
             from s3ft.demo import demo
 

@@ -18,12 +18,15 @@ import statistics
 from pathlib import Path
 
 from s3ft.config import PACKAGE_DIR, load_config
+from s3ft.errors import S3FTError
+from s3ft.replication import over_bases, replication_markdown
 from s3ft.results import forgetting_view
 from s3ft.rundir import read_json, stage_root, write_json_atomic
-from s3ft.world import kind_rates, preconditions, setting_of, target_of
+from s3ft.world import TEMPLATE_SHARING_V5, V5_BASES, kind_rates, preconditions, setting_of, target_of
 
 log = logging.getLogger("s3ft.demo")
 DEMO_CONFIG = Path(PACKAGE_DIR) / "configs" / "world.yaml"
+V5_CONFIG = Path(PACKAGE_DIR) / "configs" / "world_v5.yaml"
 
 
 def demo(seeds: list[int], run_dir: str = "runs/world", overrides: list[str] = (), config: Path = DEMO_CONFIG) -> Path:
@@ -35,6 +38,42 @@ def demo(seeds: list[int], run_dir: str = "runs/world", overrides: list[str] = (
         log.info("seed %d: %s", seed, cfg.run_dir)
         run(cfg)
     return write_summary(Path(run_dir), seeds, cfg)
+
+
+def demo_bases(bases: list[str] | None, run_dir: str = "runs/world-v5", overrides: list[str] = (),
+               config: Path = V5_CONFIG, seed: int = 0) -> Path:
+    """World v5: the config once per base (`<run_dir>/<base folder name>/`, one fine-tuning seed, one shared
+    model-call cache), then `<run_dir>/summary.md` and `summary.json`: each method's changes per base and the
+    paired differences over bases with their 95% t-interval (`s3ft.replication`)."""
+    from s3ft.pipeline import run
+
+    bases = [Path(b) for b in bases] if bases else sorted(p for p in V5_BASES.glob("*") if p.is_dir())
+    if not bases:
+        raise S3FTError(f"no world v5 base shipped in {V5_BASES} yet: build one (python -m research.world.v5.pretrain "
+                        "DIR --train-seed N, from the repository) and pass --base DIR")
+    names = [b.name for b in bases]
+    if len(set(names)) != len(names):
+        raise S3FTError(f"--base: folder names must differ (they name the runs): {', '.join(names)}")
+    out = Path(run_dir)
+    for base in bases:
+        cfg = load_config(config, [*overrides, f"model.path={base}", f"seed={seed}", f"run_dir={out / base.name}",
+                                   f"cache.path={out / 'cache.sqlite'}"])
+        log.info("base %s: %s", base, cfg.run_dir)
+        run(cfg)
+    rep = over_bases({n: read_json(stage_root(out / n, "report") / "metrics.json") for n in names},
+                     TEMPLATE_SHARING_V5)
+    rep["seconds_by_stage"] = seconds_by_stage([out / n for n in names])
+    write_json_atomic(out / "summary.json", rep)
+    secs = rep["seconds_by_stage"]
+    (out / "summary.md").write_text("\n".join([
+        f"# s3ft demo: world v5, {len(names)} base(s), fine-tuning seed {seed}", "",
+        "Change of each method's mean general-skill accuracy against its base (points), per base; then S3FT − SFT "
+        "paired by base with its 95% t-interval (illustrative with few bases; the full replication: docs/world_v5.md).",
+        "", *replication_markdown(rep), "",
+        "Time per stage, all bases (s): " + ", ".join(f"{k} {v:.0f}" for k, v in secs.items() if v)
+        + f"; total {sum(secs.values()):.0f} s.", ""]))
+    log.info("wrote %s", out / "summary.md")
+    return out / "summary.md"
 
 
 def write_summary(out: Path, seeds: list[int], cfg) -> Path:

@@ -37,6 +37,9 @@ from s3ft.world.targets import (
     SHOP_V5_KINDS,
     TARGET,
     TARGETS,
+    TEMPLATE_SHARING_V5,
+    V5_BASES,
+    V5_DIR,
     Target,
     by_kind,
     kind_of_v5,
@@ -51,7 +54,8 @@ from s3ft.world.targets import (
 
 __all__ = [
     "BASE_SOLVES", "FORGETTING_VISIBLE", "FULL_LR_MAX", "GAIN_MIN", "KEEP_MARGIN", "KEPT_KIND", "LOOKUP_KINDS",
-    "LORA_SHARE_MAX", "SHIPPED_BASE", "SHIPPED_DIR", "SHOP_KINDS", "SHOP_V5_KINDS", "TARGET", "TARGETS", "Target",
+    "LORA_SHARE_MAX", "SHIPPED_BASE", "SHIPPED_DIR", "SHOP_KINDS", "SHOP_V5_KINDS", "TARGET", "TARGETS", "TEMPLATE_SHARING_V5", "Target",
+    "V5_BASES", "V5_DIR",
     "by_kind", "kind_of_v5", "kind_rates", "preconditions", "protocol_key", "same_setting", "setting_name", "setting_of", "share_correct",
     "shipped_split", "split_rows", "target", "target_of", "task_config",
 ]

@@ -49,6 +49,12 @@ SHOP_V5_KINDS = {"buy-buy": re.compile(r" buys \d+ more and then \d+ more\."),
                  "give-give": re.compile(r" gives away \d+ and then \d+ more\.")}
 """World v5's target (docs/world_v5.md): four kinds, addition and subtraction in both steps. No v4 `shop`
 question is of any of them (v4's buy-give has no "then")."""
+V5_DIR = Path(PACKAGE_DIR) / "data" / "world_v5"
+"""World v5's held-out splits (`python -m research.world.v5.build`)."""
+V5_BASES = V5_DIR / "bases"
+"""The shipped v5 bases, one folder each (`research.world.v5.pretrain`), with their `pretrain.json`."""
+TEMPLATE_SHARING_V5 = ("chain", "story")
+"""World v5's general skills whose answers share the target's two-step worded template."""
 
 
 @dataclass(frozen=True)
