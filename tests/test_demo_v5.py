@@ -33,6 +33,7 @@ def test_the_v5_demo_runs_each_base_and_pairs_the_methods_over_bases(tiny_model_
     assert summary["primary"]["reading"] in ("S3FT forgets less than SFT", "S3FT forgets more than SFT", "inconclusive")
     md = (tmp_path / "w" / "summary.md").read_text()
     assert "| base-a |" in md and "95% CI" in md and "Time per stage, all bases" in md
+    assert list(summary["preconditions"]["base-a"]) == ["1", "2", "3", "4", "5"] and "- base-b: 1 SFT keeps" in md
     metrics = json.loads((tmp_path / "w" / "base-a" / "08_evaluate" / "base" / "metrics.json").read_text())
     assert metrics["general"]["chain"]["reference_nll"]["by_style"].keys() == {"so", "step", "we", "gold"}
 

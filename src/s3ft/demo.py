@@ -23,6 +23,7 @@ from s3ft.replication import over_bases, replication_markdown
 from s3ft.results import forgetting_view
 from s3ft.rundir import read_json, stage_root, write_json_atomic
 from s3ft.world import TEMPLATE_SHARING_V5, V5_BASES, kind_rates, preconditions, setting_of, target_of
+from s3ft.world.conditions_v5 import preconditions_v5
 
 log = logging.getLogger("s3ft.demo")
 DEMO_CONFIG = Path(PACKAGE_DIR) / "configs" / "world.yaml"
@@ -63,13 +64,18 @@ def demo_bases(bases: list[str] | None, run_dir: str = "runs/world-v5", override
     rep = over_bases({n: read_json(stage_root(out / n, "report") / "metrics.json") for n in names},
                      TEMPLATE_SHARING_V5)
     rep["seconds_by_stage"] = seconds_by_stage([out / n for n in names])
+    rep["preconditions"] = {n: preconditions_v5(out / n, read_json(stage_root(out / n, "report") / "metrics.json"))
+                            for n in names}
     write_json_atomic(out / "summary.json", rep)
     secs = rep["seconds_by_stage"]
     (out / "summary.md").write_text("\n".join([
         f"# s3ft demo: world v5, {len(names)} base(s), fine-tuning seed {seed}", "",
         "Change of each method's mean general-skill accuracy against its base (points), per base; then S3FT − SFT "
         "paired by base with its 95% t-interval (illustrative with few bases; the full replication: docs/world_v5.md).",
-        "", *replication_markdown(rep), "",
+        "", *replication_markdown(rep), "", "Preconditions (docs/world_v5.md), per base:", "",
+        *[f"- {b}: " + "; ".join(f"{k} {c['what']}: {c['measured']}, "
+                                + {True: "holds", False: "**does not hold**", None: "not known"}[c["holds"]]
+                                for k, c in pre.items()) for b, pre in rep["preconditions"].items()], "",
         "Time per stage, all bases (s): " + ", ".join(f"{k} {v:.0f}" for k, v in secs.items() if v)
         + f"; total {sum(secs.values()):.0f} s.", ""]))
     log.info("wrote %s", out / "summary.md")
