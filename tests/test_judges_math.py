@@ -118,7 +118,7 @@ def no_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*a, **k):
         raise AssertionError("plain numbers must not need a math-verify worker")
 
-    monkeypatch.setattr(mj.WorkerPool, "run", fail)
+    monkeypatch.setattr(mj.WorkerPool, "verify", fail)
 
 
 def test_numbers_compared_in_process(no_workers: None) -> None:

@@ -215,7 +215,7 @@ class WorkerPool:
     def close(self) -> None:
         self._finalizer()
 
-    def run(self, jobs: list[tuple[str, str]]) -> list[tuple]:
+    def verify(self, jobs: list[tuple[str, str]]) -> list[tuple]:
         """math-verify each (gold, answer) job; ("timeout",) for jobs that overran and were killed."""
         with self.lock:
             pool = self.pool
@@ -311,7 +311,7 @@ class MathJudge:
             else:
                 todo.append((i, gold, found))
         slow = [(gold, ans) for _, gold, found in todo for ans, _ in found if _quick(gold, ans) is None]
-        results = iter(self.workers.run(slow) if slow else [])
+        results = iter(self.workers.verify(slow) if slow else [])
         for i, gold, found in todo:
             each = []
             for ans, src in found:

@@ -195,7 +195,7 @@ def failure(e: BaseException, src: str, i: int) -> dict:
     return {"failed": i, "exc": type(e).__name__[:100], "msg": msg, "line": line}
 
 
-def run(job: dict, program: Program, result_fd: int) -> dict:
+def referee(job: dict, program: Program, result_fd: int) -> dict:
     tests = job["tests"]
     res = {"stage": "tests", "passed": 0, "total": len(tests), "failed": None, "exc": None, "msg": None}
     ns = {"__name__": "__tests__", "__builtins__": builtins}
@@ -240,7 +240,7 @@ def main() -> None:
     program = Program(Channel(job["fds"]["in"], job["fds"]["out"]))
     result_fd = job["fds"]["result"]
     confine(job)
-    write_all(result_fd, json.dumps(run(job, program, result_fd)).encode() + b"\n")
+    write_all(result_fd, json.dumps(referee(job, program, result_fd)).encode() + b"\n")
     os._exit(0)
 
 
