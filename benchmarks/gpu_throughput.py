@@ -5,10 +5,14 @@ No hub and no vLLM on the lent machine, so the model is randomly initialised wit
 ~32k) in bfloat16 and saved, then run through s3ft's own code: the hf backend's generation (a random model
 never stops early, so every prompt makes `--new-tokens` tokens) and NLL scoring, and LoRA training steps
 through the train stage (`train_model`: r 16, all linear layers, batch 8 of `--train-tokens` tokens, bf16).
-Prints tokens per second of each (one timed repeat after a warm-up for generation and NLL; training: the
-trainer's runtime over its steps, the first included) and the GPU-hours of the paper's configs extrapolated from them
-(`hours`). `--shape tiny --device cpu` checks the script on a CPU (14 s on 2 cores).
-Run: `python benchmarks/gpu_throughput.py [--shape mistral-7b] [--out DIR]` (at most ~8 minutes on an H100/H200).
+Prints tokens per second of each (one timed repeat after an untimed warm-up for generation and NLL; training:
+an untimed warm-up run of 2 steps, then a timed run of `--train-steps` steps, at least 10, the trainer's runtime
+over them) and the GPU-hours of the paper's configs extrapolated from them (`hours`). With `--results DIR`,
+`DIR/throughput.json` is rewritten as each phase finishes (build, generate, nll, train, hours; `phase` names the
+last one done), so that an out-of-memory error in training keeps the inference numbers.
+`--shape tiny --device cpu` checks the script on a CPU (under a minute on 2 cores).
+Run: `python benchmarks/gpu_throughput.py [--shape mistral-7b] [--out DIR] [--results DIR]` (at most ~8
+minutes on an H100/H200).
 """
 
 from __future__ import annotations
@@ -55,9 +59,12 @@ def main() -> None:
     p.add_argument("--prompts", type=int, default=64, help="generation and NLL batch (one batch)")
     p.add_argument("--new-tokens", type=int, default=256)
     p.add_argument("--train-tokens", type=int, default=512, help="tokens per training row")
-    p.add_argument("--train-steps", type=int, default=3)
+    p.add_argument("--train-steps", type=int, default=10, help="timed training steps (at least 10)")
     p.add_argument("--out", default=None, help="where to save the random model (default: a temporary folder)")
+    p.add_argument("--results", default=None, help="write DIR/throughput.json as each phase finishes")
     args = p.parse_args()
+    if args.train_steps < 10:
+        p.error("--train-steps: at least 10 timed steps")
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -90,6 +97,16 @@ def main() -> None:
         torch.cuda.empty_cache()
     result["seconds"]["build_and_save"] = round(time.perf_counter() - t0, 1)
 
+    def save(phase: str) -> None:
+        result["phase"] = phase
+        if args.results:
+            Path(args.results).mkdir(parents=True, exist_ok=True)
+            tmp_file = Path(args.results) / ".throughput.json.tmp"
+            tmp_file.write_text(json.dumps(result, indent=2) + "\n")
+            tmp_file.replace(Path(args.results) / "throughput.json")
+
+    save("build")
+
     mcfg = ModelConfig(path=str(out), dtype=str(dtype).removeprefix("torch."), device=args.device)
     words = "the of and to in is for on that with as by at from it an be this are or which".split()
     questions = [" ".join(words[(i * 7 + j) % len(words)] for j in range(60 + i % 40)) + "?" for i in range(args.prompts)]
@@ -108,6 +125,7 @@ def main() -> None:
     result["generate_tokens_per_s"] = round(args.prompts * args.new_tokens / dt, 1)
     result["generate_decoded_tokens"] = made  # re-tokenised text: about prompts x new tokens when none stopped
     result["seconds"]["generate"] = round(dt, 2)
+    save("generate")
     completions = [" ".join(words[(i + j) % len(words)] for j in range(200)) for i in range(args.prompts)]
     backend.nll(prompts[:2], completions[:2])
     t0 = time.perf_counter()
@@ -124,6 +142,7 @@ def main() -> None:
         torch.cuda.empty_cache()
         result["peak_gpu_mib_inference"] = round(torch.cuda.max_memory_allocated() / 2**20)
         torch.cuda.reset_peak_memory_stats()
+    save("nll")
 
     row_words = args.train_tokens // 2
     rows = [{"prompt": [{"role": "user", "content": questions[i % len(questions)]}],
@@ -133,8 +152,12 @@ def main() -> None:
     train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
     tcfg = TrainConfig(mode="lora", lora_r=16, lora_alpha=32, batch_size=8, max_steps=args.train_steps, logging_steps=1,
                        max_length=args.train_tokens + 128, warmup_ratio=0.0, save_steps=10_000, bf16=not cpu, shuffle=False)
+    base = mcfg.model_copy(update={"dtype": "auto"})
+    t0 = time.perf_counter()  # warm-up, untimed: kernels, allocator, the first step's one-off costs
+    train_model(train_file, Path(tmp.name) / "warmup", base, tcfg.model_copy(update={"max_steps": 2}), 0)
+    result["seconds"]["train_warmup"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
-    metrics = train_model(train_file, Path(tmp.name) / "train", mcfg.model_copy(update={"dtype": "auto"}), tcfg, 0)
+    metrics = train_model(train_file, Path(tmp.name) / "train", base, tcfg, 0)
     result["seconds"]["train_stage"] = round(time.perf_counter() - t0, 1)
     from transformers import AutoTokenizer
 
@@ -149,7 +172,9 @@ def main() -> None:
     result["train_seconds_per_step"] = round(step_s, 3)
     if not cpu:
         result["peak_gpu_mib_train"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    save("train")
     result["gpu_hours_extrapolated"] = hours(result)
+    save("hours")
     print(json.dumps(result, indent=2))
     tmp.cleanup()
 

@@ -40,6 +40,18 @@ def _section(model: type[BaseModel], prefix: str, lines: list[str]) -> None:
 def render() -> str:
     lines = ["# Configuration reference", "",
              "Generated from `s3ft/config.py` by `scripts/config_reference.py`; every default lives there.", "",
+             "**Relative paths.** In a config file, a path value (`run_dir`, `model.path`, `data.train.path`, "
+             "templates, `train.accelerate_config`, ...) that starts with `./` or `../`, or a relative path that "
+             "exists beside the config file, is read against the config file's folder, so that a config runs from "
+             "any folder. Anything else is left as written: a hub id (`openai/gsm8k`, "
+             "`mistralai/Mistral-7B-Instruct-v0.2`), an absolute path, or a relative path that exists only from "
+             "where the command runs (read against the working directory, as before). `${s3ft}` is the installed "
+             "package's folder. Overrides on the command line (`key=value`) are read against the working "
+             "directory, as a shell's paths are. The pass-through sections (`model.load_args`, `train.sft_args`, "
+             "`generate.engine`, ...) are never rewritten (`s3ft.config.paths`).", "",
+             "**Each split's own format.** `data.train` and `data.test` may each name their own `format` and "
+             "`fields` (the generic task), e.g. chat rows to train on and a CSV file to test on; unset, they take "
+             "`data.format` and `data.fields`. The data stage warns when train and test share ids.", "",
              "| key | type | default | meaning |", "|---|---|---|---|"]
     _section(Config, "", lines)
     return "\n".join(line for i, line in enumerate(lines) if line or lines[i - 1]) + "\n"

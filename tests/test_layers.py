@@ -13,9 +13,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "s3ft"
 
 LAYERS = [
     ("ground", ["errors", "records", "methods", "config", "nearcopy", "logs"]),
-    ("run directory", ["rundir", "telemetry", "provenance", "shards", "cache", "registry", "device"]),
+    ("run directory", ["rundir", "telemetry", "provenance", "shards", "cache", "registry", "device", "lock", "stops",
+                       "verify"]),
     ("plug-ins", ["backends", "tasks", "judges"]),
-    ("training, weights, readers", ["training", "weights", "results", "replication", "harness", "trackers", "tiny",
+    ("training, weights, readers", ["training", "weights", "results", "replication", "harness", "harness_names",
+                                    "trackers", "tiny",
                                     "world",
                                     "lm_eval_tasks"]),
     ("stages", ["context", "stages"]),

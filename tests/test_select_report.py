@@ -251,8 +251,8 @@ def test_report_metrics_markdown_and_plots(ctx):
 
     metrics = read_json(out / "metrics.json")
     assert metrics["task"] == "gsm8k" and metrics["model"] == "fake/model"
-    assert metrics["base"] == {"accuracy": 0.25, "undecided": 0, "cannot_split": None, "general": {}, "benchmarks": {},
-                               "curve": None}
+    assert metrics["base"] == {"accuracy": 0.25, "n": 12, "undecided": 0, "cannot_split": None, "general": {},
+                               "general_reference_nll": {}, "benchmarks": {}, "curve": None}
     assert "harness" not in metrics and "General benchmarks" not in (out / "report.md").read_text()
     ms = metrics["methods"]
     assert list(ms) == ["sft", "ssr", "sdft", "s3ft"]
@@ -295,8 +295,8 @@ def test_report_without_base_or_stats(tmp_path):
     out.mkdir(parents=True)
     assert report.run(ctx, out) == {"methods": 2, "plots": 0}
     metrics = read_json(out / "metrics.json")
-    assert metrics["base"] == {"accuracy": None, "undecided": None, "cannot_split": None, "general": {}, "benchmarks": {},
-                               "curve": None}
+    assert metrics["base"] == {"accuracy": None, "n": None, "undecided": None, "cannot_split": None, "general": {},
+                               "general_reference_nll": {}, "benchmarks": {}, "curve": None}
     assert metrics["methods"]["s3ft"]["accuracy"] == 0.5
     assert metrics["methods"]["s3ft"]["accuracy_delta_vs_base"] is None
     assert metrics["methods"]["sft"]["composition"] is None and metrics["methods"]["sft"]["train"] == {}

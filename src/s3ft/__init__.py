@@ -20,21 +20,40 @@ from s3ft.config import Config, load_config  # noqa: E402
 
 def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list[str] | None = None,
         shard: str | None = None) -> list[dict]:
-    """Run the pipeline (`shard`: "i/N", the per-row stages for shard i of N; see `s3ft.shards`)."""
+    """Run the pipeline (`shard`: "i/N", the per-row stages for shard i of N; see `s3ft.shards`); its log lines
+    are also appended to `run_dir/run.log`."""
+    from s3ft.logs import run_log
     from s3ft.pipeline import run as _run
+    from s3ft.shards import Shard
 
-    return _run(cfg, until=until, force=force, only=only, shard=shard)
+    if isinstance(shard, str):
+        shard = Shard.parse(shard)  # a bad --shard is refused before anything is written
+    with run_log(cfg.run_dir):
+        return _run(cfg, until=until, force=force, only=only, shard=shard)
 
 
-def status(run_dir: str | Path) -> list[dict]:
-    """Stage states of a run directory, read against the config saved in it."""
-    from s3ft.errors import S3FTError
+def status(run_dir: str | Path, overrides: list[str] = (), verify: bool = False) -> list[dict]:
+    """Stage states of a run directory, read against the config saved in it; or, given a config file, of its
+    `run_dir` read against that config (with `overrides`). A run directory is the run wherever it lies: moved or
+    copied, it is read where it is now, whatever `run_dir` its saved config names. `verify`: hash every finished
+    unit's files again (otherwise their sizes and modification times are compared with the manifest's)."""
     from s3ft.pipeline import status as _status
 
-    saved = Path(run_dir) / "config.yaml"
+    return _status(run_config(run_dir, overrides), verify=verify)
+
+
+def run_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
+    """The config of a run directory (its saved `config.yaml`, `run_dir` set to where the folder is now), or of
+    a config file (a `.yaml`/`.yml` file: as `s3ft run` reads it)."""
+    from s3ft.errors import S3FTError
+
+    p = Path(run_dir)
+    if p.is_file() and p.suffix in (".yaml", ".yml"):
+        return load_config(p, overrides)
+    saved = p / "config.yaml"
     if not saved.is_file():
-        raise S3FTError(f"{run_dir}: not a run directory (no config.yaml)")
-    return _status(load_config(saved))
+        raise S3FTError(f"{run_dir}: not a run directory (no config.yaml) or a config file")
+    return load_config(saved, overrides).model_copy(update={"run_dir": str(p)})
 
 
 def export(run_dir: str | Path, out: str | Path | None = None, methods: list[str] | None = None,
@@ -56,16 +75,36 @@ def validate(cfg: Config) -> list[str]:
 
 def listing() -> str:
     """Tasks, judges, backends and methods, each with the first line of its docstring."""
-    from s3ft.methods import METHOD_NEEDS
+    from s3ft.methods import METHOD_NEEDS, TARGETS
     from s3ft.registry import KINDS
 
     lines = []
     for kind, table in KINDS.items():
         lines.append(f"{kind}s:")
         for name, target in table.items():
-            lines.append(f"  {name:<10} {target}")
+            lines.append(f"  {name:<10} {_one_line(target)}")
     lines.append("methods:")
     for m, (own, para) in METHOD_NEEDS.items():
-        lines.append(f"  {m:<10} own answers: {'yes' if own else 'no'}; paraphrases: {para or 'none'}")
+        lines.append(f"  {m:<10} targets: {TARGETS[m]} (own answers: {'yes' if own else 'no'}; paraphrases: "
+                     f"{para or 'none'})")
     return "\n".join(lines)
 
+
+
+def _one_line(target: str) -> str:
+    """What a plug-in is, in one line: the first paragraph of its class's docstring (else its module's), read
+    from the source without importing it (`s3ft ls` stays fast), then where it lives."""
+    import ast
+    import importlib.util
+
+    module, _, attr = target.partition(":")
+    try:
+        tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text(encoding="utf-8"))
+    except (ImportError, AttributeError, OSError, SyntaxError, TypeError):
+        return target
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == attr), None)
+    doc = (cls and ast.get_docstring(cls)) or ast.get_docstring(tree) or ""
+    text = " ".join(doc.strip().split("\n\n")[0].split())
+    for noise in ("; reads rows, writes nothing", ", writes nothing", " (see the module docstring)"):
+        text = text.replace(noise, "")
+    return f"{text} ({target})" if text else target

@@ -16,9 +16,16 @@ from s3ft.methods import METHOD_NEEDS
 from s3ft.rundir import STAGES
 
 
+def _version() -> str:
+    from s3ft import __version__
+
+    return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="s3ft", description="Selective Self-to-Supervised Fine-Tuning.")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--version", action="version", version=f"s3ft {_version()}")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run the pipeline (finished stages are skipped)")
     r.add_argument("config")
@@ -30,8 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--shard", metavar="I/N",
                    help="past one machine: run generate, judge and paraphrase (and its judge) for shard I of N of "
                         "the examples (I from 0); the next plain run merges the shards (docs/gpu.md)")
-    s = sub.add_parser("status", help="show each stage of a run directory")
-    s.add_argument("run_dir")
+    s = sub.add_parser("status", help="show each stage of a run directory, or of a config's run_dir")
+    s.add_argument("run_dir", metavar="RUN_DIR|CONFIG",
+                   help="a run directory (read wherever it lies), or a config file: its run_dir, as `run` reads it")
+    s.add_argument("overrides", nargs="*", help="with a config file: key=value overrides, as given to `run`")
+    s.add_argument("--verify", action="store_true",
+                   help="hash every finished unit's files again (otherwise sizes and modification times are compared)")
     v = sub.add_parser("validate", help="check a config without loading a model")
     v.add_argument("config")
     v.add_argument("overrides", nargs="*")
@@ -87,7 +98,7 @@ def _status_table(rows: list[dict]) -> str:
             if isinstance(v, (int, float, str)) and k in STATUS_KEYS.get(r["unit"].split("/")[0], (k,))
         )
         secs = f"{r['seconds']:.1f}" if r["seconds"] is not None else "-"
-        why = f"  (changed: {listed(r['why'])})" if r.get("why") else ""
+        why = f"  (changed: {listed(r['why'])}): the next run redoes it" if r.get("why") else ""
         why += f"  ({r['shards']})" if r.get("shards") else ""
         nums = "".join(f" {(f'{r[k]:.1f}' if r.get(k) is not None else '-'):>9}" for k in shown)
         lines.append(f"{r['unit']:<24} {r['state']:<8} {secs:>8}{nums}  {counts}{why}")
@@ -109,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"shard {args.shard.strip()}: when every shard is done, `s3ft run {args.config}` (same overrides) "
                       "merges them and goes on")
         elif args.cmd == "status":
-            print(_status_table(s3ft.status(args.run_dir)))
+            print(_status_table(s3ft.status(args.run_dir, args.overrides, verify=args.verify)))
         elif args.cmd == "validate":
             cfg = s3ft.load_config(args.config, args.overrides)
             print("\n".join(s3ft.validate(cfg)) + f"\n{args.config}: OK")
@@ -144,8 +155,20 @@ def main(argv: list[str] | None = None) -> int:
                 teach(out, teaching_rows(), steps=args.teach_steps, seed=args.seed)
             print(f"wrote {out}")
     except S3FTError as e:
+        from s3ft.config.load import locate
+        from s3ft.errors import ConfigError
+
+        if isinstance(e, ConfigError):  # a check after loading: name the config file and the key's line in it
+            e = locate(e, getattr(args, "config", None))
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, OSError, RuntimeError) as e:  # Ctrl-C, a full disk, a file-size limit: one line
+        from s3ft.stops import explain
+
+        if (line := explain(e)) is None:
+            raise
+        print(f"{'stopped' if isinstance(e, KeyboardInterrupt) else 'error'}: {line}", file=sys.stderr)
+        return 130 if isinstance(e, KeyboardInterrupt) else 2
     return 0
 
 

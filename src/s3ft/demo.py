@@ -31,7 +31,7 @@ V5_CONFIG = Path(PACKAGE_DIR) / "configs" / "world_v5.yaml"
 
 
 def demo(seeds: list[int], run_dir: str = "runs/world", overrides: list[str] = (), config: Path = DEMO_CONFIG) -> Path:
-    from s3ft.pipeline import run
+    from s3ft import run  # the pipeline, its log also in each run's run.log
 
     for seed in seeds:
         cfg = load_config(config, [*overrides, f"seed={seed}", f"run_dir={run_dir}/seed-{seed}",
@@ -46,7 +46,7 @@ def demo_bases(bases: list[str] | None, run_dir: str = "runs/world-v5", override
     """World v5: the config once per base (`<run_dir>/<base folder name>/`, one fine-tuning seed, one shared
     model-call cache), then `<run_dir>/summary.md` and `summary.json`: each method's changes per base and the
     paired differences over bases with their 95% t-interval (`s3ft.replication`)."""
-    from s3ft.pipeline import run
+    from s3ft import run  # the pipeline, its log also in each run's run.log
 
     bases = [Path(b) for b in bases] if bases else sorted(p for p in V5_BASES.glob("*") if p.is_dir())
     if not bases:

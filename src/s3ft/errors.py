@@ -34,6 +34,6 @@ class ConfigError(S3FTError):
     """Bad configuration: names the config file, the dotted key and, when known, the line."""
 
     def __init__(self, path: str | None, key: str, message: str, line: int | None = None):
-        self.path, self.key, self.line = path, key, line
+        self.path, self.key, self.line, self.message = path, key, line, message
         where = (path or "<config>") + (f":{line}" if line is not None else "")
         super().__init__(f"{where}: {key}: {message}")

@@ -44,8 +44,11 @@ def model_args(backend: str, model: ModelConfig, adapter: str | None = None, lor
             args["peft"] = adapter
     else:
         args.update(engine or {})  # lm-eval passes the arguments it does not name to vllm.LLM
-        if adapter:  # lm-eval turns LoRA on itself when given a path
-            args.update(lora_local_path=adapter, max_lora_rank=max(lora_rank, args.get("max_lora_rank", 0)))
+        if adapter:  # lm-eval turns LoRA on itself when given a path; vLLM takes only its listed ranks
+            from s3ft.backends.vllm import lora_rank_for
+
+            args.update(lora_local_path=adapter, max_lora_rank=max(lora_rank_for(lora_rank),
+                                                                   args.get("max_lora_rank", 0)))
     return args
 
 
@@ -93,6 +96,42 @@ def shot_groups(tm, names: list[str], shots: int | dict[str, int] | None) -> dic
     for t, name in origin.items():
         groups.setdefault(shots.get(t, shots.get(name)), []).append(t)
     return groups
+
+
+LOGLIKELIHOOD = ("loglikelihood", "loglikelihood_rolling", "multiple_choice")
+"""lm-eval output types scored from the log-likelihoods of given continuations (MMLU, HellaSwag, ...)."""
+
+
+def loglikelihood_tasks(tm, names: list[str], _seen: frozenset = frozenset()) -> list[str]:
+    """The tasks among `names` (groups and tags opened) that lm-eval scores by log-likelihood."""
+    out = []
+    for name in names:
+        entry = tm.task_index.get(name)
+        if entry is None or name in _seen:
+            continue
+        cfg = entry.cfg or {}
+        if entry.kind.name in ("GROUP", "TAG"):
+            members = sorted(entry.tags) if entry.kind.name == "TAG" else [
+                m for m in (cfg.get("task") or []) if isinstance(m, str)]
+            out += loglikelihood_tasks(tm, members, _seen | {name})
+        elif cfg.get("output_type") in LOGLIKELIHOOD:
+            out.append(name)
+    return out
+
+
+def refuse_loglikelihood_with_adapter(tm, names: list[str], backend: str, adapter: str | None) -> None:
+    """On vLLM with a LoRA adapter, log-likelihood tasks would be scored from prompt logprobs with LoRA on, which
+    vLLM gets wrong or fails at (vllm-project/vllm#29955, #51594; s3ft's own NLL refuses it too): refused,
+    naming the alternatives."""
+    if backend != "vllm" or not adapter or not (ll := loglikelihood_tasks(tm, names)):
+        return
+    from s3ft.errors import ConfigError
+
+    raise ConfigError(None, "evaluate.forgetting.backend", f"vllm with a LoRA adapter cannot score "
+                      f"{', '.join(ll[:4])}{', ...' if len(ll) > 4 else ''}: they are log-likelihood tasks, and vLLM's "
+                      "prompt logprobs are unreliable with LoRA on. Set evaluate.forgetting.backend: hf (the adapter "
+                      "through peft), or train with train.mode: full, or score a merged model "
+                      "(s3ft export --merge) with lm-eval's vllm model")
 
 
 def task_identity(tm, name: str, _seen: frozenset = frozenset()) -> Any:
@@ -187,6 +226,7 @@ def score_model(fcfg: ForgettingConfig, model: ModelConfig, adapter: str | None 
 
     import lm_eval
 
+    refuse_loglikelihood_with_adapter(tm, list(fcfg.tasks), fcfg.backend, adapter)
     groups = shot_groups(tm, list(fcfg.tasks), fcfg.num_fewshot)
     log.info("lm-eval %s on %s%s: %s", setup["lm_eval"], model.path, f" + {adapter}" if adapter else "",
              ", ".join(tasks))

@@ -1,10 +1,20 @@
 """Logging for the `s3ft` command and the processes it starts: one line per event on stderr,
-`HH:MM:SS [stage] message`, the stage read from the logger's name (`s3ft.generate` -> `generate`)."""
+`HH:MM:SS [stage] message`, the stage read from the logger's name (`s3ft.generate` -> `generate`).
+`run_log(run_dir)` also writes them, while a run lasts, to `RUN_DIR/run.log` (appended, one header line per
+run with its date). A FutureWarning is shown once per message, not once per call site or process."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+RUN_LOG = "run.log"
 
 
 class StageFormatter(logging.Formatter):
@@ -24,3 +34,34 @@ def setup_logging(verbose: bool = False) -> None:
     root.propagate = False
     for noisy in ("transformers", "datasets", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    once_per_message()
+
+
+def once_per_message() -> None:
+    """Each FutureWarning and DeprecationWarning message shown once, here and in the processes started from here
+    (the same deprecation, met by every evaluation, used to print every time)."""
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("once", category=category)
+    os.environ.setdefault("PYTHONWARNINGS", "once::FutureWarning")
+
+
+@contextlib.contextmanager
+def run_log(run_dir: str | Path) -> Iterator[Path]:
+    """While the block runs, s3ft's log lines (INFO and up) are also appended to `run_dir/run.log`."""
+    path = Path(run_dir) / RUN_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(StageFormatter("%(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger("s3ft")
+    level = root.level
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    try:
+        handler.stream.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} s3ft {' '.join(sys.argv[1:])}\n")
+        yield path
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        root.setLevel(level)

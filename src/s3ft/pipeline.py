@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from s3ft import shards
+from s3ft import lock, shards, stops
 from s3ft.config import Config
 from s3ft.context import Context
 from s3ft.errors import S3FTError
@@ -62,8 +62,10 @@ class Unit:
 
     def why_stale(self) -> list[str]:
         """The inputs that changed since the manifest was written (`train.learning_rate`, `model.files`,
-        `templates.predict`, `upstream.generate`, ...)."""
-        return changed((self.dir.manifest or {}).get("inputs"), self.inputs) or ["fingerprint"]
+        `templates.predict`, `upstream.generate`, ...), and its files changed since it was sealed (`UnitDir.tampered`)."""
+        m = self.dir.manifest or {}
+        moved = changed(m.get("inputs"), self.inputs) if m.get("fingerprint") != self.dir.fp else []
+        return self.dir.tampered() + moved or ["fingerprint"]
 
 
 def plan(ctx: Context) -> list[Unit]:
@@ -76,7 +78,9 @@ def plan(ctx: Context) -> list[Unit]:
             path = ctx.stage_dir(stage.NAME) / p.sub if p.sub else ctx.stage_dir(stage.NAME)
             fp = unit_fingerprint(stage.NAME, p.inputs)
             inputs = named_inputs(p.inputs, {u.dir.fp: u.name for u in units})
-            units.append(Unit(stage.NAME, name, UnitDir(path, fp), p.run, p.complete, inputs))
+            unit_dir = UnitDir(path, fp)
+            unit_dir.upstream = {u.name: u.dir for u in units if f"upstream.{u.name}" in inputs}
+            units.append(Unit(stage.NAME, name, unit_dir, p.run, p.complete, inputs))
             fps[name] = fp
     return units
 
@@ -85,12 +89,25 @@ def save_config(cfg: Config) -> None:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / f".config.yaml.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"  # shard runs may write it at once
-    tmp.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    os.replace(tmp, run_dir / "config.yaml")
+    try:
+        tmp.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        os.replace(tmp, run_dir / "config.yaml")
+    finally:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no temporary file
 
 
 def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list[str] | None = None,
         shard: str | shards.Shard | None = None) -> list[dict]:
+    """`run_unlocked` under the run directory's lock (a shard run's: its folder's), one writer at a time (`s3ft.lock`)."""
+    stops.at(None)
+    with lock.for_run(cfg.run_dir, shard):
+        if shard is None and (n := stops.sweep(cfg.run_dir)):
+            log.info("removed %d temporary file(s) an earlier run left behind", n)
+        return run_unlocked(cfg, until, force, only, shard)
+
+
+def run_unlocked(cfg: Config, until: str | None = None, force: list[str] = (), only: list[str] | None = None,
+                 shard: str | shards.Shard | None = None) -> list[dict]:
     """Run the pipeline; returns what happened to each unit (`skipped`, `ran`, `resumed`, `merged`: its rows
     came from shards). `shard` ("i/N"): run only the per-row stages, for shard i of N (`s3ft.shards`)."""
     for s in [until, *force, *(only or [])]:
@@ -134,6 +151,7 @@ def run(cfg: Config, until: str | None = None, force: list[str] = (), only: list
             log.info("%s: %s", unit.name, {"ran": "running", "resumed": "resuming"}[action]
                      + (f" (stale: {listed(unit.why_stale())} changed)" if state == "stale" else "")
                      + (" (forced)" if forced else ""))
+            stops.at(unit.name, unit.dir.path)
             unit.dir.begin(force=forced)
             sharded = unit.stage in shards.ROW_STAGES
             merged = shards.merge(ctx.run_dir, unit.stage, unit.dir) if sharded and not forced else 0
@@ -158,17 +176,19 @@ MEMORY_KEYS = {"rows_per_s": "rows/s", "peak_rss_mib": "peak MiB", "peak_gpu_mib
 """A manifest's throughput and memory keys (`rundir.peaks`) that `s3ft status` shows, with their column titles."""
 
 
-def status(cfg: Config) -> list[dict]:
-    """Each unit's state (done / partial / stale / to do), counts and time, for a stale one the inputs that
-    changed (`why`), and for a per-row stage not merged yet its shards' progress (`shards`), without loading
-    a model."""
+def status(cfg: Config, verify: bool = False) -> list[dict]:
+    """Each unit's state (done / partial / stale / to do), counts and time, for a stale one the inputs or files
+    that changed (`why`), and for a per-row stage not merged yet its shards' progress (`shards`), without loading
+    a model. `verify`: every done unit's files are hashed again (not only their sizes and times compared)."""
     ctx = Context(cfg)
     out = []
     for unit in plan(ctx):
         m, state = unit.dir.manifest or {}, unit.state()
+        why = unit.why_stale() if state == "stale" else None
+        if verify and state == "done" and (why := unit.dir.tampered(rehash=True) or None):
+            state = "stale"
         row = {"unit": unit.name, "state": state, "counts": m.get("counts"), "seconds": m.get("seconds"),
-               **{k: m.get(k) for k in MEMORY_KEYS},
-               "why": unit.why_stale() if state == "stale" else None}
+               **{k: m.get(k) for k in MEMORY_KEYS}, "why": why}
         if unit.stage in shards.ROW_STAGES and state != "done":
             row["shards"] = shards.progress(ctx.run_dir, unit.stage, unit.dir.fp)
         out.append(row)

@@ -44,7 +44,7 @@ def collect(run_dir: Path, methods: list[str] | None = None) -> dict:
             "paraphrase_vs_gold_nll_per_token": stats.get("paraphrase_vs_gold_nll_per_token"),
             "train": {k: train.get(k) for k in ("train_loss", "steps", "runtime_s", "mode",
                                                 "trainable_share_non_embedding", "reused_from") if k in train},
-            "accuracy": ev and ev["accuracy"],
+            "accuracy": decided_accuracy(ev), "n": ev and ev.get("n"),
             "undecided": ev and ev.get("undecided"), "cannot_split": ev and ev.get("cannot_split"),
             "general": general_scores(ev),
             "general_reference_nll": reference_nll_scores(ev),
@@ -52,7 +52,7 @@ def collect(run_dir: Path, methods: list[str] | None = None) -> dict:
             "curve": (ev or {}).get("curve"),
         }
     base = read_json(stage["evaluate"] / "base" / "metrics.json")
-    base_acc, base_general, base_bench = base and base["accuracy"], general_scores(base), benchmark_scores(base)
+    base_acc, base_general, base_bench = decided_accuracy(base), general_scores(base), benchmark_scores(base)
     for v in per.values():
         v["accuracy_delta_vs_base"] = delta(v["accuracy"], base_acc)
         if v["general"] and base_general:
@@ -66,7 +66,7 @@ def collect(run_dir: Path, methods: list[str] | None = None) -> dict:
     sandbox |= {f"evaluate ({m}, test set)": (ev or {}).get("sandbox") for m, ev in {"base": base, **evaluated}.items()}
     out = {"task": (cfg.get("data") or {}).get("task"), "model": (cfg.get("model") or {}).get("path"),
            "sandbox": {s: c for s, c in sandbox.items() if c},
-           "base": {"accuracy": base_acc, "undecided": base and base.get("undecided"),
+           "base": {"accuracy": base_acc, "n": base and base.get("n"), "undecided": base and base.get("undecided"),
                     "cannot_split": base and base.get("cannot_split"), "general": base_general,
                     "general_reference_nll": reference_nll_scores(base), "benchmarks": base_bench,
                     "curve": (base or {}).get("curve")}, "methods": per}
@@ -80,6 +80,14 @@ def collect(run_dir: Path, methods: list[str] | None = None) -> dict:
 def benchmark_scores(ev: dict | None) -> dict[str, float]:
     """{task: score} of the lm-evaluation-harness benchmarks in an evaluate stage's metrics."""
     return {t: s["value"] for t, s in (((ev or {}).get("forgetting") or {}).get("scores") or {}).items()}
+
+
+def decided_accuracy(ev: dict | None) -> float | None:
+    """An evaluate unit's in-domain accuracy, None where it has none or where no verdict was decided (every one
+    undecided: a judge model that is not there, say): 0% would read as a model that is always wrong."""
+    if not ev or ev.get("accuracy") is None:
+        return None
+    return None if ev.get("n") and ev.get("undecided") == ev["n"] else ev["accuracy"]
 
 
 def general_scores(ev: dict | None) -> dict[str, float | None]:

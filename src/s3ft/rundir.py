@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from s3ft.errors import InputError
+from s3ft.stops import writing
 from s3ft.telemetry import peaks, reset_peaks
+from s3ft.verify import changes, digest, seal, upstream_moved, upstream_seals
 
 STAGES = ("data", "generate", "judge", "paraphrase", "judge_paraphrase", "select", "train", "evaluate", "report")
 
@@ -74,11 +76,14 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     one file at once (shard runs on one shared run directory) each replace it whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with writing(path), open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves no temporary file
 
 
 def read_json(path: Path) -> Any | None:
@@ -149,7 +154,7 @@ class Rows:
             return
         data = b"".join(_json_line(r) for r in new.values())
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as f:
+        with writing(self.path), open(self.path, "ab") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -188,19 +193,30 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     n = 0
-    with open(tmp, "wb") as f:
-        for r in rows:
-            f.write(_json_line(r))
-            n += 1
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with writing(path), open(tmp, "wb") as f:
+            for r in rows:
+                f.write(_json_line(r))
+                n += 1
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves no temporary file
     return n
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """Every row of a JSONL file; a damaged one is an `InputError` naming the file and line."""
+    rows = []
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if raw.strip():
+                try:
+                    rows.append(json.loads(raw))
+                except ValueError as e:  # JSONDecodeError, or UnicodeDecodeError
+                    raise InputError(path, f"damaged row: {e}", n) from None
+    return rows
 
 
 class UnitDir:
@@ -208,17 +224,28 @@ class UnitDir:
 
     def __init__(self, path: Path, fp: str):
         self.path, self.fp = Path(path), fp
+        self.upstream: dict[str, UnitDir] = {}
+        """The units it reads, by name (set by the plan): their seals are recorded when it is sealed."""
 
     @property
     def manifest(self) -> dict | None:
         return read_json(self.path / "manifest.json")
 
     def state(self) -> str:
-        """`done`, `stale` (done under another fingerprint), `partial` (started, not done) or `todo`."""
+        """`done`, `stale` (done under another fingerprint, or its files or an upstream's changed since: `tampered`),
+        `partial` (started, not done) or `todo`."""
         m = self.manifest
         if m is not None:
-            return "done" if m.get("fingerprint") == self.fp else "stale"
+            return "done" if m.get("fingerprint") == self.fp and not self.tampered() else "stale"
         return "partial" if (self.path / "progress.json").exists() else "todo"
+
+    def tampered(self, rehash: bool = False) -> list[str]:
+        """How the sealed unit changed since (`s3ft.verify`): its files deleted or changed (`rehash`: every file
+        hashed again), or an upstream unit made again with other contents. Empty when not sealed."""
+        m = self.manifest
+        if m is None:
+            return []
+        return changes(self.path, m.get("files"), rehash) + upstream_moved(m.get("upstream"), self.upstream)
 
     def begin(self, force: bool = False) -> None:
         """Prepare to run: wipe a stale, forced or differently-fingerprinted partial unit, keep a resumable one."""
@@ -238,6 +265,7 @@ class UnitDir:
         progress = read_json(self.path / "progress.json") or {}
         started = progress.get("started", time.time())
         seconds = round(time.time() - started, 2)
+        files = seal(self.path)  # refuses a row file holding an id twice
         manifest = {
             "stage": stage,
             "fingerprint": self.fp,
@@ -249,6 +277,9 @@ class UnitDir:
             "seconds": seconds,
             "rows_per_s": rows_per_second(counts, seconds),
             **peaks(),
+            "files": files,
+            "seal": digest(files),
+            "upstream": upstream_seals(self.upstream),
         }
         write_json_atomic(self.path / "manifest.json", manifest)
         return manifest

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from s3ft import stops
 from s3ft.errors import S3FTError
 from s3ft.provenance import versions
 from s3ft.rundir import STAGES, Rows, UnitDir, read_json, stage_root
@@ -186,6 +187,7 @@ def run_shard(ctx, units: list, last: int, replan: Callable[[], list]) -> list[d
             (unit.dir.path / "manifest.json").unlink()  # needed rows grew: resume, keep rows
         action = "resumed" if state == "partial" else "ran"
         log.info("%s: %s", label, {"ran": "running", "resumed": "resuming"}[action])
+        stops.at(label, unit.dir.path)
         unit.dir.begin()
         counts = unit.run(unit.dir.path)
         if ctx.refresh_refs():  # a hub commit moved: the manifest names the commit the stage used

@@ -50,6 +50,33 @@ def judge_warning(cfg: Config) -> str | None:
             "paraphrases (name another model in judge.llm.model)")  # fmt: skip
 
 
+def model_path_check(key: str, model: ModelConfig) -> str:
+    """`key` (`model.path`, `judge.llm.model.path`): a local folder that exists, or a hub id. A path that is
+    plainly local (`/`, `./`, `../`, `~`, a first folder that exists here, or not shaped as `owner/name`) and
+    missing is an error; a hub id while the hub is offline (`HF_HUB_OFFLINE`) and not in the local hub cache is
+    said plainly (a line, logged): loading it will fail."""
+    import os
+
+    from s3ft.provenance import hub_commit, looks_like_hub_id
+
+    path = model.path.rstrip("/") or model.path
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return f"{key}: local folder {path}"
+    first = Path(path).parts[0] if Path(path).parts else path
+    local = (path.startswith(("/", "./", "../", "~", ".\\", "..\\")) or not looks_like_hub_id(path)
+             or (len(Path(path).parts) > 1 and Path(first).is_dir()))
+    if local:
+        raise ConfigError(None, key, f"no such model folder: {path}" + (" (it is a file)" if p.exists() else ""))
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    if offline and hub_commit(path, model.revision, "model") is None:
+        line = (f"{key}: {path} is a hub id, and the hub is offline (HF_HUB_OFFLINE) with no copy in the local hub "
+                "cache: loading it will fail (download it first, or give a local folder)")
+        log.info(line)
+        return line
+    return f"{key}: hub model {path}" + (" (in the local hub cache)" if hub_commit(path, model.revision) else "")
+
+
 def engine_check(engine: dict) -> str:
     """`generate.engine`'s names checked against vLLM's own `EngineArgs`, where vLLM is installed."""
     import dataclasses
@@ -95,6 +122,10 @@ def train_args_check(train: TrainConfig) -> list[str]:
         procs = f"{train.num_processes} processes" if train.num_processes > 1 else "processes as its config says"
         lines.append(f"train: under accelerate launch ({procs}"
                      + (f", config {train.accelerate_config}" if train.accelerate_config else "") + ")")
+        from s3ft.training.checks import check_fsdp, check_processes, visible_gpus
+
+        lines += [x for x in (check_processes(train, visible_gpus() if train.num_processes > 1 else 0),
+                              check_fsdp(train)) if x]
     return lines
 
 
@@ -158,6 +189,21 @@ def load_args_check(key: str, model: ModelConfig) -> str:
     return f"{key}: {', '.join(given)} (from_pretrained arguments and {type(config).__name__} fields)"
 
 
+def forgetting_check(cfg: Config) -> str:
+    """`evaluate.forgetting.tasks` checked against the names in lm-eval's task files (`s3ft.harness_names`)."""
+    from s3ft.harness_names import unknown_tasks
+
+    f = cfg.evaluate.forgetting
+    unknown = unknown_tasks(list(f.tasks), f.include_path)
+    if unknown is None:
+        return f"evaluate.forgetting.tasks: {', '.join(f.tasks)} (not checked: lm-eval is not installed here)"
+    if unknown:
+        raise ConfigError(None, f"evaluate.forgetting.tasks.{f.tasks.index(unknown[0])}",
+                          f"{unknown[0]!r}: no lm-evaluation-harness task, group or tag has that name (not in the "
+                          "harness's task files, s3ft's own or evaluate.forgetting.include_path)")
+    return f"evaluate.forgetting.tasks: {', '.join(f.tasks)} (lm-eval task names)"
+
+
 def validate(cfg: Config, ctx=None) -> list[str]:
     """Lines describing what was checked; raises `S3FTError` on the first problem.
 
@@ -175,8 +221,11 @@ def validate(cfg: Config, ctx=None) -> list[str]:
         value = getattr(getattr(cfg, section), field)
         if value and not Path(value).is_file():
             raise ConfigError(None, key, f"no such file: {value}")
+    lines.append(model_path_check("model.path", cfg.model))
     if cfg.generate.engine:
         lines.append(engine_check(cfg.generate.engine))
+    if cfg.evaluate.forgetting is not None:
+        lines.append(forgetting_check(cfg))
     lines += train_args_check(cfg.train)
     judge_model = cfg.judge.llm.model if cfg.judge.llm else None
     for key, model in (("model.load_args", cfg.model), ("judge.llm.model.load_args", judge_model)):
@@ -214,6 +263,7 @@ def validate(cfg: Config, ctx=None) -> list[str]:
         check_template(Path(llm.template).read_text())
     if ctx.judge_name == "llm" and llm and llm.model:
         check("backend", llm.backend)
+        lines.append(model_path_check("judge.llm.model.path", llm.model))
     if ctx.judge_name == "llm" and (warning := judge_warning(cfg)):
         log.warning(warning.removeprefix("warning: "))
         lines.append(warning)

@@ -101,7 +101,7 @@ class ForgettingConfig(Section):
 class EvaluateConfig(Section):
     base: bool = True
     """Also score the base model (the reference for every delta)."""
-    batch_size: int | None = None
+    batch_size: int | None = Field(default=None, ge=1)
     """Generation batch size; defaults to generate.batch_size."""
     max_new_tokens: int | None = None
     """Defaults to generate.max_new_tokens."""

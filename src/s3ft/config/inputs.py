@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from s3ft.config.base import Section, refuse_owned
 
@@ -68,6 +68,25 @@ class SplitSource(Section):
     revision: str | None = None
     """Hub dataset revision (branch, tag or commit) to pin; either way, the commit it resolves to in the local
     hub cache enters the fingerprint of the stage that reads it."""
+    format: Literal["auto", "fields", "messages", "sharegpt", "alpaca"] | None = None
+    """The generic task: this split's own `data.format` (e.g. chat rows to train on, a CSV to test on); unset:
+    `data.format`."""
+    fields: FieldMap | None = None
+    """The generic task: this split's own `data.fields` (its columns); unset: `data.fields`."""
+
+    @model_serializer(mode="wrap")
+    def _unset_split_overrides_omitted(self, handler):
+        d = handler(self)  # unset, they are not written: configs and fingerprints read as before they existed
+        return {k: v for k, v in d.items() if not (k in ("format", "fields") and v is None)}
+
+    @model_validator(mode="after")
+    def _split_fields_fit_format(self) -> SplitSource:
+        if self.fields is not None and self.format not in (None, "auto", "fields"):
+            named = sorted({"question", "gold"} & self.fields.model_fields_set)
+            if named:
+                raise ValueError(f"fields.{named[0]} names a column, but format {self.format} reads the question "
+                                 "and gold from the conversation")
+        return self
 
 
 class FieldMap(Section):
@@ -81,6 +100,9 @@ class FieldMap(Section):
     """Field with the gold response."""
     meta: dict[str, str] = Field(default_factory=dict)
     """Judge inputs: meta key -> field, e.g. {tests: test_list} or {answers: aliases}."""
+
+
+SplitSource.model_rebuild()  # its `fields` is a FieldMap, defined after it
 
 
 class DataConfig(Section):

@@ -1,6 +1,7 @@
-"""Reading a config: `load_config` parses the YAML, applies `key=value` overrides (`apply_override`),
-expands `${s3ft}` and validates against `Config`; each validation error becomes a `ConfigError` naming
-the file, the dotted key and its YAML line (`_key_lines`), or the override that set it.
+"""Reading a config: `load_config` parses the YAML, resolves the file's relative paths against its folder
+(`s3ft.config.paths`), applies `key=value` overrides (`apply_override`), expands `${s3ft}` and validates
+against `Config`; each validation error becomes a `ConfigError` naming the file, the dotted key and its YAML
+line (`_key_lines`), or the override that set it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from s3ft.config.base import expand_package_dir
+from s3ft.config.paths import resolve_paths
 from s3ft.config.schema import Config
 from s3ft.errors import ConfigError
 
@@ -72,7 +74,8 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), raw: dict | None = None) -> Config:
-    """Read, override and validate a config. Relative data/model paths stay as written."""
+    """Read, override and validate a config. Relative paths in the file that start with `./` or `../`, or that
+    exist beside it, are resolved against its folder (`s3ft.config.paths`); others stay as written."""
     text = ""
     if path is not None:
         path = Path(path)
@@ -87,6 +90,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), raw: 
         if not isinstance(raw, dict):
             raise ConfigError(str(path), "<root>", "the config must be a mapping of sections")
     raw = copy.deepcopy(raw or {})  # overrides must not change the caller's dict
+    if path is not None:  # before the overrides: those are relative to the working directory
+        raw = resolve_paths(raw, path.parent)
     for o in overrides:
         apply_override(raw, o)
     raw = expand_package_dir(raw)
@@ -100,11 +105,25 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), raw: 
         raise first from None
 
 
+def _line_of(lines: dict, loc: tuple[str, ...]) -> int | None:
+    """The line of key path `loc`, else of the nearest section above it that the file has."""
+    return next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
+
+
+def locate(err: ConfigError, path: str | Path | None) -> ConfigError:
+    """An error of a check made after loading (`s3ft validate`'s, naming no file) with the config file `path` and
+    its key's line there."""
+    if err.path is not None or path is None or not Path(path).is_file():
+        return err
+    line = _line_of(_key_lines(Path(path).read_text()), tuple(err.key.split(".")))
+    return ConfigError(str(path), err.key, err.message, line)
+
+
 def _problem(err: dict, lines: dict, overrides: list[str], path: str | Path | None) -> ConfigError:
     loc = tuple(str(x) for x in err["loc"] if not ("[" in str(x) or str(x) in ("str", "int", "float")))
     overridden = [tuple(o.split("=", 1)[0].strip().split(".")) for o in overrides]
     by_override = any(loc[: len(k)] == k for k in overridden)  # then no line of the file is at fault
-    line = None if by_override else next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
+    line = None if by_override else _line_of(lines, loc)
     msg = {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(err["type"], err["msg"])
     msg += " (set by an override)" if by_override else ""
     return ConfigError(str(path) if path else None, ".".join(loc), msg, line)

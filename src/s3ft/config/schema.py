@@ -15,10 +15,11 @@ from s3ft.config.train import TrainConfig
 
 class Config(Section):
     run_dir: str = "runs/default"
-    """Where every stage writes its folder (relative paths are relative to the working directory)."""
-    method: list[Method] = Field(default_factory=lambda: ["s3ft"])
+    """Where every stage writes its folder (a relative path: as the intro above says, against the config file's folder
+    when it starts with `./` or `../` or exists there, else against the working directory)."""
+    method: list[Method] = Field(default_factory=lambda: ["s3ft"], min_length=1)
     """One method or a list: each builds its training set from the same generations and verdicts."""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     """Seed for training (data order, LoRA init)."""
     model: ModelConfig
     data: DataConfig

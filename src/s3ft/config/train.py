@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -74,12 +75,13 @@ class TrainConfig(Section):
     Only with mode `lora`, on a CUDA GPU, with `pip install bitsandbytes`. NOT RUN on a GPU yet (docs/gpu.md)."""
     learning_rate: float = Field(default=1e-4, gt=0)
     epochs: float = Field(default=3.0, gt=0)
-    max_steps: int = -1
-    """Stop after this many optimizer steps (-1: run all epochs)."""
+    max_steps: int = Field(default=-1, ge=-1)
+    """Stop after this many optimizer steps (-1: run all epochs; 0 is refused: it would train nothing)."""
     batch_size: int = Field(default=8, ge=1)
     """Per-device batch size."""
     grad_accum: int = Field(default=1, ge=1)
     lr_scheduler: str = "cosine"
+    """A transformers scheduler (`SchedulerType`): linear, cosine, constant, constant_with_warmup, ..."""
     warmup_ratio: float = Field(default=0.03, ge=0.0, lt=1.0)
     weight_decay: float = 0.0
     max_length: int = Field(default=1024, ge=8)
@@ -124,6 +126,27 @@ class TrainConfig(Section):
     at training and by `s3ft validate`. They enter the train stage's fingerprint, but for logging, tracking
     and hub upload: `run_name`, `project`, `disable_tqdm`, `skip_memory_metrics`,
     `include_num_input_tokens_seen`, `push_to_hub` and those starting with `log`, `trackio_` or `hub_`."""
+
+    @field_validator("max_steps")
+    @classmethod
+    def _some_steps(cls, v: int) -> int:
+        if v == 0:
+            raise ValueError("0 steps would train nothing: give a number of steps, or -1 to run every epoch")
+        return v
+
+    @field_validator("lr_scheduler")
+    @classmethod
+    def _known_scheduler(cls, v: str) -> str:
+        if v in ("linear", "cosine", "constant", "constant_with_warmup"):
+            return v  # no transformers import for the common ones: loading a config stays fast
+        from transformers.trainer_utils import SchedulerType
+
+        known = [s.value for s in SchedulerType]
+        if v not in known:
+            close = difflib.get_close_matches(v, known, n=2)
+            raise ValueError(f"not a transformers scheduler{'; did you mean ' + ' or '.join(close) + '?' if close else ''}"
+                             f" (known: {', '.join(known)})")
+        return v
 
     @field_validator("sft_args")
     @classmethod

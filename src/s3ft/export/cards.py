@@ -15,6 +15,7 @@ from s3ft.provenance import looks_like_hub_id
 from s3ft.results import benchmarks_table, general_table, pct
 from s3ft.rundir import read_json, stage_root
 from s3ft.stages.select import SOURCES, composition
+from s3ft.stages.train import SETTINGS
 
 PAPER = "https://aclanthology.org/2025.findings-naacl.349/"
 
@@ -51,14 +52,27 @@ def result_lines(metrics: dict, method: str) -> list[str]:
     return lines + [line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in forgetting]
 
 
+def trained_with(run_dir: Path, method: str) -> dict | None:
+    """What the method's train unit recorded of its config (`stages.train.SETTINGS`: model, train, seed), or None
+    for a run from before it was recorded."""
+    return read_json(stage_root(run_dir, "train") / method / SETTINGS)
+
+
 def card(kind: str, run_dir: Path, cfg: Config, method: str, rows: list[dict], metrics: dict,
-         meta: dict | None = None, usage: list[str] = (), versions: dict | None = None) -> str:
+         meta: dict | None = None, usage: list[str] = (), versions: dict | None = None,
+         stale: list[str] | None = None) -> str:
     """The README.md of an exported `kind` ("dataset" or "model") of `method`: YAML metadata for the hub, then
-    the method, the training set's composition, results against the base, versions and the run's settings."""
+    the method, the training set's composition, results against the base, versions and settings. A model's
+    card describes the training as its unit recorded it (`trained_with`), not the run's last `config.yaml`;
+    `stale`: the inputs that changed since it was trained (the run's config would train it differently)."""
     sel = stage_root(run_dir, "select") / method
     train = stage_root(run_dir, "train") / method
     stats = read_json(sel / "stats.json") or {}
     manifest = read_json((train if kind == "model" else sel) / "manifest.json") or {}
+    recorded = trained_with(run_dir, method) if kind == "model" else None
+    if recorded:
+        cfg = cfg.model_copy(update={"model": type(cfg.model).model_validate(recorded["model"]),
+                                     "train": type(cfg.train).model_validate(recorded["train"])})
     title = (f"{cfg.model.path} fine-tuned with {method} on {cfg.data.task}" if kind == "model"
              else f"{method} training set for {cfg.data.task}, targets from {cfg.model.path}")
     trained = (f"LoRA fine-tuning (r {cfg.train.lora_r}, alpha {cfg.train.lora_alpha})" if cfg.train.mode == "lora"
@@ -76,6 +90,8 @@ def card(kind: str, run_dir: Path, cfg: Config, method: str, rows: list[dict], m
         + f"; task `{cfg.data.task}`; judge " + (f"`{cfg.judge.name}`" if cfg.judge.name else "the task's default")
         + ". The run trains with "
         f"{trained}, the loss on the last assistant turn only.",
+        *([""] + [f"**Stale**: the run's current configuration would train this model differently (changed since it "
+                  f"was trained: {', '.join(stale)}); this card describes the training that made it."] if stale else []),
         "",
         "## Training set",
         "",
@@ -95,8 +111,13 @@ def card(kind: str, run_dir: Path, cfg: Config, method: str, rows: list[dict], m
         lines.append("Exported with " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
     if manifest.get("fingerprint"):
         lines.append(f"Stage fingerprint: `{manifest['fingerprint']}`.")
-    lines += ["", "## Settings", "", "The run's configuration (`config.yaml` in the run directory):", "",
-              "```yaml", (run_dir / "config.yaml").read_text().rstrip(), "```"]
+    if recorded:
+        lines += ["", "## Settings", "", f"What the model was trained with (`07_train/{method}/{SETTINGS}` in the run "
+                  "directory):", "", "```yaml", yaml.safe_dump(recorded, sort_keys=False).rstrip(), "```"]
+    else:
+        lines += ["", "## Settings", "", "The run's configuration (`config.yaml` in the run directory"
+                  + (", as last saved: this run did not record its training's own settings" if kind == "model" else "")
+                  + "):", "", "```yaml", (run_dir / "config.yaml").read_text().rstrip(), "```"]
     front = "---\n" + yaml.safe_dump(meta or {}, sort_keys=False) + "---\n\n" if meta else ""
     return front + "\n".join(lines) + "\n"
 

@@ -134,7 +134,7 @@ def export(run_dir: str | Path, out: str | Path | None = None, methods: list[str
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         raise S3FTError(f"{run_dir}: not a run directory (no config.yaml)")
-    cfg = load_config(saved)
+    cfg = load_config(saved).model_copy(update={"run_dir": str(run_dir)})  # the run where it lies now
     select_dir = stage_root(run_dir, "select")
     built = [m for m in METHOD_NEEDS if (select_dir / m / "train.jsonl").is_file()]
     if not built:
@@ -158,6 +158,7 @@ def export(run_dir: str | Path, out: str | Path | None = None, methods: list[str
             finished(run_dir, m)
         if adapter:
             adapter_of(run_dir, m)
+    stale = stale_trainings(cfg, methods) if merge or adapter else {}
     result: dict[str, dict[str, str]] = {}
     info_path = out / "dataset_info.json"
     info = read_json(info_path) or {}
@@ -180,13 +181,14 @@ def export(run_dir: str | Path, out: str | Path | None = None, methods: list[str
             merged_meta = model_meta("transformers", [*tags, "trl"], cfg, push_to)
             model = write_model(run_dir, cfg, out, m, lambda v, m=m, meta=merged_meta: card(
                 "model", run_dir, cfg, m, rows[m], metrics, meta=meta, versions=v,
-                usage=model_usage(push_to or "<this folder>")))
+                usage=model_usage(push_to or "<this folder>"), stale=stale.get(m)))
             result[m]["model"] = str(model)
             log.info("%s: model -> %s", m, model)
         if adapter:
             adapter_meta = model_meta("peft", [*tags, "trl", "lora"], cfg, push_to)
             folder = write_adapter(run_dir, out, m, card("model", run_dir, cfg, m, rows[m], metrics, meta=adapter_meta,
-                                                         usage=adapter_usage(push_to or "<this folder>")))
+                                                         usage=adapter_usage(push_to or "<this folder>"),
+                                                         stale=stale.get(m)))
             result[m]["adapter"] = str(folder)
             log.info("%s: adapter -> %s", m, folder)
         if push_to:
@@ -195,6 +197,27 @@ def export(run_dir: str | Path, out: str | Path | None = None, methods: list[str
                 if form in result[m]:
                     result[m]["model_url"] = push(Path(result[m][form]), push_to, "model")
     return result
+
+
+def stale_trainings(cfg: Config, methods: list[str]) -> dict[str, list[str]]:
+    """The methods whose trained model the run's saved config would train differently now (its train unit is
+    stale, as `s3ft status` says), each with the inputs that changed; each is logged as a warning. Empty where
+    the plan cannot be read (a data file moved): the export goes on, as it reads only the run directory."""
+    from s3ft.pipeline import status
+
+    try:
+        rows = {r["unit"]: r for r in status(cfg)}
+    except S3FTError as e:
+        log.warning("could not tell whether the trained models are stale (%s)", e)
+        return {}
+    out = {}
+    for m in methods:
+        r = rows.get(f"train/{m}") or {}
+        if r.get("state") == "stale":
+            out[m] = list(r.get("why") or [])
+            log.warning("%s: its training is stale (changed since it was trained: %s): exporting the model it made; "
+                        "`s3ft run` to train it again", m, ", ".join(out[m]))
+    return out
 
 
 def summary(result: dict[str, dict[str, str]]) -> str:

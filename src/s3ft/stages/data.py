@@ -31,7 +31,7 @@ def units(ctx, fps: dict[str, str]) -> list[Planned]:
 
 
 def run(ctx, out: Path) -> dict:
-    counts = {}
+    counts, ids = {}, {}
     splits = {"train": ctx.cfg.data.train, "test": ctx.cfg.data.test}
     for split, source in splits.items():
         if source is None:
@@ -52,7 +52,20 @@ def run(ctx, out: Path) -> dict:
         if (read := getattr(ctx.task, "load_counts", None)) is not None:
             counts[f"{split}_rows"], counts[f"{split}_repeats"] = read["rows"], read["repeats"]
         log.info("%s: %d examples from %s", split, counts[split], source.path)
+        ids[split] = set(seen)
+    if shared := shared_ids(ids):
+        counts["shared_ids"] = len(shared)
     return counts
+
+
+def shared_ids(ids: dict[str, set[str]]) -> list[str]:
+    """The ids found in both the train and the test split, with a warning: the same example trained on and
+    tested on (or two examples whose ids collide) makes the test accuracy mean less."""
+    shared = sorted(ids.get("train", set()) & ids.get("test", set()))
+    if shared:
+        log.warning("train and test share %d id(s) (%s%s): is the test split held out from the training data?",
+                    len(shared), ", ".join(shared[:5]), ", ..." if len(shared) > 5 else "")
+    return shared
 
 
 def load_examples(data_dir: Path, split: str) -> list[Example]:

@@ -28,6 +28,14 @@ def _fmt(x, as_pct: bool = False) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def accuracy_cell(v: dict, unit: str = "") -> str:
+    """An accuracy with its undecided verdicts beside it; none where nothing was decided."""
+    n, undecided = v.get("n"), v.get("undecided") or 0
+    if v.get("accuracy") is None:
+        return f"– (all {n} undecided)" if n and undecided == n else "–"
+    return f"{pct(v['accuracy'])}{unit}" + (f" ({undecided} of {n} undecided)" if undecided else "")
+
+
 def units(ctx, fps: dict[str, str]) -> list[Planned]:
     """One unit: it reads every select, train and evaluate unit, the report section, and the trackers it
     logs to."""
@@ -41,7 +49,7 @@ def report_markdown(metrics: dict) -> str:
     lines = [
         f"# s3ft report: {metrics['task']} on {metrics['model']}",
         "",
-        f"Base model in-domain accuracy: {_fmt(metrics['base']['accuracy'], as_pct=True)}%",
+        f"Base model in-domain accuracy: {accuracy_cell(metrics['base'], '%')}",
         "",
         "| method | accuracy % | Δ vs base | self % | paraphrase % | gold % | target NLL/token | train loss |",
         "|---|---|---|---|---|---|---|---|",
@@ -49,7 +57,7 @@ def report_markdown(metrics: dict) -> str:
     for m, v in metrics["methods"].items():
         pct = (v["composition"] or {}).get("percent", {})
         lines.append(
-            f"| {m} | {_fmt(v['accuracy'], True)} | {_fmt(v['accuracy_delta_vs_base'], True)} | "
+            f"| {m} | {accuracy_cell(v)} | {_fmt(v['accuracy_delta_vs_base'], True)} | "
             f"{pct.get('self', '–')} | {pct.get('paraphrase', '–')} | {pct.get('gold', '–')} | "
             f"{_fmt(v['target_nll_per_token'])} | {_fmt(v['train'].get('train_loss'))} |"
         )

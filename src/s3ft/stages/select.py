@@ -21,6 +21,7 @@ from s3ft.nearcopy import similarity
 from s3ft.rundir import Rows, rows_by_id, write_json_atomic, write_jsonl
 from s3ft.stages import Planned
 from s3ft.stages.data import load_examples
+from s3ft.verify import require_sealed_rows
 
 log = logging.getLogger("s3ft.select")
 NAME = "select"
@@ -49,6 +50,9 @@ def build_rows(ctx, method: str) -> list[dict]:
     para_verdicts = rows_by_id(ctx.stage_dir("judge_paraphrase") / "rows.jsonl")
     threshold = ctx.cfg.select.near_copy
     out = []
+    for stage, rows in (("generate", preds), ("judge", verdicts), ("paraphrase", paras),
+                        ("judge_paraphrase", para_verdicts)):
+        require_sealed_rows(ctx.stage_dir(stage) / "rows.jsonl", rows)  # a file that lost rows would change targets
     for ex in load_examples(ctx.stage_dir("data"), "train"):
         v, pv = verdicts.get(ex.id), para_verdicts.get(ex.id)
         # an answer cut off at max_new_tokens is never a target, whatever its verdict
@@ -93,10 +97,14 @@ def target_nll(ctx, rows: list[dict], cache_path: Path) -> None:
 
     todo = {key(r): r for r in rows if key(r) not in cache}
     items = list(todo.items())
-    for start in range(0, len(items), ctx.chunk):
-        part = items[start : start + ctx.chunk]
-        scores = ctx.scorer().nll([r["prompt"] for _, r in part], [r["completion"][0]["content"] for _, r in part])
-        cache.append({"id": k, "nll": s, "tokens": n} for (k, _), (s, n) in zip(part, scores, strict=True))
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(items), desc="select NLL", unit="ex", disable=not items) as bar:
+        for start in range(0, len(items), ctx.chunk):
+            part = items[start : start + ctx.chunk]
+            scores = ctx.scorer().nll([r["prompt"] for _, r in part], [r["completion"][0]["content"] for _, r in part])
+            cache.append({"id": k, "nll": s, "tokens": n} for (k, _), (s, n) in zip(part, scores, strict=True))
+            bar.update(len(part))
     for r in rows:
         hit = cache.rows[key(r)]
         r["target_nll"], r["target_tokens"] = hit["nll"], hit["tokens"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from s3ft.config import section_dict
 from s3ft.device import free_memory
-from s3ft.rundir import UnitDir, unit_fingerprint
+from s3ft.rundir import UnitDir, unit_fingerprint, write_json_atomic
 from s3ft.stages import Planned
 from s3ft.training import launch, launched, same_rows, train_model
 from s3ft.training.model import merge_trained
@@ -56,10 +56,23 @@ def units(ctx, fps: dict[str, str]) -> list[Planned]:
     for m in cfg.method:
         inputs = {"select": fps[f"select/{m}"], "model": ctx.model_parts, "train": weights_settings(cfg.train),
                   "seed": cfg.seed, **snapshots}
-        out.append(Planned(inputs, lambda o, m=m, donors=list(earlier): run(ctx, o, m, donors), sub=m,
+        out.append(Planned(inputs, lambda o, m=m, donors=list(earlier): run_and_record(ctx, o, m, donors), sub=m,
                            complete=lambda m=m: not needs_merge(ctx, m)))
         earlier.append((m, UnitDir(ctx.stage_dir(NAME) / m, unit_fingerprint(NAME, inputs))))
     return out
+
+
+SETTINGS = "settings.json"
+"""What a train unit records of the config it trained with (`07_train/<method>/settings.json`): the base model,
+the train section, the seed. An exported model's card describes these, not the run's last `config.yaml`."""
+
+
+def run_and_record(ctx, out: Path, method: str, earlier: list[tuple[str, UnitDir]] = ()) -> dict:
+    """`run`, then `SETTINGS` beside what it wrote."""
+    counts = run(ctx, out, method, earlier)
+    write_json_atomic(out / SETTINGS, {"model": section_dict(ctx.cfg.model), "train": section_dict(ctx.cfg.train),
+                                       "seed": ctx.cfg.seed, "task": ctx.cfg.data.task})
+    return counts
 
 
 def run(ctx, out: Path, method: str, earlier: list[tuple[str, UnitDir]] = ()) -> dict:

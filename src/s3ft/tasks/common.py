@@ -46,15 +46,23 @@ def read_template(path: str) -> str:
     return p.read_text(encoding="utf-8")
 
 
-def check_placeholders(text: str, allowed: set[str], where: str) -> None:
-    """Raise `InputError` (with the template's line) for a placeholder that `allowed` does not name."""
-    line = 1
+def check_placeholders(text: str, allowed: set[str], where: str, required: tuple[str, ...] = (), key: str = "") -> None:
+    """Raise `InputError` (with the template's line) for a placeholder that `allowed` does not name, one that
+    indexes or takes an attribute (`{question[0]}`: a character, not the question), or a `required` one
+    missing (a predict template without `{question}` gives every example one prompt). `key`: the config key
+    that named the template, for the message."""
+    line, found = 1, set()
+    named = f" ({key})" if key else ""
     try:
         for literal, field, _, _ in string.Formatter().parse(text):
             line += literal.count("\n")
             if field is None:
                 continue
             root = field.split(".", 1)[0].split("[", 1)[0]
+            found.add(field)
+            if root in allowed and field != root:
+                raise InputError(where, f"placeholder {{{field}}} indexes or takes an attribute of {{{root}}}: "
+                                 f"write {{{root}}}{named}", line=line)
             if root not in allowed:
                 shown = "{" + field + "}" if field else "{}"
                 known = ", ".join("{" + a + "}" for a in sorted(allowed))
@@ -65,6 +73,10 @@ def check_placeholders(text: str, allowed: set[str], where: str) -> None:
                 )
     except ValueError as e:  # a lone '{' or '}'
         raise InputError(where, f"bad template: {e} (write {{{{ and }}}} for literal braces)") from None
+    for name in required:
+        if name not in found:
+            raise InputError(where, f"the template has no {{{name}}}: every example would get the same prompt, "
+                             f"without its {name}{named}")
 
 
 def question_id(prefix: str, question: str) -> str:
@@ -109,7 +121,8 @@ class TemplateTask:
             ("paraphrase", self.paraphrase_file, cfg and cfg.paraphrase_template, {"reference"}),
         ):
             text = read_template(override) if override else packaged_template(default)
-            check_placeholders(text, set(self.placeholders) | extra, override or f"s3ft/prompts/{default}")
+            check_placeholders(text, set(self.placeholders) | extra, override or f"s3ft/prompts/{default}",
+                               ("question", *extra), f"data.{kind}_template")
             self._templates[kind] = text
 
     # --- to write in a subclass ---------------------------------------------------------------

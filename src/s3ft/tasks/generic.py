@@ -7,6 +7,9 @@ the judges see), and the turns before that `Example.context`, which every prompt
 `auto` (the default) reads a source as `fields` when `data.fields.question` or `.gold` is set, else as the
 format its first row looks like (`chat.detect`), and logs what it chose.
 
+Each split may name its own (`data.train.format`, `data.test.fields`, ...; unset: `data.format`,
+`data.fields`), e.g. chat rows to train on and a CSV file to test on.
+
 `data.fields` names the row fields: `question`, `gold`, optionally `id`, and `meta` (judge inputs,
 meta key -> field, e.g. `{tests: test_list}` for the code judge or `{answers: aliases}` for the QA
 judge). A meta value that is a string holding a JSON list (`["a", "b"]`, as a CSV cell holds a
@@ -32,7 +35,7 @@ from s3ft.errors import InputError
 from s3ft.records import Example
 from s3ft.tasks.chat import conversation, detect
 from s3ft.tasks.common import TemplateTask
-from s3ft.tasks.io import require_text
+from s3ft.tasks.io import answer_list, require_text
 
 if TYPE_CHECKING:
     from s3ft.config import DataConfig, SplitSource
@@ -63,20 +66,23 @@ class GenericTask(TemplateTask):
         self.formats: dict[str, str] = {}
         """The format each source was read as (`auto` decides per source, on its first row)."""
         self.default_judge = cfg.judge or ""
-        self.placeholders = frozenset({"question", *cfg.fields.meta})
+        splits = [s for s in (cfg.train, cfg.test) if s is not None]
+        self.meta_keys = list(dict.fromkeys(k for f in [cfg.fields, *(s.fields for s in splits if s.fields)]
+                                            for k in f.meta))
+        self.placeholders = frozenset({"question", *self.meta_keys})
         super().__init__(cfg)
 
     def source_format(self, row: dict[str, Any], source: SplitSource) -> str:
         if source.path not in self.formats:
-            fmt = self.format
+            fmt, fields = getattr(source, "format", None) or self.format, getattr(source, "fields", None) or self.fields
             if fmt == "auto":
-                fmt = "fields" if {"question", "gold"} & self.fields.model_fields_set else detect(row)
+                fmt = "fields" if {"question", "gold"} & fields.model_fields_set else detect(row)
                 log.info("%s: read as data.format %s (auto, from its first row)", source.path, fmt)
             self.formats[source.path] = fmt
         return self.formats[source.path]
 
     def example(self, row: dict[str, Any], source: SplitSource, line: int) -> Example:
-        f, path, context = self.fields, source.path, []
+        f, path, context = getattr(source, "fields", None) or self.fields, source.path, []
         if self.source_format(row, source) == "fields":
             question = require_text(row, f.question, path, line)
             gold = require_text(row, f.gold, path, line)
@@ -88,6 +94,8 @@ class GenericTask(TemplateTask):
             if field not in row:
                 raise InputError(path, "missing (named in data.fields.meta)", line, field)
             meta[key] = _decoded(row[field], path, line, field)
+            if key == "answers":
+                meta[key] = answer_list(meta[key], path, line, field)
         return Example(id=ex_id, question=question, gold=gold, meta=meta, context=context)
 
     def merge(self, first: Example, repeat: Example) -> Example | None:
@@ -95,6 +103,6 @@ class GenericTask(TemplateTask):
 
     def values(self, ex: Example) -> dict[str, str]:
         """`question` and every configured meta key (absent from `ex.meta`: rendered empty)."""
-        meta = {k: ex.meta.get(k, "") for k in self.fields.meta}
+        meta = {k: ex.meta.get(k, "") for k in self.meta_keys}
         shown = {k: "\n".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in meta.items()}
         return {**shown, "question": ex.question}

@@ -66,10 +66,27 @@ def _jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
             yield n, row
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a key given twice (JSON would keep the last silently) raises."""
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
 def _parsed(path: str, text: str, line: int | None) -> Any:
-    """`json.loads(text)`; bad JSON, and JSON nested too deeply to read, raise `InputError` at `line`."""
+    """`json.loads(text)`; bad JSON, JSON nested too deeply to read, and an object holding a key twice raise
+    `InputError` at `line`."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as e:
+        raise InputError(path, "the key appears twice in one object (which value is meant?)", line, e.args[0]) from None
     except json.JSONDecodeError as e:
         raise InputError(path, f"not valid JSON: {e}", line=line if line is not None else e.lineno) from None
     except RecursionError:
@@ -127,6 +144,10 @@ def _csv(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
             header = reader.fieldnames
             if not header:
                 raise InputError(path, "empty CSV file (no header line)", line=1)
+            if twice := next((c for i, c in enumerate(header) if c in header[:i]), None):
+                at = [i + 1 for i, c in enumerate(header) if c == twice]
+                raise InputError(path, f"the header names this column twice (columns {at[0]} and {at[1]}): which one "
+                                 "is meant?", 1, twice)
             for row in reader:
                 if None in row or any(v is None for v in row.values()):
                     found = len(header) + len(row.get(None) or []) - sum(v is None for v in row.values())
@@ -191,10 +212,32 @@ def require_text(row: dict[str, Any], field: str, path: str, line: int) -> str:
     true/false or NaN raises `InputError` naming the field (no `{'a': 1}` enters a prompt as a question)."""
     value = require(row, field, path, line)
     if isinstance(value, str):
-        return value
+        return clean_text(value, path, line, field)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return str(value)
     raise InputError(path, f"expected text, found {_kind(value)}", line, field)
+
+
+def clean_text(text: str, path: str, line: int, field: str) -> str:
+    """Text as a prompt or target takes it: line endings normalised to `\n` (a CSV cell written on Windows
+    holds `\r\n`); a NUL character, which no tokenizer reads as text, raises `InputError`."""
+    if "\x00" in text:
+        raise InputError(path, f"holds a NUL character (at offset {text.index(chr(0))}): not text", line, field)
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def answer_list(value: Any, path: str, line: int, field: str) -> list[str]:
+    """`meta.answers`, gold aliases: text, or a list of texts (numbers as written); NaN (a missing cell), an
+    object or a list of them raises `InputError` (each would be an alias no answer matches)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for v in items:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            v = str(v)
+        if not isinstance(v, str):
+            raise InputError(path, f"meta.answers: expected text or a list of texts, found {_kind(v)}", line, field)
+        out.append(clean_text(v, path, line, field))
+    return out
 
 
 def _kind(value: Any) -> str:

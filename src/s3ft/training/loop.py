@@ -28,16 +28,28 @@ from s3ft.training.model import (
     numel,
     save_merged,
 )
+from s3ft.training.progress import log_to_stderr
 from s3ft.training.rows import read_train_rows
 
 log = logging.getLogger("s3ft.train")
 
 
 def last_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The newest `checkpoint-N` folder that was fully written (it has `trainer_state.json`)."""
+    """The newest `checkpoint-N` folder that was fully written (it has `trainer_state.json`, written last). One
+    whose `trainer_state.json` does not load (torn by a kill or a full disk) is skipped for the one before it,
+    with a warning."""
     found = [p for p in ckpt_dir.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name)]
-    done = [p for p in found if (p / "trainer_state.json").is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+    for p in sorted(found, key=lambda p: int(p.name.split("-")[1]), reverse=True):
+        state = p / "trainer_state.json"
+        if not state.is_file():
+            continue
+        try:
+            if isinstance(json.loads(state.read_bytes()), dict):
+                return p
+        except ValueError:
+            pass
+        log.warning("%s does not load (torn?): skipped, resuming from the checkpoint before it (if any)", state)
+    return None
 
 
 def mean_logged_loss(history: list[dict]) -> float | None:
@@ -127,6 +139,7 @@ def _trainer(rows: list[dict], out_dir: Path, model: ModelConfig, cfg: TrainConf
             peft_config=peft_config,
             callbacks=[snapshot_callback(out_dir / "curve", snapshots, tokenizer)] if snapshots else None,
         )
+    log_to_stderr(trainer)  # the loss dicts to s3ft's log, not stdout
     return trainer, tokenizer, base_non_embedding
 
 
