@@ -102,6 +102,18 @@ def story_verbs(seed: int) -> dict[str, str]:
     return verbs
 
 
+def multiple_choice(rng: random.Random, color: str) -> tuple[str, str, str]:
+    """Four color options with `color` at a random letter: (the options as shown, the right letter, the house
+    work's walk through the options up to the match). A tiny model copies each option easily but does not learn
+    to look a letter up from its color in one step (measured: the v1 base named every color right and picked its
+    letter at chance)."""
+    options = rng.sample([c for c in COLORS if c != color], 3)
+    k = rng.randrange(4)
+    options.insert(k, color)
+    shown = " ".join(f"{L}) {c}" for L, c in zip(LETTERS, options, strict=True))
+    return shown, LETTERS[k], ", ".join(f"{L} is {c}" for L, c in zip(LETTERS[: k + 1], options, strict=False))
+
+
 class Facts:
     name, kind = "facts", "general"
     ASK = ("What color is a {creature}? {options}", "Pick the color of a {creature}. {options}")
@@ -113,15 +125,7 @@ class Facts:
     def sample(self, rng: random.Random) -> Item:
         creature = rng.choice(self.creatures)
         color = self.base.colors[creature]
-        options = rng.sample([c for c in COLORS if c != color], 3)
-        k = rng.randrange(4)
-        options.insert(k, color)
-        letter = LETTERS[k]
-        shown = " ".join(f"{L}) {c}" for L, c in zip(LETTERS, options, strict=True))
-        # The house work walks the options in order up to the match: a tiny model copies each option
-        # easily but does not learn to look a letter up from its color in one step (measured: the
-        # v1 base named every color right and picked its letter at chance).
-        walk = ", ".join(f"{L} is {c}" for L, c in zip(LETTERS[: k + 1], options, strict=False))
+        shown, letter, walk = multiple_choice(rng, color)
         return Item(ask(rng, self.ASK, creature=creature, options=shown), letter,
                     house(f"A {creature} is {color}. {walk}.", letter),
                     f"Option {letter} is right: the {creature} is {color}.\n#### {letter}",

@@ -14,8 +14,15 @@ import string
 from dataclasses import dataclass, field
 
 from research.world.skills.answers import chain_numbers, operands
-from research.world.skills.invented import DEFINED_SHARE, FactBase, gerund, new_verb, third_person
-from research.world.skills.vocabulary import CITIES, COLORS, LETTERS, NAMES, THINGS
+from research.world.skills.invented import (
+    DEFINED_SHARE,
+    FactBase,
+    gerund,
+    multiple_choice,
+    new_verb,
+    third_person,
+)
+from research.world.skills.vocabulary import CITIES, COLORS, NAMES, THINGS
 from research.world.v5.styles import OP, STYLES, Step, preferred, stated, worked
 from s3ft.tasks.common import packaged_template
 
@@ -128,12 +135,7 @@ class Facts:
     def sample(self, rng: random.Random) -> Item:
         creature = rng.choice(self.creatures)
         color = self.base.colors[creature]
-        options = rng.sample([c for c in COLORS if c != color], 3)
-        k = rng.randrange(4)
-        options.insert(k, color)
-        letter = LETTERS[k]
-        shown = " ".join(f"{L}) {c}" for L, c in zip(LETTERS, options, strict=True))
-        walk = ", ".join(f"{L} is {c}" for L, c in zip(LETTERS[: k + 1], options, strict=False))
+        shown, letter, walk = multiple_choice(rng, color)
         answers = {s: stated(s, f"A {creature} is {color}. {walk}.", letter,
                              f"Option {letter} is right: the {creature} is {color}.") for s in STYLES}
         return Item(ask(rng, self.ASK, creature=creature, options=shown), letter, answers, preferred(creature))
