@@ -236,13 +236,14 @@ class UnitDir:
         `partial` (started, not done) or `todo`."""
         m = self.manifest
         if m is not None:
-            return "done" if m.get("fingerprint") == self.fp and not self.tampered() else "stale"
+            return "done" if m.get("fingerprint") == self.fp and not self.tampered(manifest=m) else "stale"
         return "partial" if (self.path / "progress.json").exists() else "todo"
 
-    def tampered(self, rehash: bool = False) -> list[str]:
+    def tampered(self, rehash: bool = False, manifest: dict | None = None) -> list[str]:
         """How the sealed unit changed since (`s3ft.verify`): its files deleted or changed (`rehash`: every file
-        hashed again), or an upstream unit made again with other contents. Empty when not sealed."""
-        m = self.manifest
+        hashed again), or an upstream unit made again with other contents. Empty when not sealed. `manifest`: the
+        manifest already read (it is read from disk otherwise)."""
+        m = manifest if manifest is not None else self.manifest
         if m is None:
             return []
         return changes(self.path, m.get("files"), rehash) + upstream_moved(m.get("upstream"), self.upstream)
