@@ -8,7 +8,8 @@ else that changes outputs (backend and version, dtype, device type, attention ke
 `CachedBackend` wraps any backend. Greedy and seeded-sampling generations are cached (greedy keys
 ignore `seed` and `top_p`, which greedy decoding does not use); sampled
 generations without a seed (temperature > 0, seed None) bypass the cache entirely, neither read nor
-written, since each call is meant to draw a fresh sample. NLL results are cached too (kind "nll").
+written, since each call is meant to draw a fresh sample. NLL results are cached too (kind "nll"). A row the
+backend did not run (`Failed`: too long for the model) is passed on and never cached: another context may fit it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from s3ft.records import Completion, GenParams, Messages, finish_of
+from s3ft.records import Completion, Failed, GenParams, Messages, finish_of
 
 if TYPE_CHECKING:
     from s3ft.backends.base import Backend
@@ -112,7 +113,8 @@ class CachedBackend:
             if len(results) != len(first):
                 raise RuntimeError(f"backend returned {len(results)} results for {len(first)} inputs")
             fresh = dict(zip(first, results, strict=True))
-            self.cache.put_many(fresh.items(), kind=kind, model_id=self.model_id)
+            self.cache.put_many(((k, v) for k, v in fresh.items() if not isinstance(v, Failed)), kind=kind,
+                                model_id=self.model_id)
             found.update(fresh)
         return [found[k] for k in keys]
 
@@ -124,11 +126,9 @@ class CachedBackend:
 
         def compute(idx: list[int]) -> list[dict]:
             texts = self.backend.generate([prompts[i] for i in idx], params, **kwargs)
-            return [{"text": str(t), "finish": finish_of(t)} for t in texts]
+            return [t if isinstance(t, Failed) else {"text": str(t), "finish": finish_of(t)} for t in texts]
 
-        # values are {text, finish}; a plain string is an entry written before finish reasons were kept
-        return [Completion(v) if isinstance(v, str) else Completion(v["text"], v["finish"])
-                for v in self._cached("generate", keys, compute)]
+        return [_completion(v) for v in self._cached("generate", keys, compute)]
 
     def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:
         keys = [
@@ -139,8 +139,7 @@ class CachedBackend:
         def compute(idx: list[int]) -> list[tuple[float, int]]:
             return self.backend.nll([prompts[i] for i in idx], [completions[i] for i in idx])
 
-        out = self._cached("nll", keys, compute)
-        return [(float(v), int(n)) for v, n in out]
+        return [v if isinstance(v, Failed) else (float(v[0]), int(v[1])) for v in self._cached("nll", keys, compute)]
 
     def close(self) -> None:
         """Close the wrapped backend, and the cache if this wrapper opened it."""
@@ -149,6 +148,14 @@ class CachedBackend:
             close()
         if self.own_cache:
             self.cache.close()
+
+
+def _completion(v) -> Completion | Failed:
+    """A generation as the cache keeps it ({text, finish}; a plain string: an entry written before finish reasons
+    were kept), or a `Failed` just made (never stored)."""
+    if isinstance(v, Failed):
+        return v
+    return Completion(v) if isinstance(v, str) else Completion(v["text"], v["finish"])
 
 
 def unwrapped(backend):

@@ -1,5 +1,6 @@
 """The values that flow between stages: an `Example` from the data stage, a `Verdict` from a judge, and what
-a generation backend takes and gives (`Messages`, `GenParams`, `Completion`).
+a generation backend takes and gives (`Messages`, `GenParams`, `Completion`, and `Failed` for a row it could not
+run).
 
 Both are plain dataclasses that round-trip through JSON, so every stage's rows file is readable
 with `jq` and every verdict keeps the reason a judge gave.
@@ -104,3 +105,21 @@ class Completion(str):
 def finish_of(text: str) -> str | None:
     """Why the generation of `text` ended ("stop" / "length"), when its backend said; else None."""
     return getattr(text, "finish", None)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """What a backend gives, in place of a completion or a score, for one row it did not run because the row is
+    too long for the model (`too_long`): the stage records the row as failed, with `reason`, and the rest go on."""
+
+    reason: str
+
+
+def too_long(prompt_tokens: int, more: int, what: str, context: int | None, limit: str) -> Failed | None:
+    """A `Failed` where a prompt of `prompt_tokens` and `more` tokens after it (`what`: "max_new_tokens", "a
+    completion") do not fit the model's `context` (named `limit`: where it comes from); None where they fit or
+    no context is known."""
+    if context is None or prompt_tokens + more <= context:
+        return None
+    return Failed(f"prompt {prompt_tokens:,} tokens + {what} {more:,} = {prompt_tokens + more:,} tokens, over the "
+                  f"model's context of {context:,} ({limit})")

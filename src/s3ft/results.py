@@ -43,7 +43,8 @@ def collect(run_dir: Path, methods: list[str] | None = None) -> dict:
             "target_nll_per_token_by_source": stats.get("target_nll_per_token_by_source"),
             "paraphrase_vs_gold_nll_per_token": stats.get("paraphrase_vs_gold_nll_per_token"),
             "train": {k: train.get(k) for k in ("train_loss", "steps", "runtime_s", "mode",
-                                                "trainable_share_non_embedding", "reused_from") if k in train},
+                                                "trainable_share_non_embedding", "reused_from", "truncated_rows",
+                                                "dropped_rows") if k in train},
             "accuracy": decided_accuracy(ev), "n": ev and ev.get("n"),
             "undecided": ev and ev.get("undecided"), "cannot_split": ev and ev.get("cannot_split"),
             "general": general_scores(ev),
@@ -70,10 +71,29 @@ def collect(run_dir: Path, methods: list[str] | None = None) -> dict:
                     "cannot_split": base and base.get("cannot_split"), "general": base_general,
                     "general_reference_nll": reference_nll_scores(base), "benchmarks": base_bench,
                     "curve": (base or {}).get("curve")}, "methods": per}
+    if failed := failed_alone(run_dir, methods, {"base": base, **evaluated}):  # only where some row failed
+        out["failed_alone"] = failed
     if base and base.get("forgetting"):
         f = base["forgetting"]
         out["harness"] = {"settings": f.get("settings"), "versions": f.get("versions"),
                           "metrics": {t: s["metric"] for t, s in f.get("scores", {}).items()}}
+    return out
+
+
+def failed_alone(run_dir: Path, methods: list[str], evaluated: dict[str, dict | None]) -> dict[str, dict]:
+    """The rows that failed alone, too long for the model, where some did, by stage (`generate`, `paraphrase`,
+    `select NLL (<method>)`, `evaluate (<model>)`, `evaluate (<model>, <general set>)`): `failed`, how many, and
+    `failed_rows`, the first few as
+    "id: why" (each stage's rows file holds them all)."""
+    keep = ("failed", "failed_rows")
+    out = {s: {k: c.get(k) for k in keep} for s in ("generate", "paraphrase")
+           if (c := (read_json(stage_root(run_dir, s) / "manifest.json") or {}).get("counts") or {}).get("failed")}
+    for m in methods:
+        if failed := (read_json(stage_root(run_dir, "select") / m / "stats.json") or {}).get("nll_failures"):
+            out[f"select NLL ({m})"] = failed
+    for name, ev in evaluated.items():
+        sets = {name: ev or {}} | {f"{name}, {g}": v for g, v in ((ev or {}).get("general") or {}).items()}
+        out |= {f"evaluate ({where})": {k: v.get(k) for k in keep} for where, v in sets.items() if v.get("failed")}
     return out
 
 

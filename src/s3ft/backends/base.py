@@ -3,6 +3,10 @@
 A backend is anything with `model_id`, `generate` and `nll`. Prompts are chat messages
 (`[{"role": "user", "content": ...}]`); the backend applies the model's chat template. The values that pass
 through it (`Messages`, `GenParams`, `Completion`) are records (`s3ft.records`), re-exported here for plug-ins.
+
+A row too long for the model (prompt and `max_new_tokens`, or prompt and completion, over its context) is not run:
+the backend gives `Failed(reason)` in its place (`too_long` words the reason) and runs the others, so that the
+stage records that row as failed and goes on.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-from s3ft.records import Completion, GenParams, Messages, finish_of
+from s3ft.records import Completion, Failed, GenParams, Messages, finish_of, too_long
 
-__all__ = ["Backend", "Completion", "GenParams", "Messages", "batch_size", "finish_of"]
+__all__ = ["Backend", "Completion", "Failed", "GenParams", "Messages", "batch_size", "finish_of", "too_long"]
 
 class Backend(Protocol):
     """A model that generates. `model_id` identifies the weights (it keys the cache)."""
@@ -22,11 +26,12 @@ class Backend(Protocol):
 
     def generate(self, prompts: list[Messages], params: GenParams) -> list[str]:
         """One completion per prompt, truncated before the first stop string (a `Completion` where the
-        backend knows why generation ended)."""
+        backend knows why generation ended; a `Failed` for a prompt too long for the model)."""
         ...
 
     def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:
-        """(summed negative log-likelihood, number of tokens) of each completion given its prompt."""
+        """(summed negative log-likelihood, number of tokens) of each completion given its prompt (a `Failed`
+        where the two are too long for the model)."""
         ...
 
 

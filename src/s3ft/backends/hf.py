@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from s3ft.backends.base import Completion, GenParams, Messages
+from s3ft.backends.base import Completion, GenParams, Messages, too_long
 from s3ft.backends.template import chat_ids, completion_tokens, fold_system_if_rejected
 from s3ft.config import ModelConfig
 from s3ft.errors import S3FTError
@@ -62,6 +62,16 @@ class StopOnText(StoppingCriteria):
         start = max(self.prompt_len, input_ids.shape[1] - self.window)
         tails = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
         return torch.tensor([any(s in t for s in self.stop) for t in tails], device=input_ids.device)
+
+
+def context_length(config) -> tuple[int | None, str]:
+    """The most tokens the model attends to, prompt and completion together, from its config (and which field
+    says so); (None, "") where the config does not say: then no row is refused for its length."""
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        n = getattr(config, key, None)
+        if isinstance(n, int) and n > 0:
+            return n, f"{key} in the model's config"
+    return None, ""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -147,6 +157,9 @@ class HFBackend:
         if self.tokenizer.eos_token_id is not None:  # chat models may end turns with either
             eos.append(self.tokenizer.eos_token_id)
         self.eos_ids = list(dict.fromkeys(eos))
+        self.context = context_length(self.model.config)
+        """(tokens, where that number comes from): a prompt with its `max_new_tokens`, or with its completion,
+        longer than this is not run (`Failed`)."""
 
     def _encode(self, messages: Messages, add_generation_prompt: bool) -> list[int]:
         return chat_ids(self.tokenizer, messages, add_generation_prompt)
@@ -172,17 +185,18 @@ class HFBackend:
     @torch.inference_mode()
     def generate(self, prompts: list[Messages], params: GenParams, desc: str = "generate") -> list[str]:
         """One `Completion` per prompt, in the prompts' order, cut before the first stop string, with why
-        it ended: "stop" (an end-of-turn token or a stop string) or "length" (`max_new_tokens`)."""
+        it ended: "stop" (an end-of-turn token or a stop string) or "length" (`max_new_tokens`); a `Failed`
+        where the prompt and `max_new_tokens` do not fit the model's context (the others are generated)."""
         if not prompts:
             return []
         ids = [self._encode(m, add_generation_prompt=True) for m in prompts]
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first: OOM shows early
+        out: list = [too_long(len(x), params.max_new_tokens, "max_new_tokens", *self.context) for x in ids]
+        order = sorted((i for i in range(len(ids)) if out[i] is None), key=lambda i: -len(ids[i]))  # longest first
         gc = self._gen_config(params)
         stop = [s for s in params.stop if s]
-        out: list[str | None] = [None] * len(ids)
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         with tqdm(
-            total=len(ids), desc=desc, unit="prompt", leave=False, disable=True if len(batches) == 1 else None
+            total=len(order), desc=desc, unit="prompt", leave=False, disable=True if len(batches) == 1 else None
         ) as bar:
             for b, batch in enumerate(batches):
                 enc = self.tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
@@ -206,7 +220,7 @@ class HFBackend:
                     # generation ends at an end-of-turn token, a stop string, or max_new_tokens
                     out[i] = Completion(cut, "stop" if eos or len(cut) < len(text) else "length")
                 bar.update(len(batch))
-        return out  # type: ignore[return-value]
+        return out
 
     def completion_tokens(self, prompt: Messages, completion: str) -> tuple[list[int], int]:
         """Token ids of prompt + completion as trained on, and where the completion starts (`template.completion_tokens`)."""
@@ -214,10 +228,11 @@ class HFBackend:
 
     @torch.inference_mode()
     def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:
-        """(summed natural-log NLL, token count) of each completion (with its end-of-turn tokens)."""
+        """(summed natural-log NLL, token count) of each completion (with its end-of-turn tokens); a `Failed`
+        where prompt and completion do not fit the model's context (the others are scored)."""
         rows = [self.completion_tokens(p, c) for p, c in zip(prompts, completions, strict=True)]
-        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
-        out: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
+        out: list = [too_long(start, len(full) - start, "completion", *self.context) for full, start in rows]
+        order = sorted((i for i in range(len(rows)) if out[i] is None), key=lambda i: -len(rows[i][0]))
         pad = self.tokenizer.pad_token_id
         for s in range(0, len(order), self.batch_size):
             batch = order[s : s + self.batch_size]

@@ -19,9 +19,9 @@ import hashlib
 import itertools
 from pathlib import Path
 
-from s3ft.backends.base import Completion, GenParams, Messages
+from s3ft.backends.base import Completion, GenParams, Messages, too_long
 from s3ft.backends.hf import cut_at_stop, dir_hash, weights_id
-from s3ft.backends.template import completion_tokens, fold_system_if_rejected
+from s3ft.backends.template import chat_ids, completion_tokens, fold_system_if_rejected
 from s3ft.config import ModelConfig
 from s3ft.errors import S3FTError
 
@@ -120,6 +120,9 @@ class VLLMBackend:
         if override is not None:
             self.model_id += f"+template:{hashlib.sha256(override.encode()).hexdigest()[:12]}"
         self.engine_id = self.model_id  # the engine's weights and template; an adapter's view adds its own part
+        limit = getattr(getattr(getattr(self.llm, "llm_engine", None), "model_config", None), "max_model_len", None)
+        self.context = (limit, "the engine's max_model_len") if isinstance(limit, int) else (None, "")
+        """(tokens, where from): a prompt with its `max_new_tokens` or completion longer is not run (`Failed`)."""
         if adapter is not None:
             self._use_adapter(adapter)
 
@@ -143,11 +146,18 @@ class VLLMBackend:
         return view
 
     def generate(self, prompts: list[Messages], params: GenParams, desc: str = "generate") -> list[str]:
-        """One completion per prompt, in order, cut before the first stop string."""
+        """One completion per prompt, in order, cut before the first stop string; a `Failed` where the prompt
+        and `max_new_tokens` do not fit the engine's `max_model_len` (vLLM would refuse the whole call)."""
         from vllm import SamplingParams
 
         if not prompts:
             return []
+        tok = self.llm.get_tokenizer()
+        out: list = [too_long(len(chat_ids(tok, p, True)), params.max_new_tokens, "max_new_tokens", *self.context)
+                     for p in prompts] if self.context[0] is not None else [None] * len(prompts)
+        run = [i for i, f in enumerate(out) if f is None]
+        if not run:
+            return out
         sampled = params.temperature > 0
         sp = SamplingParams(
             max_tokens=params.max_new_tokens,
@@ -157,19 +167,22 @@ class VLLMBackend:
             stop=[s for s in params.stop if s] or None,
         )
         outputs = self.llm.chat(
-            prompts,
+            [prompts[i] for i in run],
             sampling_params=sp,
-            use_tqdm=len(prompts) > 1,
+            use_tqdm=len(run) > 1,
             lora_request=self.lora_request,
             chat_template=self.chat_template,
             add_generation_prompt=True,
         )
-        return [Completion(cut_at_stop(o.outputs[0].text, params.stop),
-                           "length" if o.outputs[0].finish_reason == "length" else "stop") for o in outputs]
+        for i, o in zip(run, outputs, strict=True):
+            out[i] = Completion(cut_at_stop(o.outputs[0].text, params.stop),
+                                "length" if o.outputs[0].finish_reason == "length" else "stop")
+        return out
 
     def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:
         """(summed natural-log NLL, token count) of each completion (with its end-of-turn tokens), from the
-        engine's `prompt_logprobs` over the tokens the hf backend scores."""
+        engine's `prompt_logprobs` over the tokens the hf backend scores; a `Failed` where prompt and completion
+        do not fit the engine's `max_model_len`."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -182,14 +195,19 @@ class VLLMBackend:
                 "add_lora_logits). Remove enable_lora from generate.engine, or score on the hf backend")
         tok = self.llm.get_tokenizer()
         rows = [completion_tokens(tok, p, c) for p, c in zip(prompts, completions, strict=True)]
+        # vLLM generates one token after what it scores: that one must fit too
+        out: list = [too_long(start, len(full) - start + 1, "completion + 1 generated", *self.context)
+                     for full, start in rows]
+        run = [i for i, f in enumerate(out) if f is None]
+        if not run:
+            return out
         # the logprob of each prompt token given the ones before it (raw logits: no temperature applies)
         sp = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=full) for full, _ in rows], sp,
-                                    use_tqdm=len(rows) > 1, lora_request=self.lora_request)
-        out = []
-        for (full, start), o in zip(rows, outputs, strict=True):
-            lps = o.prompt_logprobs
-            out.append((-sum(lps[i][full[i]].logprob for i in range(start, len(full))), len(full) - start))
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=rows[i][0]) for i in run], sp,
+                                    use_tqdm=len(run) > 1, lora_request=self.lora_request)
+        for i, o in zip(run, outputs, strict=True):
+            (full, start), lps = rows[i], o.prompt_logprobs
+            out[i] = (-sum(lps[k][full[k]].logprob for k in range(start, len(full))), len(full) - start)
         return out
 
     def close(self) -> None:

@@ -85,7 +85,9 @@ class TrainConfig(Section):
     warmup_ratio: float = Field(default=0.03, ge=0.0, lt=1.0)
     weight_decay: float = 0.0
     max_length: int = Field(default=1024, ge=8)
-    """Prompt + completion tokens; longer rows are truncated."""
+    """Prompt + completion tokens; a longer row keeps its first `max_length` tokens, and one whose prompt alone fills
+    them is dropped (no completion token is left to learn from): `train_metrics.json` counts both
+    (`truncated_rows`, `dropped_rows`, the first few in `over_max_length`), and the report says so."""
     bf16: bool | None = None
     """Mixed precision in bfloat16; None picks it where the hardware supports it."""
     gradient_checkpointing: bool = False

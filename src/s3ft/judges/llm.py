@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from s3ft.errors import ConfigError
 from s3ft.judges.qa import gold_aliases
-from s3ft.records import Example, Verdict
+from s3ft.records import Example, Failed, Verdict
 
 if TYPE_CHECKING:
     from s3ft.backends.base import Backend, GenParams, Messages
@@ -126,6 +126,9 @@ class LLMJudge:
             raise RuntimeError(f"judge backend returned {len(replies)} replies for {len(prompts)} prompts")
         verdicts = []
         for reply in replies:
+            if isinstance(reply, Failed):  # its prompt (question, gold, prediction) is too long for the judge's model
+                verdicts.append(Verdict(None, f"undecided: the judge's prompt is too long: {reply.reason}"))
+                continue
             decided = parse_yes_no(reply)
             shown = _short(reply or "") or "<empty reply>"
             verdicts.append(Verdict(decided, f"{'undecided' if decided is None else 'judge said'}: {shown}"))

@@ -5,7 +5,9 @@ Reads `01_data/test.jsonl` and (for a method) its trained model from `07_train/<
 for each general-skill set under `<model>/general/<name>/`, and `<model>/metrics.json`. The drop of
 a general skill from the base model's score is forgetting. With `evaluate.forgetting`, the model is
 also scored on general benchmarks through lm-evaluation-harness (`s3ft.harness`), saved under
-`forgetting` in `metrics.json` with every harness setting.
+`forgetting` in `metrics.json` with every harness setting. A test row too long for the model fails alone
+(`s3ft.stages.generate`): its verdict is undecided, saying why, so it counts as not correct, and `metrics.json`
+counts it (`failed`, `failed_rows`); a reference answer too long to score is left out of its mean, and counted.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from pathlib import Path
 from s3ft.backends.base import batch_size
 from s3ft.config import section_dict
 from s3ft.errors import InputError
-from s3ft.records import Example
+from s3ft.records import Example, Failed
 from s3ft.registry import resolve
 from s3ft.rundir import Rows, write_json_atomic
 from s3ft.stages import Planned
 from s3ft.stages.data import load_examples
-from s3ft.stages.generate import decode_settings, gen_params, generate_into
-from s3ft.stages.judge import judge_into, summarize
+from s3ft.stages.generate import decode_settings, failures, gen_params, generate_into
+from s3ft.stages.judge import judge_into, summarize, unjudged
 from s3ft.weights import load_from
 
 log = logging.getLogger("s3ft.evaluate")
@@ -82,13 +84,16 @@ def score_all(ctx, model_name: str, sets: list[ScoreSet], snapshot: Path | None 
     results = []
     for s in sets:
         preds, verdicts = Rows(s.out / "predictions.jsonl"), Rows(s.out / "verdicts.jsonl")
-        judge_into(verdicts, ctx.judge(s.judge), [(ex, preds.rows[ex.id]["prediction"]) for ex in s.examples],
-                   size, f"judge {s.label}")
+        made = [preds.rows[ex.id] for ex in s.examples]
+        verdicts.append({"id": r["id"], **v.to_dict()} for r in made if (v := unjudged(r)))  # failed: undecided
+        pairs = [(ex, r["prediction"]) for ex, r in zip(s.examples, made, strict=True) if not r.get("failed")]
+        judge_into(verdicts, ctx.judge(s.judge), pairs, size, f"judge {s.label}")
+        verdicts.reorder(ex.id for ex in s.examples)  # the data's order (failed rows were written first)
         counts = summarize(verdicts)
         n = counts["rows"]
         results.append({"n": n, "correct": counts["correct"], "undecided": counts["undecided"],
                         "cannot_split": counts["cannot_split"], "sandbox": counts["sandbox"],
-                        "accuracy": round(counts["correct"] / n, 4) if n else None})
+                        "accuracy": round(counts["correct"] / n, 4) if n else None, **failures(made)})
     return results
 
 
@@ -118,7 +123,7 @@ def run(ctx, out: Path, model_name: str) -> dict:
         log.info("%s: %s", model_name, ", ".join(f"{t} {v['metric']} {v['value']:.4f}"
                                                  for t, v in metrics["forgetting"].get("scores", {}).items()))
     write_json_atomic(out / "metrics.json", metrics)
-    return {k: metrics[k] for k in ("n", "correct", "accuracy")} | (
+    return {k: metrics[k] for k in ("n", "correct", "accuracy", "failed") if k in metrics} | (
         {"general_mean": metrics["general_mean"]} if general else {})
 
 
@@ -139,9 +144,10 @@ def reference_nll(ctx, model_name: str, s: ScoreSet, key: str) -> dict:
     for start in range(0, len(todo), size):
         part = todo[start : start + size]
         scores = ctx.evaluated(model_name).nll([p for _, _, p, _ in part], [t for _, _, _, t in part])
-        rows.append({"id": i, "style": st, "nll": n, "tokens": k} for (i, st, _, _), (n, k) in zip(part, scores,
-                                                                                                  strict=True))
-    done = [rows.rows[i] for i, *_ in items]
+        rows.append({"id": i, "style": st, **({"failed": f"reference too long for the model: {x.reason}"}
+                                               if isinstance(x, Failed) else {"nll": x[0], "tokens": x[1]})}
+                    for (i, st, _, _), x in zip(part, scores, strict=True))
+    done = [rows.rows[i] for i, *_ in items if not rows.rows[i].get("failed")]
 
     def per_token(rs: list[dict]) -> float | None:
         tokens = sum(r["tokens"] for r in rs)
@@ -149,7 +155,8 @@ def reference_nll(ctx, model_name: str, s: ScoreSet, key: str) -> dict:
 
     styles = sorted({r["style"] for r in done})
     return {"per_token": per_token(done), "by_style": {st: per_token([r for r in done if r["style"] == st])
-                                                      for st in styles}, "references": len(done)}
+                                                      for st in styles}, "references": len(done),
+            **failures(rows.rows[i] for i, *_ in items)}
 
 
 def curve(ctx, out: Path, model_name: str) -> list[dict]:

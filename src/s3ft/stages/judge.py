@@ -3,7 +3,8 @@
 Reads the examples and the upstream stage's rows (`prediction` or `paraphrase`); appends
 `{id, correct, reason, extracted, sandbox}` rows (the counts say how many verdicts ran code in each
 sandbox). A paraphrase rejected before judging (it talks about the reference answer) gets a `False`
-verdict carrying the rejection as its reason, without a judge call. A judge that fails on a chunk (raises,
+verdict carrying the rejection as its reason, without a judge call; a row the model did not run (`failed`: too
+long for it) an undecided one saying why. A judge that fails on a chunk (raises,
 or returns the wrong number of verdicts) stops the stage with a `StageError` naming it and the chunk; the
 verdicts written before it are kept. The finished file is in the data's order; a shard run
 (`s3ft.shards`) judges its own examples only.
@@ -56,6 +57,16 @@ def judge_into(rows: Rows, judge, pairs: list[tuple[Example, str]], chunk: int, 
     return len(todo)
 
 
+def unjudged(row: dict) -> Verdict | None:
+    """The verdict of a text the judge does not see: none was made (the row failed: undecided, saying why), or
+    a paraphrase rejected before judging (False); None for a text to judge."""
+    if row.get("failed"):
+        return Verdict(None, f"nothing to judge: {row['failed']}")
+    if row.get("rejected"):
+        return Verdict(False, f"rejected before judging: {row['rejected']}")
+    return None
+
+
 def summarize(rows: Rows) -> dict:
     vals = [r["correct"] for r in rows.rows.values()]
     return {
@@ -74,12 +85,11 @@ def run(ctx, out: Path, upstream: str = "generate", field: str = "prediction") -
     examples = {ex.id: ex for ex in load_examples(ctx.stage_dir("data"), "train")}
     texts = [r for r in read_jsonl(ctx.stage_dir(upstream) / "rows.jsonl") if ctx.owns(str(r["id"]))]
     rows = Rows(out / "rows.jsonl")
-    rejected = [r for r in texts if r.get("rejected")]
-    rows.append({"id": r["id"], **Verdict(False, f"rejected before judging: {r['rejected']}").to_dict()} for r in rejected)
-    pairs = [(examples[r["id"]], r[field]) for r in texts if not r.get("rejected")]
+    rows.append({"id": r["id"], **v.to_dict()} for r in texts if (v := unjudged(r)))
+    pairs = [(examples[r["id"]], r[field]) for r in texts if not unjudged(r)]
     judge = ctx.judge() if any(ex.id not in rows for ex, _ in pairs) else None  # none to make (merged): no load
     judge_into(rows, judge, pairs, ctx.chunk, "judge" if upstream == "generate" else "judge_paraphrase")
-    rows.reorder(examples)  # the data's order (rejected paraphrases were written first)
+    rows.reorder(examples)  # the data's order (rejected paraphrases and failed rows were written first)
     counts = summarize(rows)
     log.info("%s: %d correct, %d wrong, %d undecided", upstream, counts["correct"], counts["wrong"], counts["undecided"])
     return counts

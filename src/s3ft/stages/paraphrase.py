@@ -2,8 +2,9 @@
 
 Reads the examples (and, for S3FT's scope, the judge's verdicts: only examples the model got wrong
 are paraphrased; SDFT paraphrases all). Appends `{id, paraphrase, rejected}` rows, where `rejected`
-names the pattern that a paraphrase talking about "the reference answer" matched, or is null; the finished
-file is in the data's order. A shard run (`s3ft.shards`) paraphrases its own examples only.
+names the pattern that a paraphrase talking about "the reference answer" matched, or is null; a row whose
+prompt is too long for the model fails alone (`failed`: why; `s3ft.stages.generate`). The finished file is in
+the data's order. A shard run (`s3ft.shards`) paraphrases its own examples only.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from s3ft.config import section_dict
 from s3ft.rundir import Rows, rows_by_id
 from s3ft.stages import Planned
 from s3ft.stages.data import load_examples
-from s3ft.stages.generate import gen_params, generate_into, task_stop
+from s3ft.stages.generate import failures, gen_params, generate_into, task_stop
 
 log = logging.getLogger("s3ft.paraphrase")
 NAME = "paraphrase"
@@ -69,9 +70,11 @@ def run(ctx, out: Path, scope: str) -> dict:
     backend = ctx.backend() if any(i not in rows for i, _ in items) else None  # none to make (merged): no load
     new = generate_into(
         rows, backend, items, params, ctx.chunk, "paraphrase", "paraphrase",
-        extra=lambda _id, text: {"rejected": rejection(text, cfg.reject_patterns)},
+        extra=lambda _id, text: {"rejected": rejection(text, cfg.reject_patterns)}, source="question and gold",
     )
     rows.reorder(examples)  # the data's order
-    rejected = sum(1 for r in rows.rows.values() if r["rejected"])
-    log.info("%d paraphrases (%d generated now, scope %s), %d rejected before judging", len(rows), new, scope, rejected)
-    return {"rows": len(rows), "generated": new, "rejected": rejected, "scope": scope}
+    rejected = sum(1 for r in rows.rows.values() if r.get("rejected"))
+    failed = failures(rows.rows.values())
+    log.info("%d paraphrases (%d generated now, scope %s), %d rejected before judging%s", len(rows), new, scope,
+             rejected, f", {failed['failed']} failed" if failed else "")
+    return {"rows": len(rows), "generated": new, "rejected": rejected, "scope": scope, **failed}

@@ -66,6 +66,7 @@ def report_markdown(metrics: dict) -> str:
         counts = {m: (v["composition"] or {}).get(key) for m, v in metrics["methods"].items()}
         if any(counts.values()):
             lines += ["", f"{what}: " + ", ".join(f"{m} {n}" for m, n in counts.items() if n is not None) + "."]
+    lines += failed_lines(metrics)
     reused = {m: v["train"]["reused_from"] for m, v in metrics["methods"].items() if v["train"].get("reused_from")}
     if reused:
         lines += ["", "Trained once for methods whose training rows are the same, in the same order (so are their "
@@ -75,7 +76,7 @@ def report_markdown(metrics: dict) -> str:
     if any(undecided.values()):
         split = {m: v.get("cannot_split") for m, v in models.items()}
         lines += ["", "Undecided test-set verdicts (counted as not correct: two final answers, a hedge, a judge "
-                  "that could not decide): " + ", ".join(
+                  "that could not decide, a question too long for the model): " + ", ".join(
                       f"{m} {n}" + (f" ({split[m]} of them tests that cannot be judged outside the program)"
                                     if split.get(m) else "") for m, n in undecided.items() if n) + "."]
     for stage, counts in (metrics.get("sandbox") or {}).items():
@@ -96,6 +97,24 @@ def report_markdown(metrics: dict) -> str:
         + ("\n![learning curves](curves.png)" if has_curves(metrics) else ""),
     ]
     return "\n".join(lines) + "\n"
+
+
+def failed_lines(metrics: dict) -> list[str]:
+    """The rows that failed alone (too long for the model: not run, the rest went on), by stage with the first
+    few and why; and the training rows longer than `train.max_length` (cut to it, or dropped)."""
+    lines = []
+    failed = metrics.get("failed_alone") or {}
+    if failed:
+        lines += ["", "Rows that failed alone, too long for the model (the other rows went on; each stage's rows "
+                  "file says why for every one; a failed answer is judged undecided, so not correct):", ""]
+        lines += [f"- {where}: {v['failed']} ({'; '.join(v.get('failed_rows') or [])}"
+                  f"{'; …' if v['failed'] > len(v.get('failed_rows') or []) else ''})" for where, v in failed.items()]
+    cut = {m: v["train"] for m, v in metrics["methods"].items() if v["train"].get("truncated_rows")}
+    if cut:
+        lines += ["", "Training rows longer than train.max_length, cut to it (dropped where the prompt alone fills "
+                  "it): " + ", ".join(f"{m} {t['truncated_rows']} ({t.get('dropped_rows', 0)} dropped)"
+                                      for m, t in cut.items()) + "."]
+    return lines
 
 
 def plots(metrics: dict, out: Path) -> list[str]:

@@ -6,7 +6,9 @@ provenance (source and both verdicts; for a paraphrase, its similarity to the go
 the gold trains as the gold, flagged `near_copy`; an answer or paraphrase cut off at max_new_tokens is
 never a target, flagged `truncated`), and `<method>/stats.json` with the composition (the shape
 of the paper's Table 3) and the mean per-token NLL of the chosen targets under the base model.
-NLLs are cached in `nll.jsonl` beside the method folders, so methods share each target's score.
+NLLs are cached in `nll.jsonl` beside the method folders, so methods share each target's score. A row whose
+prompt and target are too long for the model is not scored but kept, flagged `nll_failed` (why, in tokens),
+left out of the means and counted in `stats.json` (`nll_failures`); the rest are scored.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from pathlib import Path
 from s3ft.config import section_dict
 from s3ft.methods import METHOD_NEEDS, choose_source
 from s3ft.nearcopy import similarity
+from s3ft.records import Failed
 from s3ft.rundir import Rows, rows_by_id, write_json_atomic, write_jsonl
 from s3ft.stages import Planned
 from s3ft.stages.data import load_examples
+from s3ft.stages.generate import failures
 from s3ft.verify import require_sealed_rows
 
 log = logging.getLogger("s3ft.select")
@@ -88,7 +92,8 @@ def build_rows(ctx, method: str) -> list[dict]:
 
 
 def target_nll(ctx, rows: list[dict], cache_path: Path) -> None:
-    """Add `target_nll` (summed) and `target_tokens` to each row, scoring uncached targets once."""
+    """Add `target_nll` (summed) and `target_tokens` to each row, scoring uncached targets once; to a row too long
+    for the model, `nll_failed` (why) instead."""
     cache = Rows(cache_path)
 
     def key(r: dict) -> str:
@@ -103,11 +108,15 @@ def target_nll(ctx, rows: list[dict], cache_path: Path) -> None:
         for start in range(0, len(items), ctx.chunk):
             part = items[start : start + ctx.chunk]
             scores = ctx.scorer().nll([r["prompt"] for _, r in part], [r["completion"][0]["content"] for _, r in part])
-            cache.append({"id": k, "nll": s, "tokens": n} for (k, _), (s, n) in zip(part, scores, strict=True))
+            cache.append({"id": k, **({"failed": x.reason} if isinstance(x, Failed) else {"nll": x[0], "tokens": x[1]})}
+                         for (k, _), x in zip(part, scores, strict=True))
             bar.update(len(part))
     for r in rows:
         hit = cache.rows[key(r)]
-        r["target_nll"], r["target_tokens"] = hit["nll"], hit["tokens"]
+        if hit.get("failed"):
+            r["nll_failed"] = f"prompt and {r['source']} target too long for the model: {hit['failed']}"
+        else:
+            r["target_nll"], r["target_tokens"] = hit["nll"], hit["tokens"]
 
 
 def composition(rows: list[dict]) -> dict:
@@ -138,6 +147,10 @@ def run(ctx, out: Path, method: str) -> dict:
     if ctx.cfg.select.nll:
         target_nll(ctx, rows, out.parent / "nll.jsonl")
         stats["target_nll_per_token"] = mean_nll(rows)
+        if failed := failures(rows, "nll_failed"):
+            stats["nll_failures"] = failed
+            log.warning("%s: %d target(s) too long for the model to score, e.g. %s", method, failed["failed"],
+                        failed["failed_rows"][0])
         stats["target_nll_per_token_by_source"] = {
             s: mean_nll([r for r in rows if r["source"] == s]) for s in SOURCES
         }
@@ -155,4 +168,5 @@ def run(ctx, out: Path, method: str) -> dict:
         "%s: %d rows, self %.1f%% / paraphrase %.1f%% / gold %.1f%%, target NLL/token %s",
         method, len(rows), pct["self"], pct["paraphrase"], pct["gold"], stats.get("target_nll_per_token"),
     )
-    return {"rows": len(rows), **stats["composition"]["counts"]}
+    failed = {"nll_failed": stats["nll_failures"]["failed"]} if "nll_failures" in stats else {}
+    return {"rows": len(rows), **stats["composition"]["counts"], **failed}

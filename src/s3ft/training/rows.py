@@ -1,4 +1,5 @@
-"""The training file: TRL's conversational prompt-completion rows, one JSON object per line."""
+"""The training file: TRL's conversational prompt-completion rows, one JSON object per line, and which of them
+are longer than `train.max_length` (`over_max_length`)."""
 
 from __future__ import annotations
 
@@ -62,3 +63,23 @@ def same_rows(a: Path, b: Path) -> bool:
     """Whether two training files hold the same rows (prompt and completion) in the same order: other
     columns (a row's provenance) do not enter training."""
     return Path(b).is_file() and read_train_rows(a) == read_train_rows(b)
+
+
+def over_max_length(rows: list[dict[str, Any]], tokenizer, max_length: int) -> dict[str, Any]:
+    """What `train.max_length` does to these rows (prompt and completion as the chat template renders them):
+    `truncated_rows`, longer than `max_length`, keep their first `max_length` tokens (TRL's truncation); of them
+    `dropped_rows`, whose prompt alone fills `max_length`, leave no completion token to learn from (TRL drops
+    them); `over_max_length`, the first few as "row N: T tokens". Nothing where every row fits."""
+    from s3ft.backends.template import chat_ids
+
+    over = []
+    for n, r in enumerate(rows, 1):
+        full = len(chat_ids(tokenizer, r["prompt"] + r["completion"], add_generation_prompt=False))
+        if full > max_length:
+            prompt = len(chat_ids(tokenizer, r["prompt"], add_generation_prompt=True))
+            over.append((n, full, prompt >= max_length))
+    if not over:
+        return {}
+    return {"truncated_rows": len(over), "dropped_rows": sum(d for *_, d in over),
+            "over_max_length": [f"row {n}: {t:,} tokens" + (" (the prompt alone fills it: dropped)" if d else "")
+                                for n, t, d in over[:3]]}
