@@ -1,6 +1,6 @@
-"""The worked examples (`examples/*/`): each one validates, and each one runs end to end through `s3ft run`, as
-its README says (from the repository root, which its paths are relative to), made tiny by overrides: a few
-rows, sft and s3ft, one epoch, short generations. The model is the one the configs name, the small base model
+"""The worked examples (`examples/*/`): each one validates, from the repository root as its README says and from
+any other folder (its data and templates are read beside the config), and each one runs end to end through
+`s3ft run` from another folder, made tiny by overrides: a few rows, sft and s3ft, one epoch, short generations. The model is the one the configs name, the small base model
 shipped in the package; the judge model of `judge_model` is the session's tiny model (the README makes one
 with `s3ft make-tiny models/judge`)."""
 
@@ -23,9 +23,9 @@ TINY = ["method=[sft,s3ft]", "data.train.limit=4", "data.test.limit=2", "train.e
         "generate.max_new_tokens=16", "paraphrase.max_new_tokens=16", "judge.workers=1"]
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
+def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "s3ft", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "s3ft", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=HANG_GUARD_S)
 
 
@@ -51,16 +51,20 @@ def test_every_example_has_its_config_data_and_readme():
         assert f"examples/{name}" in readme, name
 
 
+@pytest.mark.parametrize("where", ["root", "elsewhere"])
 @pytest.mark.parametrize("name", EXAMPLES)
-def test_example_validates(name, monkeypatch, capsys):
-    """`s3ft validate` as the README runs it (from the repository root), in this process: it is cheap."""
+def test_example_validates(name, where, monkeypatch, capsys, tmp_path):
+    """`s3ft validate` as the README runs it (from the repository root), and from a temporary folder, in this
+    process: it is cheap. Either way the data files are the example's own, beside its config."""
     from s3ft import cli as s3ft_cli
 
     needs_sandbox(name)
-    monkeypatch.chdir(ROOT)
-    assert s3ft_cli.main(["validate", f"examples/{name}/config.yaml"]) == 0
+    monkeypatch.chdir(ROOT if where == "root" else tmp_path)
+    config = f"examples/{name}/config.yaml" if where == "root" else str(ROOT / "examples" / name / "config.yaml")
+    assert s3ft_cli.main(["validate", config]) == 0
     out = capsys.readouterr().out
     assert f"examples/{name}/config.yaml: OK" in out and "warning:" not in out, out
+    assert f"data.train: local file {ROOT / 'examples' / name}/" in out, out
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -71,7 +75,7 @@ def test_example_runs_end_to_end(name, tmp_path, request):
     if name == "judge_model":
         judge = request.getfixturevalue("tiny_model_dir")
         overrides += [f"judge.llm.model.path={judge}", "judge.llm.generate.max_new_tokens=4"]
-    r = cli("run", f"examples/{name}/config.yaml", *overrides)
+    r = cli("run", str(ROOT / "examples" / name / "config.yaml"), *overrides, cwd=tmp_path)  # not the repo root
     assert r.returncode == 0, r.stderr[-3000:]
     report = stage_root(run, "report")
     assert (report / "report.md").is_file()

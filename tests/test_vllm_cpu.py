@@ -5,6 +5,10 @@ and an LLM judge with its own engine that never shares the device with the base'
 Marked `vllm`: CI skips them (vLLM is not installed there). They run where vLLM is importable, e.g. in the
 CPU-vLLM environment of docs/gpu.md ("Testing the vLLM path on a CPU"):
 `VLLM_ENABLE_V1_MULTIPROCESSING=0 python -m pytest -m vllm tests/test_vllm_cpu.py`.
+
+The LoRA engines' tests run in two dtypes (`LORA_DTYPES`): float32, compared exactly with the hf backend (vLLM's
+CPU build), and bfloat16, compared within `AGREE` and `SCORE_GAP`: the variant for a GPU, whose LoRA kernels take
+only float16 and bfloat16 (`pytest -m vllm -k bfloat16 tests/test_vllm_cpu.py`; docs/gpu.md).
 """
 
 from __future__ import annotations
@@ -24,6 +28,15 @@ WORLD_MODEL = Path(s3ft.__file__).parent / "data" / "world_model"
 # the engine in this process (no engine-core child: pytest needs no __main__ guard) with a small KV cache
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+LORA_DTYPES = ["float32", "bfloat16"]
+AGREE = {"float32": 1.0, "bfloat16": 0.75}
+"""The share of prompts whose greedy answer must equal the reference's (the hf backend in float32), by the engine's
+dtype. float32: every one. bfloat16: three in four, as rounding to bfloat16 moves a near-tie between two tokens
+either way, and one flipped token changes the rest of the answer (the hf backend's own bfloat16 answers, on a CPU,
+agree with its float32 ones on 14 of these 16 prompts with the random adapter on, 16 of 16 without)."""
+SCORE_GAP = {"float32": 0.0, "bfloat16": 0.125}
+"""How far a harness score (a share of 8 items) on vLLM may be from the hf backend's in float32: none in float32;
+one item of 8 in bfloat16."""
 
 
 def world_rows(n: int) -> tuple[list[list[dict]], list[str]]:
@@ -48,12 +61,18 @@ def lora_adapter(tmp_path_factory):
     return str(out)
 
 
+@pytest.fixture(scope="module", params=LORA_DTYPES)
+def lora_dtype(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def engine():
+def engine(lora_dtype):
+    """An engine with LoRA on, in each of `LORA_DTYPES`."""
     pytest.importorskip("vllm")
     from s3ft.backends.vllm import VLLMBackend
 
-    b = VLLMBackend(ModelConfig(path=str(WORLD_MODEL), dtype="float32"), lora=True, max_lora_rank=8,
+    b = VLLMBackend(ModelConfig(path=str(WORLD_MODEL), dtype=lora_dtype), lora=True, max_lora_rank=8,
                     enforce_eager=True, max_model_len=1024)
     yield b
     b.close()
@@ -63,6 +82,11 @@ def hf(adapter: str | None = None):
     from s3ft.backends.hf import HFBackend
 
     return HFBackend(ModelConfig(path=str(WORLD_MODEL), dtype="float32", device="cpu"), batch_size=8, adapter=adapter)
+
+
+def agreement(a: list[str], b: list[str]) -> float:
+    """The share of prompts with the same answer in `a` and `b`."""
+    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
 
 
 def per_token_gap(a: list[tuple[float, int]], b: list[tuple[float, int]]) -> float:
@@ -113,19 +137,21 @@ def test_an_engine_with_lora_refuses_to_score(engine):
         engine.nll(*world_rows(2))
 
 
-def test_one_engine_serves_every_adapter(engine, lora_adapter):
+def test_one_engine_serves_every_adapter(engine, lora_dtype, lora_adapter):
     """An adapter view generates what the hf backend generates with the adapter merged, and the base engine
-    under it still generates the base's answers; closing the view leaves the engine running."""
+    under it still generates the base's answers; closing the view leaves the engine running. Exactly in
+    float32; in bfloat16, on the share of prompts `AGREE` states."""
     prompts, _ = world_rows(16)
     params = GenParams(max_new_tokens=48)
+    share = AGREE[lora_dtype]
     base = engine.generate(prompts, params)
     view = engine.with_adapter(lora_adapter)
     tuned = view.generate(prompts, params)
-    assert tuned == hf(lora_adapter).generate(prompts, params)
-    assert base == hf().generate(prompts, params) and tuned != base
+    assert agreement(tuned, hf(lora_adapter).generate(prompts, params)) >= share
+    assert agreement(base, hf().generate(prompts, params)) >= share and tuned != base
     assert view.model_id != engine.model_id and "+adapter:" in view.model_id
     view.close()
-    assert engine.generate(prompts, params) == base
+    assert agreement(engine.generate(prompts, params), base) >= share
 
 
 def pipeline_config(tmp: Path, backend: str) -> Path:
@@ -193,9 +219,11 @@ def test_the_pipeline_on_vllm_matches_the_hf_run(tmp_path):
             assert rows(hf_run, "evaluate", f"{model}/{name}") == rows(vllm_run, "evaluate", f"{model}/{name}"), (model, name)
 
 
-def test_the_harness_on_vllm_scores_as_on_hf(lora_adapter, monkeypatch):
+@pytest.mark.parametrize("dtype", LORA_DTYPES)
+def test_the_harness_on_vllm_scores_as_on_hf(lora_adapter, monkeypatch, dtype):
     """lm-evaluation-harness's `vllm` model (`evaluate.forgetting.backend: vllm`) on the world's general skills:
-    the same scores as its `hf` model, for the base and with a LoRA adapter (lm-eval serves it unmerged)."""
+    the scores of its `hf` model in float32 (within `SCORE_GAP` in bfloat16), for the base and with a LoRA adapter
+    (lm-eval serves it unmerged)."""
     import importlib.metadata as md
 
     pytest.importorskip("vllm")
@@ -221,15 +249,16 @@ def test_the_harness_on_vllm_scores_as_on_hf(lora_adapter, monkeypatch):
     ended, shutdown = [], vllm_backend.shutdown_engine
     monkeypatch.setattr(vllm_backend, "shutdown_engine", lambda llm: (ended.append(type(llm)), shutdown(llm)))
 
-    model = ModelConfig(path=str(WORLD_MODEL), dtype="float32", device="cpu")
     scores = {}
     for backend in ("hf", "vllm"):
+        model = ModelConfig(path=str(WORLD_MODEL), dtype="float32" if backend == "hf" else dtype, device="cpu")
         cfg = ForgettingConfig(tasks=["s3ft_world"], limit=8, apply_chat_template=True, batch_size=8, backend=backend)
         for adapter in (None, lora_adapter):
             out = score_model(cfg, model, adapter, lora_rank=8)
             scores[backend, adapter] = {t: v["value"] for t, v in out["scores"].items()}
-    assert scores["hf", None] == scores["vllm", None]
-    assert scores["hf", lora_adapter] == scores["vllm", lora_adapter]
+    for adapter in (None, lora_adapter):
+        ours, theirs = scores["vllm", adapter], scores["hf", adapter]
+        assert set(ours) == set(theirs) and all(abs(ours[t] - theirs[t]) <= SCORE_GAP[dtype] for t in ours), scores
     assert scores["hf", None] != scores["hf", lora_adapter]
     assert ended == [LLM, LLM]  # each harness engine shut down when its scoring ended, not when collected
 

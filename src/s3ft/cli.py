@@ -158,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         from s3ft.config.load import locate
         from s3ft.errors import ConfigError
 
+        kept = f" (the traceback: {e.detail_in})" if e.detail_in else ""  # in run.log
         if isinstance(e, ConfigError):  # a check after loading: name the config file and the key's line in it
             e = locate(e, getattr(args, "config", None))
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}{kept}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, OSError, RuntimeError) as e:  # Ctrl-C, a full disk, a file-size limit: one line
         from s3ft.stops import explain

@@ -18,7 +18,7 @@ from s3ft import shards
 from s3ft.cache import maybe_cached, unwrapped
 from s3ft.config import Config, LLMJudgeConfig, section_dict
 from s3ft.device import Device, close
-from s3ft.errors import ConfigError, S3FTError
+from s3ft.errors import S3FTError, loading_model
 from s3ft.provenance import Refs
 from s3ft.registry import resolve
 from s3ft.rundir import fingerprint, stage_root
@@ -112,18 +112,13 @@ class Context:
         cls, args = resolve("backend", backend), dict(batch_size=self.cfg.generate.batch_size, adapter=adapter,
                                                       **{**kwargs, **engine})  # the user's engine arguments win
         isolate = self.cfg.generate.isolate
-        if isolate or (isolate is None and backend == "vllm"):
-            from s3ft.backends.process import ProcessBackend
+        key = "model.path" if model_cfg is self.cfg.model else "judge.llm.model.path"
+        with loading_model(key, model_cfg.path):  # no such folder, a hub id offline, a corrupt file: one line
+            if isolate or (isolate is None and backend == "vllm"):
+                from s3ft.backends.process import ProcessBackend
 
-            return self.cached(ProcessBackend(cls, model_cfg, **args))
-        try:
+                return self.cached(ProcessBackend(cls, model_cfg, **args))
             return self.cached(cls(model_cfg, **args))
-        except OSError as e:  # no such folder, a hub id offline or not found: one line naming the key
-            if e.errno is not None:  # the system's own (disk full, ...): as it is
-                raise
-            key = "model.path" if model_cfg is self.cfg.model else "judge.llm.model.path"
-            why = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
-            raise ConfigError(None, key, f"cannot load {model_cfg.path}: {why}") from None
 
     def cached(self, b):
         """`b` behind the run's model-call cache (`cache.*`), where it is on."""

@@ -5,7 +5,8 @@ everything the model held (a GPU's memory, a vLLM engine's workers) is freed bef
 is inherited), builds `cls(*args, **kwargs)` there, and forwards `generate`, `nll`, `batch_size` and, for an
 engine that serves LoRA adapters, `with_adapter` views to it over a pipe. Completions come back with their
 finish reasons. An error in the child is raised here: s3ft's own errors (a missing vLLM, a bad adapter path)
-with their message, any other with the child's traceback; a child that dies (killed, out of memory) is an
+with their message, a model that does not load with its cause in one line (`load_cause`, the child's
+traceback its `detail`), any other with the child's traceback; a child that dies (killed, out of memory) is an
 error naming its exit status, never a hang. Closing also ends every process the child started that outlives
 it (an engine's processes, when the backend does not stop them or the child was killed).
 """
@@ -19,14 +20,17 @@ import multiprocessing as mp
 import traceback
 import weakref
 
-from s3ft.errors import S3FTError
+from s3ft.errors import S3FTError, load_cause
 
 log = logging.getLogger("s3ft.backends")
 _STOP_S = 60
 
 
 class BackendProcessError(S3FTError):
-    """The backend's child process failed: the message holds its traceback or exit status."""
+    """The backend's child process failed: the message holds its traceback or exit status; where the model did
+    not load, `load_cause` says why in one line and `detail` holds the traceback."""
+
+    load_cause: str | None = None
 
 
 def _serve(conn, cls, args: tuple, kwargs: dict) -> None:
@@ -35,7 +39,7 @@ def _serve(conn, cls, args: tuple, kwargs: dict) -> None:
         backend = cls(*args, **kwargs)
         conn.send(("ok", {a: getattr(backend, a, None) for a in ("model_id", "batch_size", "lora")}))
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
-        conn.send(("error", _describe(e)))
+        conn.send(("error", _describe(e, loading=True)))
         _end_children()
         return
     views, ids = {None: backend}, itertools.count(1)
@@ -82,10 +86,12 @@ def _end_children(grace_s: float = 5) -> None:
             p.join()
 
 
-def _describe(e: BaseException) -> tuple[str, str, bool]:
-    """(kind, text, ours): an S3FTError's message (a user's error, said plainly), else the traceback."""
+def _describe(e: BaseException, loading: bool = False) -> tuple[str, str, bool, str | None]:
+    """(kind, text, ours, cause): an S3FTError's message (a user's error, said plainly), else the traceback; and,
+    `loading` the backend, why its model did not load where that is the failure (`load_cause`)."""
     ours = isinstance(e, S3FTError)
-    return type(e).__name__, str(e) if ours else "".join(traceback.format_exception(e)), ours
+    cause = load_cause(e) if loading and not ours else None
+    return type(e).__name__, str(e) if ours else "".join(traceback.format_exception(e)), ours, cause
 
 
 class ProcessBackend:
@@ -120,9 +126,13 @@ class ProcessBackend:
             raise BackendProcessError(f"the backend process ({self._what}) died, exit status "
                                       f"{self._proc.exitcode}: out of memory, or killed?") from None
         if status == "error":
-            kind, text, ours = value
+            kind, text, ours, cause = value
             if ours:
                 raise BackendProcessError(text)
+            if cause:  # the model did not load: one line; the child's traceback kept apart
+                err = BackendProcessError(f"the backend process ({self._what}) could not load the model: {cause}")
+                err.load_cause, err.detail = cause, text
+                raise err
             raise BackendProcessError(f"the backend process ({self._what}) raised {kind}:\n{text.rstrip()}")
         return value
 

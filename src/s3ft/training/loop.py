@@ -3,7 +3,8 @@ completion only), resuming from the last complete checkpoint, saving learning-cu
 
 Writes into `out_dir/`: `adapter/` or `model/` (the LoRA adapter, or the full model, each with the tokenizer),
 `checkpoints/`, `curve/step-N/` (snapshots, when asked), `merged/` (`train.save_merged`, LoRA only) and
-`train_metrics.json` (loss, steps, runtime, parameter counts, how accelerate ran it, the log history).
+`train_metrics.json` (loss, steps, runtime, parameter counts, how accelerate ran it, the log history, and the rows
+longer than `train.max_length`: truncated, or dropped where the prompt alone fills it, `rows.over_max_length`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import warnings
 from pathlib import Path
 
 from s3ft.config import ModelConfig, TrainConfig, check_pass_through
+from s3ft.errors import loading_model
 from s3ft.training.args import lora_kwargs, sft_kwargs
 from s3ft.training.model import (
     bf16_supported,
@@ -29,7 +31,7 @@ from s3ft.training.model import (
     save_merged,
 )
 from s3ft.training.progress import log_to_stderr
-from s3ft.training.rows import read_train_rows
+from s3ft.training.rows import over_max_length, read_train_rows
 
 log = logging.getLogger("s3ft.train")
 
@@ -117,8 +119,9 @@ def _trainer(rows: list[dict], out_dir: Path, model: ModelConfig, cfg: TrainConf
 
     from s3ft.backends.hf import load_tokenizer
 
-    tokenizer = load_tokenizer(model)  # applies model.chat_template; a clear error if there is no template
-    lm = load_base_model(model, dtype, cfg.quantization)
+    with loading_model("model.path", model.path):  # no such folder, a hub id offline, a corrupt file: one line
+        tokenizer = load_tokenizer(model)  # applies model.chat_template; a clear error if there is no template
+        lm = load_base_model(model, dtype, cfg.quantization)
     base_non_embedding = non_embedding_params(lm)
     if cfg.quantization:  # QLoRA: norms and head in float32, the base frozen, inputs ready for checkpointing
         from peft import prepare_model_for_kbit_training
@@ -161,6 +164,11 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
         check_pass_through("train.lora_args", cfg.lora_args, LoraConfig)
     cuda, bf16, dtype = _device(model, cfg)
     trainer, tokenizer, base_non_embedding = _trainer(rows, out_dir, model, cfg, seed, snapshots, cuda, bf16, dtype)
+    long_rows = over_max_length(rows, tokenizer, cfg.max_length)
+    if long_rows:
+        log.warning("%d of %d rows are longer than train.max_length %d: cut to it, %d of them dropped (e.g. %s)",
+                    long_rows["truncated_rows"], len(rows), cfg.max_length, long_rows["dropped_rows"],
+                    long_rows["over_max_length"][0])
     params = list({id(p): p for p in trainer.model.parameters()}.values())
     trainable = sum(numel(p) for p in params if p.requires_grad)
     ckpt_dir = out_dir / "checkpoints"
@@ -194,6 +202,7 @@ def train_model(train_file: Path, out_dir: Path, model: ModelConfig, cfg: TrainC
         "epochs": trainer.state.epoch,
         "runtime_s": round(time.time() - start, 3),
         "rows": len(rows),
+        **long_rows,  # truncated_rows, dropped_rows, over_max_length: only where some row is too long
         "processes": trainer.args.world_size,  # data-parallel processes (under accelerate launch)
         "distributed": distributed,  # as accelerate ran it: NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, ...
         "trainable_params": trainable,
