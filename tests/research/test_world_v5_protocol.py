@@ -26,3 +26,15 @@ def test_the_grid_runs_sft_alone_on_validation_and_writes_the_choice(tiny_model_
     if summary["chosen"]:
         assert yaml.safe_load((tmp_path / "g" / "chosen.yaml").read_text())["train"]["mode"] in ("lora", "full")
     assert len(GRID) == 7
+
+
+def test_the_replication_scores_every_test_item_of_the_frozen_config():
+    from research.world.v5.replicate import full_size_overrides
+    from s3ft.config import load_config
+    from s3ft.demo import V5_CONFIG
+
+    demo = load_config(V5_CONFIG)
+    full = load_config(V5_CONFIG, full_size_overrides(len(demo.evaluate.general)))
+    assert demo.data.test.limit == 150 and {g.source.limit for g in demo.evaluate.general} == {60}
+    assert full.data.test.limit is None and {g.source.limit for g in full.evaluate.general} == {None}
+    assert full.train == demo.train and full.method == demo.method  # the demo's frozen setting, unchanged
