@@ -1,6 +1,7 @@
 """A model that does not load, in s3ft's process or in a child process it started (a training process under
 `accelerate launch`, a backend in a process of its own), is one line naming the config key; the traceback is kept
-in RUN_DIR/run.log, where a training process also appends its log lines (issue 29)."""
+in RUN_DIR/run.log, where a training process also appends its log lines; a training process starts without runpy's
+warning of a module imported before it ran (issue 29)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ def test_a_training_process_that_cannot_load_the_model_says_one_line_and_keeps_i
                             f"'{path}/config.json' is not a valid JSON file.")
     shown = capfd.readouterr().err
     assert "Traceback" not in shown and "ChildFailedError" not in shown, shown
+    assert "found in sys.modules" not in shown, shown  # runpy's warning, where `s3ft` imported the launcher
     log = (tmp_path / "run" / "run.log").read_text()
     assert re.search(r"^training process [01]: Traceback", log, re.M) and "JSONDecodeError" in log
     assert "ChildFailedError" in log  # torchrun's report, after the failed process: kept, not shown
@@ -103,3 +105,18 @@ def test_run_with_a_model_that_does_not_load_in_its_backend_process_says_one_lin
                     f"large (the traceback: {tmp_path / 'run' / 'run.log'})"), line
     log = (tmp_path / "run" / "run.log").read_text()
     assert "Traceback" in log and "SafetensorError" in log and f"model.path: cannot load {path}: Error while" in log
+
+
+def test_a_training_process_starts_without_runpy_warnings(tmp_path):
+    """`python -m s3ft.training.launcher SPEC`, as `accelerate launch` starts each training process: nothing that
+    importing its packages (`s3ft`, `s3ft.training`) imports imports the launcher before runpy runs it, which would
+    warn "found in sys.modules ... prior to execution", once per process. The spec's rows are missing: the process
+    fails at once, as the launcher reports a failure."""
+    spec = tmp_path / "launch.json"
+    spec.write_text(json.dumps({"train_file": str(tmp_path / "missing.jsonl"), "out_dir": str(tmp_path / "out"),
+                                "seed": 0, "snapshots": 0, "model": ModelConfig(path="m").model_dump(mode="json"),
+                                "train": TrainConfig().model_dump(mode="json")}))
+    r = subprocess.run([sys.executable, "-W", "default", "-m", "s3ft.training.launcher", str(spec)],
+                       capture_output=True, text=True, timeout=HANG_GUARD_S)
+    assert r.returncode == 1 and "Warning" not in r.stderr, r.stderr
+    assert "missing.jsonl" in json.loads((tmp_path / "out" / FAILED).read_text())["message"]

@@ -229,6 +229,30 @@ def test_a_method_without_training_set_or_training_is_an_error(tmp_path, capsys)
     assert str(train / "adapter") in str(e.value)
 
 
+@pytest.mark.parametrize("why", ["missing", "corrupt weights"])
+def test_merge_with_a_base_model_that_does_not_load_is_one_line_naming_model_path(why, tmp_path, capsys, request):
+    """`s3ft export --merge` loads the base as training does, and says so as training does (issue 29)."""
+    base = tmp_path / "base"
+    if why == "corrupt weights":
+        import shutil
+
+        shutil.copytree(request.getfixturevalue("tiny_model_dir"), base)
+        (base / "model.safetensors").write_bytes(b"garbage" * 10)
+    run = make_run(tmp_path, methods=("s3ft",), model={"path": str(base)})
+    train = stage_root(run, "train") / "s3ft"
+    (train / "adapter").mkdir(parents=True)
+    (train / "adapter" / "adapter_config.json").write_text("{}")
+    write_json_atomic(train / "manifest.json", {"fingerprint": "fp-train", "counts": {"mode": "lora"}})
+    assert cli.main(["export", str(run), "--merge"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+    assert err.rstrip().endswith(line), err  # the last line: the log lines before it are export's own
+    assert line.startswith(f"error: {run / 'config.yaml'}:5: model.path: cannot load {base}: "), line
+    assert ("Error while deserializing header" if why == "corrupt weights" else str(base)) in line.split(": cannot")[1]
+    assert not (run / "export" / "s3ft" / "merged").exists()
+
+
 def test_push_takes_one_method(tmp_path):
     run = make_run(tmp_path)
     with pytest.raises(S3FTError, match="--push me/s3ft-gsm8k: uploads one method"):

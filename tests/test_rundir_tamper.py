@@ -1,13 +1,17 @@
 """Outputs the run can vouch for (`s3ft.verify`): a finished unit's files edited, cut or deleted make it stale,
 named by `s3ft status`, and the next run redoes it (and what reads it); `status --verify` hashes again; an
 upstream made again with other contents makes its readers stale; a stage refuses an upstream that lost rows;
-a damaged row names its file and line.
+a damaged row names its file and line; a unit whose files were refused when sealed is shown with the reason.
+The train stage's outputs (an adapter, its metrics), the evaluate stage's and the report are vouched for too.
 
-The pipeline runs on test_shards' stand-in backend (no model, no torch), in this process."""
+The pipeline runs on test_shards' stand-in backend (no model, no torch), in this process; training is a stand-in
+too (`stand_in_training`)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -156,4 +160,111 @@ def test_a_row_file_that_is_damaged_or_holds_an_id_twice_is_not_sealed(tmp_path,
     (unit.path / "rows.jsonl").write_text(text)
     with pytest.raises(InputError, match=says):
         unit.finish("generate", {})
-    assert unit.state() == "partial"
+    assert unit.state() == "partial" and re.search(says, unit.refused())  # what `s3ft status` says of it
+    unit.begin()  # the next attempt starts afresh: resuming would read the refused file again
+    assert not (unit.path / "rows.jsonl").exists() and unit.refused() is None
+
+
+def test_status_says_why_a_unit_was_refused_when_sealed_and_the_next_run_redoes_it(tmp_path, capsys, monkeypatch):
+    from s3ft.stages import select
+
+    cfg = config(tmp_path, "run", ["s3ft"], select={"nll": False})
+    make = select.run
+
+    def second_writer(ctx, out, method):  # a row written twice, as by a second run on the directory
+        counts = make(ctx, out, method)
+        with open(out / "train.jsonl", "rb+") as f:
+            first = f.readline()
+            f.seek(0, os.SEEK_END)
+            f.write(first)
+        return counts
+
+    monkeypatch.setattr(select, "run", second_writer)
+    assert main(["run", cfg, "--until", UNTIL]) == 2
+    capsys.readouterr()
+    assert main(["status", str(tmp_path / "run")]) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("select/s3ft ")]
+    assert re.search(r" partial .*\(refused to seal: \S+/06_select/s3ft/train.jsonl:41: field 'id': id '\S+' written "
+                     r"twice \(first at line 1\).*; the next run redoes it\)", line), line
+    monkeypatch.setattr(select, "run", make)
+    results = s3ft.run(s3ft.load_config(cfg), until=UNTIL)
+    assert {r["unit"]: r["action"] for r in results}["select/s3ft"] == "ran"
+    rows = {r["unit"]: r for r in s3ft.status(tmp_path / "run", verify=True)}
+    assert rows["select/s3ft"]["state"] == "done" and "refused" not in rows["select/s3ft"]
+
+
+# --- the train and report stages' outputs ------------------------------------------------------------
+
+
+TRAININGS: list[str] = []  # every stand-in training, by method
+
+
+def stand_in_training(rows, out, model, train, seed, snapshots=0):
+    """A stand-in for `s3ft.training.train_model` (no torch): an adapter whose bytes follow the training rows, and
+    metrics whose `runtime_s` differs each time, as a real training's does."""
+    TRAININGS.append(Path(out).name)
+    (out / "adapter").mkdir(parents=True, exist_ok=True)
+    (out / "adapter" / "adapter_config.json").write_text('{"r": 1}\n')
+    (out / "adapter" / "adapter_model.safetensors").write_bytes(b"weights of " + Path(rows).read_bytes()[:64])
+    metrics = {"train_loss": 0.5, "steps": 2, "runtime_s": float(len(TRAININGS)), "mode": "lora"}
+    (out / "train_metrics.json").write_text(json.dumps(metrics))
+    return metrics
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run through every stage, trained by the stand-in (for this module's tests that ask for it)."""
+    from test_shards import DATA
+
+    from s3ft.stages import train as stage_train
+
+    tmp = tmp_path_factory.mktemp("tamper-train")
+    cfg = config(tmp, "run", ["s3ft"], select={"nll": False}, report={"plots": False},
+                 data={"task": "gsm8k", "train": {"path": str(DATA), "limit": 40}, "test": {"path": str(DATA), "limit": 4}})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stage_train, "train_model", stand_in_training)
+        assert main(["run", cfg]) == 0
+        yield cfg, tmp / "run", outputs(tmp / "run")
+
+
+def flip_a_byte(p: Path) -> None:
+    data = bytearray(p.read_bytes())
+    data[-1] ^= 1
+    p.write_bytes(bytes(data))
+
+
+ADAPTER = "07_train/s3ft/adapter/adapter_model.safetensors"
+TRAIN_CASES = [  # (file, tampering, what status says, the units the rerun redoes)
+    (ADAPTER, flip_a_byte, f"{ADAPTER} changed (contents)", ["train/s3ft", "evaluate/s3ft", "report"]),
+    (ADAPTER, lambda p: p.unlink(), f"{ADAPTER} deleted", ["train/s3ft", "evaluate/s3ft", "report"]),
+    ("07_train/s3ft/train_metrics.json", lambda p: p.write_text("{}"), "07_train/s3ft/train_metrics.json changed (size",
+     ["train/s3ft", "evaluate/s3ft", "report"]),
+    ("08_evaluate/s3ft/predictions.jsonl", cut_last_row, "08_evaluate/s3ft/predictions.jsonl changed (size",
+     ["evaluate/s3ft"]),  # made again to the same contents: the report, which read them, stays done
+    ("08_evaluate/s3ft/metrics.json", lambda p: p.write_text("{}"), "08_evaluate/s3ft/metrics.json changed",
+     ["evaluate/s3ft"]),
+    ("09_report/report.md", cut_last_row, "09_report/report.md changed (size", ["report"]),
+    ("09_report/metrics.json", lambda p: p.unlink(), "09_report/metrics.json deleted", ["report"]),
+]
+
+
+@pytest.mark.parametrize(("rel", "tamper", "says", "redone"), TRAIN_CASES,
+                         ids=["adapter-edited", "adapter-deleted", "train-metrics", "predictions", "evaluate-metrics", "report-md", "report-metrics"])
+def test_a_tampered_adapter_metrics_or_report_is_named_and_redone(trained, capsys, rel, tamper, says, redone):
+    cfg, run, before = trained
+    unit = redone[0]
+    tamper(run / rel)
+    capsys.readouterr()
+    assert main(["status", str(run)]) == 0
+    table = capsys.readouterr().out
+    (line,) = [x for x in table.splitlines() if x.startswith(unit + " ")]
+    assert " stale " in line and says in line and "the next run redoes it" in line, table
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("s3ft.stages.train.train_model", stand_in_training)
+        results = s3ft.run(s3ft.load_config(cfg))
+    assert [r["unit"] for r in results if r["action"] != "skipped"] == redone
+    assert all(r["state"] == "done" for r in s3ft.status(run, verify=True))
+    after = outputs(run)
+    assert after.keys() == before.keys() and after[ADAPTER] == before[ADAPTER]
+    timed = ("07_train/s3ft/train_metrics.json", "09_report/metrics.json", "09_report/report.md")  # runtime_s
+    assert {k: v for k, v in after.items() if k not in timed} == {k: v for k, v in before.items() if k not in timed}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from s3ft.errors import S3FTError
 from s3ft.logs import setup_logging
@@ -99,6 +100,7 @@ def _status_table(rows: list[dict]) -> str:
         )
         secs = f"{r['seconds']:.1f}" if r["seconds"] is not None else "-"
         why = f"  (changed: {listed(r['why'])}): the next run redoes it" if r.get("why") else ""
+        why += f"  (refused to seal: {r['refused']}; the next run redoes it)" if r.get("refused") else ""
         why += f"  ({r['shards']})" if r.get("shards") else ""
         nums = "".join(f" {(f'{r[k]:.1f}' if r.get(k) is not None else '-'):>9}" for k in shown)
         lines.append(f"{r['unit']:<24} {r['state']:<8} {secs:>8}{nums}  {counts}{why}")
@@ -160,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
 
         kept = f" (the traceback: {e.detail_in})" if e.detail_in else ""  # in run.log
         if isinstance(e, ConfigError):  # a check after loading: name the config file and the key's line in it
-            e = locate(e, getattr(args, "config", None))
+            saved = Path(args.run_dir) / "config.yaml" if args.cmd == "export" else None  # the run's own
+            e = locate(e, getattr(args, "config", None) or saved)
         print(f"error: {e}{kept}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, OSError, RuntimeError) as e:  # Ctrl-C, a full disk, a file-size limit: one line

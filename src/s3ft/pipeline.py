@@ -147,9 +147,11 @@ def run_unlocked(cfg: Config, until: str | None = None, force: list[str] = (), o
                 continue
             if state == "partial" and unit.dir.manifest is not None:
                 (unit.dir.path / "manifest.json").unlink()  # needed rows grew: resume, keep rows
-            action = "resumed" if state == "partial" and not forced else "ran"
+            refused = unit.dir.refused()
+            action = "resumed" if state == "partial" and not forced and not refused else "ran"
             log.info("%s: %s", unit.name, {"ran": "running", "resumed": "resuming"}[action]
                      + (f" (stale: {listed(unit.why_stale())} changed)" if state == "stale" else "")
+                     + (f" (afresh: its last attempt was refused when sealed: {refused})" if refused else "")
                      + (" (forced)" if forced else ""))
             stops.at(unit.name, unit.dir.path)
             unit.dir.begin(force=forced)
@@ -178,8 +180,9 @@ MEMORY_KEYS = {"rows_per_s": "rows/s", "peak_rss_mib": "peak MiB", "peak_gpu_mib
 
 def status(cfg: Config, verify: bool = False) -> list[dict]:
     """Each unit's state (done / partial / stale / to do), counts and time, for a stale one the inputs or files
-    that changed (`why`), and for a per-row stage not merged yet its shards' progress (`shards`), without loading
-    a model. `verify`: every done unit's files are hashed again (not only their sizes and times compared)."""
+    that changed (`why`), for one whose files were refused when sealed the reason (`refused`), and for a per-row
+    stage not merged yet its shards' progress (`shards`), without loading a model. `verify`: every done unit's
+    files are hashed again (not only their sizes and times compared)."""
     ctx = Context(cfg)
     out = []
     for unit in plan(ctx):
@@ -189,6 +192,8 @@ def status(cfg: Config, verify: bool = False) -> list[dict]:
             state = "stale"
         row = {"unit": unit.name, "state": state, "counts": m.get("counts"), "seconds": m.get("seconds"),
                **{k: m.get(k) for k in MEMORY_KEYS}, "why": why}
+        if state != "done" and (refused := unit.dir.refused()):
+            row["refused"] = refused
         if unit.stage in shards.ROW_STAGES and state != "done":
             row["shards"] = shards.progress(ctx.run_dir, unit.stage, unit.dir.fp)
         out.append(row)

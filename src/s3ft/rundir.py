@@ -248,10 +248,17 @@ class UnitDir:
             return []
         return changes(self.path, m.get("files"), rehash) + upstream_moved(m.get("upstream"), self.upstream)
 
+    def refused(self) -> str | None:
+        """Why the unit's last attempt was not sealed (`finish` refused its files), while it is not done; else None."""
+        progress = read_json(self.path / "progress.json") or {}
+        return progress.get("refused") if self.manifest is None else None
+
     def begin(self, force: bool = False) -> None:
-        """Prepare to run: wipe a stale, forced or differently-fingerprinted partial unit, keep a resumable one."""
+        """Prepare to run: wipe a stale, forced or differently-fingerprinted partial unit, and one whose files were
+        refused when sealed (`refused`: resuming would read them again); keep a resumable one."""
         progress = read_json(self.path / "progress.json")
-        resumable = progress is not None and progress.get("fingerprint") == self.fp and self.manifest is None
+        resumable = (progress is not None and progress.get("fingerprint") == self.fp and self.manifest is None
+                     and "refused" not in progress)
         if self.path.exists() and (force or not resumable):
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -266,7 +273,11 @@ class UnitDir:
         progress = read_json(self.path / "progress.json") or {}
         started = progress.get("started", time.time())
         seconds = round(time.time() - started, 2)
-        files = seal(self.path)  # refuses a row file holding an id twice
+        try:
+            files = seal(self.path)  # refuses a row file holding an id twice
+        except InputError as e:  # recorded for `s3ft status` (`refused`); the next run starts the unit afresh
+            write_json_atomic(self.path / "progress.json", {**progress, "refused": str(e)})
+            raise
         manifest = {
             "stage": stage,
             "fingerprint": self.fp,

@@ -19,7 +19,7 @@ from s3ft.config import section_dict
 from s3ft.device import free_memory
 from s3ft.rundir import UnitDir, unit_fingerprint, write_json_atomic
 from s3ft.stages import Planned
-from s3ft.training import launch, launched, same_rows, train_model
+from s3ft.training import same_rows, train_model
 from s3ft.training.model import merge_trained
 from s3ft.weights import clear_partial_reuse, reuse_training
 
@@ -86,6 +86,9 @@ def run(ctx, out: Path, method: str, earlier: list[tuple[str, UnitDir]] = ()) ->
     for donor, unit in earlier:
         if unit.state() == "done" and same_rows(rows, ctx.stage_dir("select") / donor / "train.jsonl"):
             return reuse_training(unit.path, out, donor)
+    # imported here, not above: `import s3ft` must not import the launcher, which runs as `python -m` (runpy warns)
+    from s3ft.training import launch, launched
+
     fn = launch if launched(ctx.cfg.train) else train_model  # several processes: under accelerate launch
     try:
         return fn(rows, out, ctx.cfg.model, ctx.cfg.train, ctx.cfg.seed, snapshots=ctx.cfg.curve_points())

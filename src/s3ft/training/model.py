@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from s3ft.config import ModelConfig, TrainConfig
-from s3ft.errors import ConfigError
+from s3ft.errors import ConfigError, loading_model
 
 log = logging.getLogger("s3ft.train")
 QLORA_4BIT = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
@@ -86,12 +86,15 @@ def save_merged(peft_model, tokenizer, out: Path) -> None:
 
 def merge_adapter(model: ModelConfig, adapter: Path, out: Path) -> None:
     """`save_merged` of a saved adapter: the base loaded as training loads it, in `model.dtype` (`auto`: the
-    checkpoint's own), the adapter on it, merged into `out`."""
+    checkpoint's own), the adapter on it, merged into `out`. A base that does not load is one line naming
+    `model.path` (`loading_model`), as in training."""
     from peft import PeftModel
 
     from s3ft.backends.hf import load_tokenizer
 
-    save_merged(PeftModel.from_pretrained(load_base_model(model, model.dtype), str(adapter)), load_tokenizer(model), out)
+    with loading_model("model.path", model.path):  # no such folder, a hub id offline, a corrupt file: one line
+        tokenizer, base = load_tokenizer(model), load_base_model(model, model.dtype)
+    save_merged(PeftModel.from_pretrained(base, str(adapter)), tokenizer, out)
 
 
 def merge_trained(out_dir: Path, model: ModelConfig) -> dict | None:
