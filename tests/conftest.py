@@ -18,7 +18,7 @@ only because the machine is slow or busy; on a loaded 2-core machine the suite h
 INTEGRATION = {
     "test_e2e.py", "test_paths.py", "test_paths_user.py", "test_demo.py", "test_examples.py", "test_kill.py", "test_shards.py",
     "test_train.py", "test_harness.py", "test_backend_process.py", "test_sandbox_hostile.py",
-    "test_sandbox_benign.py", "test_humaneval.py",
+    "test_sandbox_benign.py", "test_humaneval.py", "test_audit.py",
 }
 """Test files of the `integration` kind: they drive the real CLI, the pipeline, training, several processes or the
 sandbox over whole suites of programs. Every other test is a `unit` test (`make test-unit`: under 2 minutes on 2

@@ -12,7 +12,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "s3ft"
 
 LAYERS = [
-    ("ground", ["errors", "records", "methods", "config", "nearcopy", "logs"]),
+    ("ground", ["errors", "records", "methods", "config", "nearcopy", "logs", "agreement"]),
     ("run directory", ["rundir", "telemetry", "provenance", "shards", "cache", "registry", "device", "lock", "stops",
                        "verify"]),
     ("plug-ins", ["backends", "tasks", "judges"]),
@@ -21,7 +21,7 @@ LAYERS = [
                                     "world",
                                     "lm_eval_tasks"]),
     ("stages", ["context", "stages"]),
-    ("pipeline", ["pipeline", "validate", "export"]),
+    ("pipeline", ["pipeline", "validate", "export", "judge_audit"]),
     ("commands", ["cli", "demo", "__init__", "__main__"]),
 ]
 """From the ground up: a module may import from its own layer and those below it."""

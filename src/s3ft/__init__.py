@@ -1,7 +1,7 @@
 """s3ft: Selective Self-to-Supervised Fine-Tuning (Gupta et al., NAACL Findings 2025).
 
 The Python API mirrors the CLI: `load_config`, `validate`, `run` (with `until`, `force`, `only`, `shard`),
-`status`, `export`, `listing`. Each stage is a module `s3ft.stages.<stage>` with `units(ctx, fps)` and
+`status`, `export`, `audit`, `listing`. Each stage is a module `s3ft.stages.<stage>` with `units(ctx, fps)` and
 `run(ctx, out_dir)`; the layout is in docs/design.md.
 """
 
@@ -65,6 +65,21 @@ def export(run_dir: str | Path, out: str | Path | None = None, methods: list[str
     from s3ft.export.write import export as _export
 
     return _export(run_dir, out, methods, merge=merge, push_to=push, adapter=adapter)
+
+
+def audit(run_dir: str | Path, judge: str | Path, n: int = 200, seed: int = 0) -> dict:
+    """Re-judge a seeded stratified sample of `n` verdicts of the finished run in `run_dir` with the second judge
+    the YAML file `judge` names; writes `run_dir/10_audit/<judge>/` (rows.jsonl, audit.json, audit.md) and returns
+    audit.json's numbers (see `s3ft.judge_audit`, docs/audit.md). Its log lines are also appended to `run_dir/run.log`."""
+    from s3ft.judge_audit import audit as _audit
+    from s3ft.logs import run_log
+
+    if not (Path(run_dir) / "config.yaml").is_file():  # before run.log is written into a folder that is no run
+        from s3ft.errors import S3FTError
+
+        raise S3FTError(f"{run_dir}: not a run directory (no config.yaml)")
+    with run_log(run_dir):
+        return _audit(run_dir, judge, n=n, seed=seed)
 
 
 def validate(cfg: Config) -> list[str]:

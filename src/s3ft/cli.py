@@ -1,4 +1,4 @@
-"""The `s3ft` command: run, status, validate, ls, demo, export, make-tiny.
+"""The `s3ft` command: run, status, validate, ls, demo, export, audit, make-tiny.
 
 Every subcommand is a thin wrapper over the Python API (`s3ft.run`, `s3ft.status`, ...).
 Errors a user can fix (bad config, bad data) print one line naming the file, line and key, and
@@ -60,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write each LoRA-trained model's adapter alone, with its card (a peft model repository)")
     x.add_argument("--push", metavar="REPO_ID",
                    help="upload the exported dataset (and model) of one method to the Hugging Face hub as REPO_ID")
+    a = sub.add_parser("audit", help="re-judge a seeded stratified sample of a finished run's verdicts with a second "
+                                     "judge: agreement, Cohen's kappa, the share of targets it rejects (docs/audit.md)")
+    a.add_argument("run_dir", metavar="RUN_DIR")
+    a.add_argument("--judge", required=True, metavar="CONFIG",
+                   help="a YAML file naming the second judge as a run config does: `judge: {name: math}`, or "
+                        "`judge: {name: llm, llm: {model: {path: ...}}}`, or `data: {judge: qa}`")
+    a.add_argument("--n", type=int, default=200, help="verdicts to draw, split equally over the strata (default 200)")
+    a.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
     d = sub.add_parser("demo", help="the miniature world: every method, several seeds, one summary")
     d.add_argument("overrides", nargs="*", help="key=value overrides of the demo config")
     d.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
@@ -99,7 +107,8 @@ def _status_table(rows: list[dict]) -> str:
             if isinstance(v, (int, float, str)) and k in STATUS_KEYS.get(r["unit"].split("/")[0], (k,))
         )
         secs = f"{r['seconds']:.1f}" if r["seconds"] is not None else "-"
-        why = f"  (changed: {listed(r['why'])}): the next run redoes it" if r.get("why") else ""
+        redo = "`s3ft audit` redoes it" if r["unit"].startswith("audit/") else "run redoes it"
+        why = f"  (changed: {listed(r['why'])}): the next {redo}" if r.get("why") else ""
         why += f"  (refused to seal: {r['refused']}; the next run redoes it)" if r.get("refused") else ""
         why += f"  ({r['shards']})" if r.get("shards") else ""
         nums = "".join(f" {(f'{r[k]:.1f}' if r.get(k) is not None else '-'):>9}" for k in shown)
@@ -147,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print(summary(s3ft.export(args.run_dir, args.out, args.method, merge=args.merge, push=args.push,
                                       adapter=args.adapter)))
+        elif args.cmd == "audit":
+            from s3ft.judge_audit import summary
+
+            print(summary(s3ft.audit(args.run_dir, args.judge, n=args.n, seed=args.seed)))
         elif args.cmd == "make-tiny":
             from s3ft.tiny import build_tiny_model
 

@@ -23,7 +23,7 @@ from s3ft.config import Config
 from s3ft.context import Context
 from s3ft.errors import S3FTError
 from s3ft.provenance import changed, listed, named_inputs, versions
-from s3ft.rundir import STAGES, UnitDir, unit_fingerprint
+from s3ft.rundir import STAGES, UnitDir, audit_root, read_json, unit_fingerprint
 from s3ft.stages import (
     data,
     evaluate,
@@ -185,7 +185,8 @@ def status(cfg: Config, verify: bool = False) -> list[dict]:
     files are hashed again (not only their sizes and times compared)."""
     ctx = Context(cfg)
     out = []
-    for unit in plan(ctx):
+    units = plan(ctx)
+    for unit in units:
         m, state = unit.dir.manifest or {}, unit.state()
         why = unit.why_stale() if state == "stale" else None
         if verify and state == "done" and (why := unit.dir.tampered(rehash=True) or None):
@@ -197,4 +198,20 @@ def status(cfg: Config, verify: bool = False) -> list[dict]:
         if unit.stage in shards.ROW_STAGES and state != "done":
             row["shards"] = shards.progress(ctx.run_dir, unit.stage, unit.dir.fp)
         out.append(row)
+    return out + audit_status(ctx.run_dir, {u.name: u.dir for u in units}, verify)
+
+
+def audit_status(run_dir: Path, dirs: dict[str, UnitDir], verify: bool = False) -> list[dict]:
+    """A row per `s3ft audit` unit (`10_audit/<judge>/`, `s3ft.judge_audit`), as `status` gives a stage's: done while its
+    files and the units it read are as sealed, stale otherwise (the next `s3ft audit` redoes it), partial while
+    unfinished. Its fingerprint is its manifest's: the judge config it ran with is not the run's."""
+    root, out = audit_root(run_dir), []
+    for path in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        m = read_json(path / "manifest.json") or {}
+        unit = UnitDir(path, m.get("fingerprint", ""))
+        unit.upstream = {name: dirs[name] for name in m.get("upstream") or {} if name in dirs}
+        state, why = unit.state(), unit.tampered(rehash=verify) or None
+        state = "stale" if why else state
+        out.append({"unit": f"audit/{path.name}", "state": state, "counts": m.get("counts"), "seconds": m.get("seconds"),
+                    **{k: m.get(k) for k in MEMORY_KEYS}, "why": why})
     return out

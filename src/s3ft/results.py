@@ -1,7 +1,8 @@
 """A run's numbers, read from its run directory and nothing else: each method's training-set composition and
 target NLL (`06_select/<m>/stats.json`), training (`07_train/<m>/manifest.json`), in-domain accuracy, general
 skills and benchmarks (`08_evaluate/<model>/metrics.json`), their changes against the base model, and the
-tables that show forgetting. The report stage, `s3ft export`'s cards and the demo's summary all read it.
+tables that show forgetting, and the judge audits where `s3ft audit` sealed one (`10_audit/<judge>/audit.json`).
+The report stage, `s3ft export`'s cards and the demo's summary all read it.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import yaml
 
+from s3ft.agreement import label
 from s3ft.errors import S3FTError
-from s3ft.rundir import read_json, stage_root
+from s3ft.rundir import audit_root, read_json, stage_root
 from s3ft.weights import reused_from
 
 
@@ -71,6 +73,8 @@ def collect(run_dir: Path, methods: list[str] | None = None) -> dict:
                     "cannot_split": base and base.get("cannot_split"), "general": base_general,
                     "general_reference_nll": reference_nll_scores(base), "benchmarks": base_bench,
                     "curve": (base or {}).get("curve")}, "methods": per}
+    if found := audits(run_dir):  # only where an audit was sealed
+        out["audits"] = found
     if failed := failed_alone(run_dir, methods, {"base": base, **evaluated}):  # only where some row failed
         out["failed_alone"] = failed
     if base and base.get("forgetting"):
@@ -192,3 +196,99 @@ def benchmarks_table(metrics: dict) -> list[str]:
               f"{s.get('limit') or 'none'}, chat template {'on' if s.get('apply_chat_template') else 'off'}; "
               "every setting and task version is in metrics.json under `harness`."]
     return lines
+
+
+# --- judge audits (`s3ft audit`, `s3ft.judge_audit`): read where sealed, shown in the report and the cards ------------
+
+
+def audits(run_dir: Path) -> dict[str, dict]:
+    """Each sealed audit's numbers (`10_audit/<judge>/audit.json`, where its manifest is written), by folder name."""
+    root = audit_root(run_dir)
+    found = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return {p.name: a for p in found if (p / "manifest.json").is_file() and (a := read_json(p / "audit.json"))}
+
+
+def share_text(s: dict | None) -> str:
+    """An estimated share with its 95% interval: `6.7% (95% CI 2.1–19.3)`; `–` where there is none."""
+    if not s:
+        return "–"
+    return f"{pct(s['share'])}% (95% CI {pct(s['low'])}–{pct(s['high'])})"
+
+
+def _kappa(x: float | None) -> str:
+    return "undefined" if x is None else f"{x:.3f}"
+
+
+def audit_lines(found: dict[str, dict], method: str | None = None) -> list[str]:
+    """The short "Judge audit" section of report.md (every method) or of a card (`method`): per audit, kappa and
+    the share of targets the second judge rejects. Empty where the run has no sealed audit."""
+    lines = []
+    for name, a in found.items():
+        k, targets = a.get("kappa") or {}, a.get("targets") or {}
+        lines.append(f"- `10_audit/{name}/audit.md`: `{a.get('first_judge')}` re-judged by `{a.get('second_judge')}` "
+                     f"on {a.get('rows')} sampled verdicts (seed {a.get('seed')}), {a.get('agree')} agreeing; Cohen's "
+                     f"kappa {_kappa(k.get('decided'))} over the rows both decided "
+                     f"({_kappa(k.get('with_undecided'))} with undecided as a category).")
+        for m, t in targets.items():
+            if method is None or m == method:
+                lines.append(f"  {m}: of its {t['targets']} self and paraphrase targets, the second judge rejects an "
+                             f"estimated {share_text(t.get('rejected'))}, and does not confirm "
+                             f"{share_text(t.get('not_confirmed'))}.")
+    if not lines:
+        return []
+    return ["", "## Judge audit", "", *lines, "", "Shares weighted by stratum, with a stratified Wilson interval "
+            "(docs/audit.md)."]
+
+
+def _cell(text: object, n: int = 90) -> str:
+    """Text for a Markdown table cell: one line, pipes escaped, what cannot be shown (control characters, text UTF-8
+    cannot hold) as escapes, cut to `n` characters."""
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in " ".join(str(text).split()))
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("|", "\\|")
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def audit_markdown(a: dict, rows: list[dict], most: int = 10) -> str:
+    """audit.md: the sample by stratum, the confusion table, kappa, each method's rejected targets, and the first
+    `most` disagreements."""
+    k = a["kappa"]
+    lines = [f"# Judge audit: `{a['first_judge']}` re-judged by `{a['second_judge']}`", "",
+             f"Run `{a['run']}` (task `{a['task']}`): {a['rows']} of {sum(a['population'].values())} verdicts "
+             f"re-judged (`--n {a['n']} --seed {a['seed']}`), drawn per stratum (text kind / first verdict):", "",
+             "| stratum | verdicts | sampled | weight |", "|---|---|---|---|"]
+    lines += [f"| {s} | {a['population'][s]} | {a['sampled'][s]} | {a['weights'][s]:.2f} |" for s in a["population"]]
+    left = {kind: c for kind, c in (a.get("not_audited") or {}).items() if c}
+    if left:
+        lines += ["", "Not audited (no verdict of the judge's: a row too long for the model, a paraphrase rejected "
+                  "before judging): " + ", ".join(f"{kind} {c}" for kind, c in left.items()) + "."]
+    lines += ["", "## Agreement", "", "Sampled verdicts, first judge (rows) by second judge (columns):", "",
+              "| first \\ second | correct | wrong | undecided |", "|---|---|---|---|"]
+    lines += [f"| {f} | " + " | ".join(str(a["confusion"][f][s]) for s in a["confusion"][f]) + " |"
+              for f in a["confusion"]]
+    lines += ["", f"The judges agree on {a['agree']} of {a['rows']} rows. Cohen's kappa, weighted to the run's "
+              f"verdicts: **{_kappa(k['decided'])}** over the {k['decided_rows']} rows both judges decided (the "
+              f"primary number), {_kappa(k['with_undecided'])} with undecided as a third category (unweighted, on "
+              f"the sample: {_kappa(k['sample_decided'])} and {_kappa(k['sample_with_undecided'])})."]
+    lines += ["", "## Training targets the second judge rejects", ""]
+    if not a["targets"]:
+        lines.append("No method of this run trains on the model's own answers or paraphrases.")
+    else:
+        lines += ["| method | self targets | paraphrase targets | sampled | rejected (wrong) | not confirmed "
+                  "(wrong or undecided) |", "|---|---|---|---|---|---|"]
+        lines += [f"| {m} | {t['self']} | {t['paraphrase']} | {t['sampled']} | {share_text(t['rejected'])} | "
+                  f"{share_text(t['not_confirmed'])} |" for m, t in a["targets"].items()]
+        lines += ["", "Each share is estimated stratum by stratum from the sampled targets and weighted by the "
+                  "stratum's targets; the 95% interval is Wilson's on the stratified estimate's effective sample "
+                  "size (docs/audit.md)."]
+        fallback = sorted({s for t in a["targets"].values() for s in t.get("fallback") or ()})
+        if fallback:
+            lines.append("No target was sampled in " + ", ".join(fallback) + ": the stratum's sampled rows stand "
+                         "for its targets there.")
+    differ = [r for r in rows if r["first"]["correct"] is not r["second"]["correct"]]
+    if differ:
+        lines += ["", f"## Disagreements ({min(most, len(differ))} of {len(differ)}; all in rows.jsonl)", "",
+                  "| id | targets | first | second | second's reason |", "|---|---|---|---|---|"]
+        lines += [f"| {_cell(r['id'], 40)} | {', '.join(r.get('targets') or []) or '–'} | "
+                  f"{label(r['first']['correct'])} | {label(r['second']['correct'])} | {_cell(r['second']['reason'])} |"
+                  for r in differ[:most]]
+    return "\n".join(lines) + "\n"

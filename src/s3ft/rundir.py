@@ -60,6 +60,14 @@ def stage_root(run_dir: Path, stage: str) -> Path:
     return Path(run_dir) / f"{STAGES.index(stage) + 1:02d}_{stage}"
 
 
+AUDIT_DIR = "10_audit"
+"""Where `s3ft audit` writes its units, one folder per second judge: after the stages, read by none of them."""
+
+
+def audit_root(run_dir: Path) -> Path:
+    return Path(run_dir) / AUDIT_DIR
+
+
 def fingerprint(obj: Any) -> str:
     """A short stable hash of any JSON-serialisable object (keys sorted)."""
     blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))

@@ -12,7 +12,7 @@ from s3ft.config import Config
 from s3ft.export.formats import dataset_name
 from s3ft.methods import TARGETS
 from s3ft.provenance import looks_like_hub_id
-from s3ft.results import benchmarks_table, general_table, pct
+from s3ft.results import audit_lines, benchmarks_table, general_table, pct
 from s3ft.rundir import read_json, stage_root
 from s3ft.stages.select import SOURCES, composition
 from s3ft.stages.train import SETTINGS
@@ -100,6 +100,7 @@ def card(kind: str, run_dir: Path, cfg: Config, method: str, rows: list[dict], m
         "## Results",
         "",
         *result_lines(metrics, method),
+        *audit_lines(metrics.get("audits") or {}, method),
     ]
     if usage:
         lines += ["", "## Use", "", *usage]

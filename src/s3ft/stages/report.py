@@ -1,7 +1,9 @@
 """Stage 9, report: `report.md`, `metrics.json` and PNG plots comparing the methods.
 
 Reads the run's numbers (`s3ft.results.collect`: each method's `06_select/<m>/stats.json`, `07_train/<m>/`
-manifest and `08_evaluate/<model>/metrics.json`); writes into `09_report/`. Plots: training-set composition per
+manifest and `08_evaluate/<model>/metrics.json`, and the judge audits sealed when it runs: `10_audit/<judge>/audit.json`,
+which no fingerprint of it holds, so that an audit makes nothing stale: `--force report` shows a later one);
+writes into `09_report/`. Plots: training-set composition per
 method, in-domain accuracy per model, and target NLL per method (the distribution-distance
 argument of the paper as one number per method). With `train.report_to`, the same numbers go to those
 trackers too (`s3ft.trackers`: TensorBoard event files under `09_report/tensorboard/<model>/`).
@@ -14,7 +16,7 @@ import logging
 from pathlib import Path
 
 from s3ft.config import section_dict
-from s3ft.results import benchmarks_table, collect, forgetting_view, general_table, pct
+from s3ft.results import audit_lines, benchmarks_table, collect, forgetting_view, general_table, pct
 from s3ft.rundir import write_json_atomic
 from s3ft.stages import Planned
 
@@ -84,6 +86,7 @@ def report_markdown(metrics: dict) -> str:
         lines += ["", f"Model-written code judged in {stage} ran in: {ran} (docs/sandbox.md)."]
     lines += general_table(metrics)
     lines += benchmarks_table(metrics)
+    lines += audit_lines(metrics.get("audits") or {})
     lines += [
         "",
         "Composition is the share of training targets taken from the model's own correct answer (self), "
