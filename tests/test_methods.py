@@ -20,6 +20,7 @@ def expected(method: str, self_ok: bool | None, para_ok: bool | None) -> str:
         "ssr": {(1, 1): "self", (1, 0): "self", (0, 1): "gold", (0, 0): "gold"},
         "sdft": {(1, 1): "paraphrase", (1, 0): "gold", (0, 1): "paraphrase", (0, 0): "gold"},
         "s3ft": {(1, 1): "self", (1, 0): "self", (0, 1): "paraphrase", (0, 0): "gold"},
+        "s3ft-k": {(1, 1): "self", (1, 0): "self", (0, 1): "paraphrase", (0, 0): "gold"},  # no correct sample
     }
     return table[method][(int(self_ok is True), int(para_ok is True))]
 
@@ -27,6 +28,14 @@ def expected(method: str, self_ok: bool | None, para_ok: bool | None) -> str:
 @pytest.mark.parametrize("method,self_ok,para_ok", list(itertools.product(METHODS, VERDICTS, VERDICTS)))
 def test_choose_source_full_table(method, self_ok, para_ok):
     assert choose_source(method, self_ok, para_ok) == expected(method, self_ok, para_ok)
+
+
+@pytest.mark.parametrize("self_ok,para_ok,sample_ok", list(itertools.product(VERDICTS, VERDICTS, VERDICTS)))
+def test_s3ft_k_takes_a_correct_sample_before_the_paraphrase(self_ok, para_ok, sample_ok):
+    want = ("self" if self_ok is True else "self_sample" if sample_ok is True
+            else "paraphrase" if para_ok is True else "gold")
+    assert choose_source("s3ft-k", self_ok, para_ok, sample_ok) == want
+    assert choose_source("s3ft", self_ok, para_ok, sample_ok) == expected("s3ft", self_ok, para_ok)  # s3ft ignores it
 
 
 def test_choose_source_spot_checks():
@@ -59,6 +68,10 @@ def test_every_config_method_has_needs():
         (["sdft", "s3ft"], True, "all"),
         (["ssr", "s3ft"], True, "wrong"),
         (["sft", "ssr", "sdft", "s3ft"], True, "all"),
+        (["s3ft-k"], True, "unrecovered"),  # only the wrong rows no sample recovered
+        (["sft", "s3ft-k"], True, "unrecovered"),
+        (["s3ft", "s3ft-k"], True, "wrong"),  # the union: s3ft paraphrases every wrong row
+        (["s3ft-k", "sdft"], True, "all"),
         ([], False, None),
     ],
 )

@@ -33,7 +33,10 @@ def line(row: dict) -> bytes:
 def test_stage_root_numbering(tmp_path):
     assert stage_root(tmp_path, "data") == tmp_path / "01_data"
     assert stage_root(tmp_path, "judge_paraphrase") == tmp_path / "05_judge_paraphrase"
-    assert stage_root(tmp_path, "report") == tmp_path / f"{len(STAGES):02d}_report" == tmp_path / "09_report"
+    assert stage_root(tmp_path, "report") == tmp_path / "09_report"
+    # a stage added later shares the number of the one it follows: no other folder moves, `10_audit` stays past them
+    assert stage_root(tmp_path, "resample") == tmp_path / "03_resample" and STAGES.index("resample") == 3
+    assert sorted(stage_root(tmp_path, s).name for s in STAGES) == [stage_root(tmp_path, s).name for s in STAGES]
 
 
 # --- Rows -------------------------------------------------------------------------------------

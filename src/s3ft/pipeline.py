@@ -1,4 +1,4 @@
-"""The pipeline: data → generate → judge → paraphrase → judge_paraphrase → select → train → evaluate → report.
+"""The pipeline: data → generate → judge → resample → paraphrase → judge_paraphrase → select → train → evaluate → report.
 
 `plan(ctx)` walks the stage modules in order (`s3ft.stages`): each adds its units (select, train and evaluate
 one per method) with the inputs their fingerprint is made of, computed without loading a model. `run` walks
@@ -32,13 +32,14 @@ from s3ft.stages import (
     judge_paraphrase,
     paraphrase,
     report,
+    resample,
     select,
     train,
 )
 from s3ft.validate import validate
 
 log = logging.getLogger("s3ft.pipeline")
-STAGE_MODULES = (data, generate, judge, paraphrase, judge_paraphrase, select, train, evaluate, report)
+STAGE_MODULES = (data, generate, judge, resample, paraphrase, judge_paraphrase, select, train, evaluate, report)
 assert tuple(m.NAME for m in STAGE_MODULES) == STAGES
 
 

@@ -1,5 +1,5 @@
 """A run's numbers, read from its run directory and nothing else: each method's training-set composition and
-target NLL (`06_select/<m>/stats.json`), training (`07_train/<m>/manifest.json`), in-domain accuracy, general
+target NLL (`06_select/<m>/stats.json`), best-of-k resampling where it ran (`03_resample/manifest.json`), training (`07_train/<m>/manifest.json`), in-domain accuracy, general
 skills and benchmarks (`08_evaluate/<model>/metrics.json`), their changes against the base model, and the
 tables that show forgetting, and the judge audits where `s3ft audit` sealed one (`10_audit/<judge>/audit.json`).
 The report stage, `s3ft export`'s cards and the demo's summary all read it.
@@ -73,6 +73,8 @@ def collect(run_dir: Path, methods: list[str] | None = None) -> dict:
                     "cannot_split": base and base.get("cannot_split"), "general": base_general,
                     "general_reference_nll": reference_nll_scores(base), "benchmarks": base_bench,
                     "curve": (base or {}).get("curve")}, "methods": per}
+    if rs := resampled(run_dir):  # only where the resample stage ran (s3ft-k)
+        out["resample"] = rs
     if found := audits(run_dir):  # only where an audit was sealed
         out["audits"] = found
     if failed := failed_alone(run_dir, methods, {"base": base, **evaluated}):  # only where some row failed
@@ -82,6 +84,17 @@ def collect(run_dir: Path, methods: list[str] | None = None) -> dict:
         out["harness"] = {"settings": f.get("settings"), "versions": f.get("versions"),
                           "metrics": {t: s["metric"] for t, s in f.get("scores", {}).items()}}
     return out
+
+
+def resampled(run_dir: Path) -> dict | None:
+    """The resample stage's counts (rows resampled, k, recovered, samples, the seconds of each pass), its wall time,
+    and the generate stage's wall time beside it (the cost of best-of-k against one greedy answer per row)."""
+    m = read_json(stage_root(run_dir, "resample") / "manifest.json")
+    if not m:
+        return None
+    gen = read_json(stage_root(run_dir, "generate") / "manifest.json") or {}
+    return {**{k: v for k, v in (m.get("counts") or {}).items() if k != "generated"}, "seconds": m.get("seconds"),
+            "generate_stage_s": gen.get("seconds")}
 
 
 def failed_alone(run_dir: Path, methods: list[str], evaluated: dict[str, dict | None]) -> dict[str, dict]:

@@ -25,7 +25,13 @@ from s3ft.stops import writing
 from s3ft.telemetry import peaks, reset_peaks
 from s3ft.verify import changes, digest, seal, upstream_moved, upstream_seals
 
-STAGES = ("data", "generate", "judge", "paraphrase", "judge_paraphrase", "select", "train", "evaluate", "report")
+STAGES = ("data", "generate", "judge", "resample", "paraphrase", "judge_paraphrase", "select", "train", "evaluate",
+          "report")
+
+ADDED_STAGES = {"resample": "judge"}
+"""Stages added after run directories were in use, each with the stage it follows, whose number its folder shares
+(`03_resample` after `03_judge`): every other stage keeps its folder (`09_report`), so that a run directory made
+before stays done, and `10_audit` stays past the stages."""
 
 
 RECORD_FILES = ("pretrain.json",)
@@ -57,7 +63,9 @@ def rows_per_second(counts: dict, seconds: float) -> float | None:
 
 
 def stage_root(run_dir: Path, stage: str) -> Path:
-    return Path(run_dir) / f"{STAGES.index(stage) + 1:02d}_{stage}"
+    """A stage's folder, `NN_<stage>`: NN counts the stages in order, but for those added later (`ADDED_STAGES`)."""
+    numbered = [s for s in STAGES if s not in ADDED_STAGES]
+    return Path(run_dir) / f"{numbered.index(ADDED_STAGES.get(stage, stage)) + 1:02d}_{stage}"
 
 
 AUDIT_DIR = "10_audit"

@@ -1,7 +1,7 @@
 """Past one machine: the per-row stages split into shards by example id, run apart, merged exactly.
 
 `s3ft run CONFIG --shard i/N` (i from 0 to N-1) runs the per-row stages the methods need (generate, judge,
-paraphrase, judge_paraphrase; up to `--until`) for the examples whose id falls in shard i of N: the first
+resample, paraphrase, judge_paraphrase; up to `--until`) for the examples whose id falls in shard i of N: the first
 8 bytes of the id's sha256, modulo N, so every machine and every Python agrees. A shard needs the data
 stage done first (`s3ft run CONFIG --until data`, once: every shard reads its examples) and reads nothing
 another shard writes. Each of its stage units has a folder of its own, `RUN_DIR/shards/shard-i-of-N/
@@ -42,7 +42,7 @@ from s3ft.rundir import STAGES, Rows, UnitDir, read_json, stage_root
 
 log = logging.getLogger("s3ft.shards")
 
-ROW_STAGES = ("generate", "judge", "paraphrase", "judge_paraphrase")
+ROW_STAGES = ("generate", "judge", "resample", "paraphrase", "judge_paraphrase")
 """The stages whose rows each depend on one example (and its rows upstream): the ones a shard runs."""
 _FOLDER = re.compile(r"shard-(\d+)-of-(\d+)")
 

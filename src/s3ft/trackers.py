@@ -31,7 +31,7 @@ from pathlib import Path
 log = logging.getLogger("s3ft.trackers")
 
 SUPPORTED = ("tensorboard", "wandb", "mlflow")
-SOURCES = ("self", "paraphrase", "gold")  # as s3ft.stages.select
+SOURCES = ("self", "self_sample", "paraphrase", "gold")  # as s3ft.methods.sources (self_sample: s3ft-k only)
 
 
 def _put(d: dict[str, float], tag: str, value) -> None:

@@ -5,8 +5,8 @@ placeholder fails here, not after an hour of generation), checks that local file
 code judge, starts one empty sandbox (docs/sandbox.md). Where set, checks the names in `generate.engine`,
 `train.sft_args` and `train.lora_args` against vLLM's, TRL's and peft's own (where installed), the names in
 `model.load_args` against transformers' loader and the model's config class (where its config can be read),
-and that bitsandbytes is installed for `train.quantization`. Warns (a logged warning and a `warning:` line)
-when the LLM judge is the model being trained: it would grade its own answers and paraphrases.
+and that bitsandbytes is installed for `train.quantization`; refuses `s3ft-k` without samples (`resample.k` 0).
+Warns (a logged warning and a `warning:` line) when the LLM judge is the model being trained: it would grade its own answers and paraphrases.
 """
 
 from __future__ import annotations
@@ -204,11 +204,23 @@ def forgetting_check(cfg: Config) -> str:
     return f"evaluate.forgetting.tasks: {', '.join(f.tasks)} (lm-eval task names)"
 
 
+def resample_check(cfg: Config) -> str | None:
+    """`s3ft-k` needs samples (`resample.k` at least 1); samples without `s3ft-k` are drawn by no stage."""
+    r, wanted = cfg.resample, M.needs_resample(cfg.method)
+    if wanted and r.k == 0:
+        raise ConfigError(None, "resample.k", "the method s3ft-k trains on the best of k samples where the greedy "
+                          "answer was not accepted: set resample.k to 1 or more (e.g. 4), or drop s3ft-k from method")
+    if not wanted:
+        return f"resample: off (resample.k is {r.k}, but only the method s3ft-k samples)" if r.k else None
+    return (f"resample: k={r.k}, temperature {r.temperature}, top_p {r.top_p}, seeds {r.seed}..{r.seed + r.k - 1}, "
+            f"max_new_tokens {r.max_new_tokens or cfg.generate.max_new_tokens}")
+
+
 def validate(cfg: Config, ctx=None) -> list[str]:
     """Lines describing what was checked; raises `S3FTError` on the first problem.
 
     `ctx`: the run's `Context`, when the caller has one already (it is built here otherwise)."""
-    lines = []
+    lines = [line] if (line := resample_check(cfg)) else []
     for key, src in (("data.train", cfg.data.train), ("data.test", cfg.data.test)):
         if src is None:
             continue
@@ -270,6 +282,7 @@ def validate(cfg: Config, ctx=None) -> list[str]:
     check("backend", cfg.generate.backend)
     lines.append(f"backend: {cfg.generate.backend}; model: {cfg.model.path}")
     stages = ["data"] + (["generate", "judge"] if M.needs_generation(cfg.method) else [])
+    stages += ["resample"] if M.needs_resample(cfg.method) else []
     stages += ["paraphrase", "judge_paraphrase"] if M.paraphrase_scope(cfg.method) else []
     lines.append(f"methods: {', '.join(cfg.method)}; stages: {' → '.join(stages + ['select', 'train', 'evaluate', 'report'])}")
     return lines

@@ -2,13 +2,13 @@
 
 `load_config(path, overrides)` reads YAML, applies `key=value` overrides and validates: unknown
 keys and wrong types raise `ConfigError` naming the dotted key and the YAML line.
-Sections follow the pipeline's stages: data, generate, judge, paraphrase, select, train, evaluate,
+Sections follow the pipeline's stages: data, generate, judge, resample, paraphrase, select, train, evaluate,
 report. The schema is split by stage into the modules below; import every name from `s3ft.config`:
 
 - `base`: `Section`, `METHODS`, `refuse_owned`, `check_pass_through`, `PACKAGE_DIR`, `expand_package_dir`,
   `section_dict`
 - `inputs`: `model` and `data` (`ModelConfig`, `DataConfig`, `SplitSource`, `FieldMap`, `LOAD_OWNED`)
-- `generation`: `generate`, `judge`, `paraphrase`, `select` (and `DecodeConfig`, `LLMJudgeConfig`)
+- `generation`: `generate`, `judge`, `resample`, `paraphrase`, `select` (and `DecodeConfig`, `LLMJudgeConfig`)
 - `train`: `TrainConfig`, `SFT_OWNED`, `LORA_OWNED`
 - `evaluate`: `evaluate` (`GeneralSet`, `CurveConfig`, `ForgettingConfig`), `report`, `cache`
 - `schema`: `Config`, the root
@@ -42,6 +42,7 @@ from s3ft.config.generation import (
     JudgeConfig,
     LLMJudgeConfig,
     ParaphraseConfig,
+    ResampleConfig,
     SelectConfig,
 )
 from s3ft.config.inputs import LOAD_OWNED, DataConfig, FieldMap, ModelConfig, SplitSource
@@ -53,6 +54,6 @@ __all__ = [
     "FORGETTING_TASKS", "LOAD_OWNED", "LORA_OWNED", "METHODS", "PACKAGE_DIR", "SFT_OWNED",
     "CacheConfig", "Config", "CurveConfig", "DataConfig", "DecodeConfig", "EvaluateConfig", "FieldMap",
     "ForgettingConfig", "GeneralSet", "GenerateConfig", "JudgeConfig", "LLMJudgeConfig", "Method",
-    "ModelConfig", "ParaphraseConfig", "ReportConfig", "Section", "SelectConfig", "SplitSource", "TrainConfig",
+    "ModelConfig", "ParaphraseConfig", "ReportConfig", "ResampleConfig", "Section", "SelectConfig", "SplitSource", "TrainConfig",
     "apply_override", "check_pass_through", "expand_package_dir", "load_config", "refuse_owned", "section_dict",
 ]

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict
 
 from s3ft.errors import ConfigError
 
-Method = Literal["sft", "ssr", "sdft", "s3ft"]
-METHODS: tuple[str, ...] = ("sft", "ssr", "sdft", "s3ft")
+Method = Literal["sft", "ssr", "sdft", "s3ft", "s3ft-k"]
+METHODS: tuple[str, ...] = ("sft", "ssr", "sdft", "s3ft", "s3ft-k")
 
 
 class Section(BaseModel):

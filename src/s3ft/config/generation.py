@@ -1,5 +1,5 @@
 """The sections of the stages that produce and judge outputs: decoding (`DecodeConfig`), `generate`,
-`judge` (with its `llm` sub-section), `paraphrase` and `select`.
+`judge` (with its `llm` sub-section), `resample`, `paraphrase` and `select`.
 """
 
 from __future__ import annotations
@@ -79,6 +79,24 @@ class JudgeConfig(Section):
     options: dict[str, Any] = Field(default_factory=dict)
     """Settings of a plug-in judge (`package.module:Class`): its constructor receives this section and reads
     them as `cfg.options`. Built-in judges take none."""
+
+
+class ResampleConfig(Section):
+    """Best-of-k self answers (the `resample` stage, for the method `s3ft-k`; docs/design.md, "Best-of-k")."""
+
+    k: int = Field(default=0, ge=0, le=256)
+    """Samples per row whose greedy answer the judge did not accept (wrong or undecided); each is judged, and the
+    correct one the base finds most likely (NLL per token) is the target. 0 turns resampling off (and `s3ft-k` is
+    refused). Only the method `s3ft-k` uses them."""
+    temperature: float = Field(default=0.8, gt=0.0, le=5.0)
+    """Sampling temperature (greedy samples would all be the greedy answer)."""
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Nucleus sampling: the smallest set of tokens whose probabilities add up to this (1.0: all)."""
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    """Tokens per sample; None: `generate.max_new_tokens`. A sample cut off at it is never a target."""
+    seed: int = Field(default=0, ge=0)
+    """Sample j of every row is drawn with seed `seed + j`, so a rerun or a resume draws the same samples, and
+    the model-call cache keeps them (`s3ft.stages.resample`)."""
 
 
 class ParaphraseConfig(DecodeConfig):

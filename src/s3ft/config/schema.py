@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from s3ft.config.base import Method, Section
 from s3ft.config.evaluate import CacheConfig, EvaluateConfig, ReportConfig
-from s3ft.config.generation import GenerateConfig, JudgeConfig, ParaphraseConfig, SelectConfig
+from s3ft.config.generation import GenerateConfig, JudgeConfig, ParaphraseConfig, ResampleConfig, SelectConfig
 from s3ft.config.inputs import DataConfig, ModelConfig
 from s3ft.config.train import TrainConfig
 
@@ -25,6 +25,7 @@ class Config(Section):
     data: DataConfig
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    resample: ResampleConfig = Field(default_factory=ResampleConfig)
     paraphrase: ParaphraseConfig = Field(default_factory=ParaphraseConfig)
     select: SelectConfig = Field(default_factory=SelectConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)

@@ -10,11 +10,11 @@ import yaml
 
 from s3ft.config import Config
 from s3ft.export.formats import dataset_name
-from s3ft.methods import TARGETS
+from s3ft.methods import TARGETS, sources
 from s3ft.provenance import looks_like_hub_id
 from s3ft.results import audit_lines, benchmarks_table, general_table, pct
 from s3ft.rundir import read_json, stage_root
-from s3ft.stages.select import SOURCES, composition
+from s3ft.stages.select import composition
 from s3ft.stages.train import SETTINGS
 
 PAPER = "https://aclanthology.org/2025.findings-naacl.349/"
@@ -22,11 +22,14 @@ PAPER = "https://aclanthology.org/2025.findings-naacl.349/"
 
 def composition_lines(stats: dict, rows: list[dict]) -> list[str]:
     """The training set's composition: rows by target source, near-copies, truncations, target NLL."""
-    comp = stats.get("composition") or composition(rows)
+    comp = stats.get("composition") or composition(rows, sources(stats.get("method", "")))
     lines = ["| source | rows | % |", "|---|---|---|"]
-    lines += [f"| {s} | {comp['counts'][s]} | {comp['percent'][s]} |" for s in SOURCES]
-    lines += ["", f"{comp['n']} rows. `self`: the base model's own answer, accepted by the judge; `paraphrase`: its "
-              "rewrite of the gold, accepted by the judge; `gold`: the dataset's answer."]
+    lines += [f"| {s} | {n} | {comp['percent'][s]} |" for s, n in comp["counts"].items()]
+    sample = ("; `self_sample`: where its greedy answer was not accepted, the likeliest of its k sampled answers that "
+              "the judge accepted (each row's `resample` says which, and how many were correct)"
+              if "self_sample" in comp["counts"] else "")
+    lines += ["", f"{comp['n']} rows. `self`: the base model's own answer, accepted by the judge{sample}; `paraphrase`: "
+              "its rewrite of the gold, accepted by the judge; `gold`: the dataset's answer."]
     if comp.get("near_copies"):
         lines.append(f"{comp['near_copies']} accepted paraphrases nearly copied the gold and train as the gold.")
     if comp.get("truncated"):

@@ -1,5 +1,5 @@
-"""The stages, in pipeline order: data, generate, judge, paraphrase, judge_paraphrase, select, train, evaluate,
-report. Each is a module of one shape:
+"""The stages, in pipeline order: data, generate, judge, resample, paraphrase, judge_paraphrase, select, train,
+evaluate, report. Each is a module of one shape:
 
 - `NAME`: the stage's name, which is also its run-directory folder (`NN_<name>`), its config section where it
   has one, and its log prefix;

@@ -1,10 +1,11 @@
 """Stage 4, paraphrase: the base model rewrites the gold in its own words.
 
 Reads the examples (and, for S3FT's scope, the judge's verdicts: only examples the model got wrong
-are paraphrased; SDFT paraphrases all). Appends `{id, paraphrase, rejected}` rows, where `rejected`
-names the pattern that a paraphrase talking about "the reference answer" matched, or is null; a row whose
-prompt is too long for the model fails alone (`failed`: why; `s3ft.stages.generate`). The finished file is in
-the data's order. A shard run (`s3ft.shards`) paraphrases its own examples only.
+are paraphrased; SDFT paraphrases all; S3FT-k alone, only the wrong rows where no sample was correct, read from
+`03_resample`; with S3FT or SDFT beside it, the wider scope, whose rows S3FT-k reads too). Appends
+`{id, paraphrase, rejected}` rows, where `rejected` names the pattern that a paraphrase talking about "the
+reference answer" matched, or is null; a row whose prompt is too long for the model fails alone (`failed`: why;
+`s3ft.stages.generate`). The finished file is in the data's order. A shard run (`s3ft.shards`) paraphrases its own examples only.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def units(ctx, fps: dict[str, str]) -> list[Planned]:
         return []
 
     def complete() -> bool:
-        if scope == "wrong" and not (ctx.stage_dir("judge") / "rows.jsonl").exists():
-            return True  # cannot tell before the judge has run; the judge's own state decides
+        upstream = {"wrong": "judge", "unrecovered": "resample"}.get(scope)
+        if upstream and not (ctx.stage_dir(upstream) / "rows.jsonl").exists():
+            return True  # cannot tell before the judge (or resample) has run; its own state decides
         made = rows_by_id(ctx.stage_dir(NAME) / "rows.jsonl")
         return set(select_ids(ctx, scope)) <= made.keys()
 
@@ -57,7 +59,11 @@ def select_ids(ctx, scope: str) -> list[str]:
     if scope == "all":
         return ids
     verdicts = rows_by_id(ctx.stage_dir("judge") / "rows.jsonl")
-    return [i for i in ids if verdicts.get(i, {}).get("correct") is not True]
+    wrong = [i for i in ids if verdicts.get(i, {}).get("correct") is not True]
+    if scope == "wrong":
+        return wrong
+    resampled = rows_by_id(ctx.stage_dir("resample") / "rows.jsonl")  # "unrecovered": s3ft-k alone
+    return [i for i in wrong if resampled.get(i, {}).get("kept") is None]
 
 
 def run(ctx, out: Path, scope: str) -> dict:

@@ -1,6 +1,7 @@
 """Stage 9, report: `report.md`, `metrics.json` and PNG plots comparing the methods.
 
-Reads the run's numbers (`s3ft.results.collect`: each method's `06_select/<m>/stats.json`, `07_train/<m>/`
+Reads the run's numbers (`s3ft.results.collect`: each method's `06_select/<m>/stats.json`, best-of-k resampling's
+counts where `s3ft-k` ran (`03_resample/manifest.json`), `07_train/<m>/`
 manifest and `08_evaluate/<model>/metrics.json`, and the judge audits sealed when it runs: `10_audit/<judge>/audit.json`,
 which no fingerprint of it holds, so that an audit makes nothing stale: `--force report` shows a later one);
 writes into `09_report/`. Plots: training-set composition per
@@ -41,28 +42,30 @@ def accuracy_cell(v: dict, unit: str = "") -> str:
 def units(ctx, fps: dict[str, str]) -> list[Planned]:
     """One unit: it reads every select, train and evaluate unit, the report section, and the trackers it
     logs to."""
-    upstream = [fp for name, fp in fps.items() if name.split("/")[0] in ("select", "train", "evaluate")]
+    upstream = [fp for name, fp in fps.items() if name.split("/")[0] in ("resample", "select", "train", "evaluate")]
     trackers = {"report_to": ctx.cfg.train.report_to} if ctx.cfg.train.report_to else {}
     return [Planned({"upstream": upstream, "report": section_dict(ctx.cfg.report), **trackers},
                     lambda out: run(ctx, out))]
 
 
 def report_markdown(metrics: dict) -> str:
+    shares = [(v["composition"] or {}).get("percent", {}) for v in metrics["methods"].values()]
+    sampled = any("self_sample" in p for p in shares)  # s3ft-k: a column of its own
+    sources = ("self", "self_sample", "paraphrase", "gold") if sampled else ("self", "paraphrase", "gold")
     lines = [
         f"# s3ft report: {metrics['task']} on {metrics['model']}",
         "",
         f"Base model in-domain accuracy: {accuracy_cell(metrics['base'], '%')}",
         "",
-        "| method | accuracy % | Δ vs base | self % | paraphrase % | gold % | target NLL/token | train loss |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | accuracy % | Δ vs base | " + " | ".join(f"{s.replace('_', ' ')} %" for s in sources)
+        + " | target NLL/token | train loss |",
+        "|---|---|---|" + "---|" * len(sources) + "---|---|",
     ]
-    for m, v in metrics["methods"].items():
-        pct = (v["composition"] or {}).get("percent", {})
-        lines.append(
-            f"| {m} | {accuracy_cell(v)} | {_fmt(v['accuracy_delta_vs_base'], True)} | "
-            f"{pct.get('self', '–')} | {pct.get('paraphrase', '–')} | {pct.get('gold', '–')} | "
-            f"{_fmt(v['target_nll_per_token'])} | {_fmt(v['train'].get('train_loss'))} |"
-        )
+    for (m, v), share in zip(metrics["methods"].items(), shares, strict=True):
+        cells = " | ".join(str(share.get(s, 0.0 if s == "self_sample" and share else "–")) for s in sources)
+        lines.append(f"| {m} | {accuracy_cell(v)} | {_fmt(v['accuracy_delta_vs_base'], True)} | {cells} | "
+                     f"{_fmt(v['target_nll_per_token'])} | {_fmt(v['train'].get('train_loss'))} |")
+    lines += resample_lines(metrics.get("resample"))
     for key, what in (("near_copies", "Accepted paraphrases that nearly copy the gold, trained as the gold"),
                       ("truncated", "Rows whose answer or paraphrase was cut off at max_new_tokens (never a target)")):
         counts = {m: (v["composition"] or {}).get(key) for m, v in metrics["methods"].items()}
@@ -90,7 +93,8 @@ def report_markdown(metrics: dict) -> str:
     lines += [
         "",
         "Composition is the share of training targets taken from the model's own correct answer (self), "
-        "its accepted paraphrase of the gold, or the gold itself. Target NLL/token is the mean negative "
+        + ("a correct one of its k samples (self sample, s3ft-k), " if sampled else "")
+        + "its accepted paraphrase of the gold, or the gold itself. Target NLL/token is the mean negative "
         "log-likelihood per token of the training targets under the base model: lower means the targets "
         "are closer to what the model would say.",
         "",
@@ -100,6 +104,18 @@ def report_markdown(metrics: dict) -> str:
         + ("\n![learning curves](curves.png)" if has_curves(metrics) else ""),
     ]
     return "\n".join(lines) + "\n"
+
+
+def resample_lines(r: dict | None) -> list[str]:
+    """Best-of-k (s3ft-k): how many rows were resampled and recovered, and what it cost in time."""
+    if not r:
+        return []
+    return ["", f"Best-of-k self answers (s3ft-k, `03_resample`): of the {r.get('rows')} training rows whose greedy "
+            f"answer the judge did not accept, {r.get('recovered')} were recovered by a correct sample (k={r.get('k')}: "
+            f"{r.get('samples')} samples drawn, {r.get('correct_samples')} correct); the likeliest correct sample under "
+            f"the base is the target (`self sample`), the others go on to the paraphrase. Time: sampling "
+            f"{r.get('generate_s')} s, judging {r.get('judge_s')} s, scoring {r.get('nll_s')} s ({r.get('seconds')} s "
+            f"in all), against {r.get('generate_stage_s')} s for the greedy answers (generate)."]
 
 
 def failed_lines(metrics: dict) -> list[str]:
@@ -130,7 +146,8 @@ def plots(metrics: dict, out: Path) -> list[str]:
     written = []
     fig, ax = plt.subplots(figsize=(5, 3.2))
     bottom = [0.0] * len(ms)
-    for source, color in (("self", "#4c72b0"), ("paraphrase", "#55a868"), ("gold", "#c44e52")):
+    for source, color in (("self", "#4c72b0"), ("self_sample", "#64b5cd"), ("paraphrase", "#55a868"),
+                          ("gold", "#c44e52")):
         vals = [((metrics["methods"][m]["composition"] or {}).get("percent") or {}).get(source, 0) for m in ms]
         ax.bar(ms, vals, bottom=bottom, label=source, color=color)
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]

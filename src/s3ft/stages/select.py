@@ -1,8 +1,9 @@
 """Stage 6, select: build one method's training set from the shared generations and verdicts.
 
-Reads the examples, the model's answers and verdicts, and the paraphrases and their verdicts;
-writes `<method>/train.jsonl` in TRL's conversational prompt–completion format, each row with its
-provenance (source and both verdicts; for a paraphrase, its similarity to the gold, and a near-copy of
+Reads the examples, the model's answers and verdicts, and the paraphrases and their verdicts (for `s3ft-k`, the
+samples of `03_resample` too); writes `<method>/train.jsonl` in TRL's conversational prompt–completion format, each
+row with its provenance (source and both verdicts; for a resampled row of `s3ft-k`, `resample`: k, how many samples
+were correct, the index and seed of the one kept, its NLL per token and verdict; for a paraphrase, its similarity to the gold, and a near-copy of
 the gold trains as the gold, flagged `near_copy`; an answer or paraphrase cut off at max_new_tokens is
 never a target, flagged `truncated`), and `<method>/stats.json` with the composition (the shape
 of the paper's Table 3) and the mean per-token NLL of the chosen targets under the base model.
@@ -18,7 +19,7 @@ import logging
 from pathlib import Path
 
 from s3ft.config import section_dict
-from s3ft.methods import METHOD_NEEDS, choose_source
+from s3ft.methods import METHOD_NEEDS, SOURCES, choose_source, sources
 from s3ft.nearcopy import similarity
 from s3ft.records import Failed
 from s3ft.rundir import Rows, rows_by_id, write_json_atomic, write_jsonl
@@ -29,7 +30,6 @@ from s3ft.verify import require_sealed_rows
 
 log = logging.getLogger("s3ft.select")
 NAME = "select"
-SOURCES = ("self", "paraphrase", "gold")
 
 
 def units(ctx, fps: dict[str, str]) -> list[Planned]:
@@ -40,7 +40,8 @@ def units(ctx, fps: dict[str, str]) -> list[Planned]:
         needs_gen, para = METHOD_NEEDS[m]
         inputs = {"method": m, "data": fps["data"], "judge": fps.get("judge") if needs_gen else None,
                   "judge_paraphrase": fps.get("judge_paraphrase") if para else None,
-                  "select": section_dict(ctx.cfg.select), "model": ctx.model_parts if ctx.cfg.select.nll else None}
+                  "select": section_dict(ctx.cfg.select), "model": ctx.model_parts if ctx.cfg.select.nll else None,
+                  **({"resample": fps.get("resample")} if m == "s3ft-k" else {})}
         out.append(Planned(inputs, lambda o, m=m: run(ctx, o, m), sub=m))
     return out
 
@@ -52,21 +53,26 @@ def build_rows(ctx, method: str) -> list[dict]:
     verdicts = rows_by_id(ctx.stage_dir("judge") / "rows.jsonl")
     paras = rows_by_id(ctx.stage_dir("paraphrase") / "rows.jsonl")
     para_verdicts = rows_by_id(ctx.stage_dir("judge_paraphrase") / "rows.jsonl")
+    samples = rows_by_id(ctx.stage_dir("resample") / "rows.jsonl") if method == "s3ft-k" else {}
     threshold = ctx.cfg.select.near_copy
     out = []
-    for stage, rows in (("generate", preds), ("judge", verdicts), ("paraphrase", paras),
-                        ("judge_paraphrase", para_verdicts)):
+    read = (("generate", preds), ("judge", verdicts), ("paraphrase", paras), ("judge_paraphrase", para_verdicts))
+    for stage, rows in read + ((("resample", samples),) if method == "s3ft-k" else ()):
         require_sealed_rows(ctx.stage_dir(stage) / "rows.jsonl", rows)  # a file that lost rows would change targets
     for ex in load_examples(ctx.stage_dir("data"), "train"):
         v, pv = verdicts.get(ex.id), para_verdicts.get(ex.id)
         # an answer cut off at max_new_tokens is never a target, whatever its verdict
         cut = [name for name, rows in (("prediction", preds), ("paraphrase", paras))
                if rows.get(ex.id, {}).get("finish") == "length"]
+        resampled = samples.get(ex.id)
         source = choose_source(method, v and v["correct"] and "prediction" not in cut,
-                               pv and pv["correct"] and "paraphrase" not in cut)
+                               pv and pv["correct"] and "paraphrase" not in cut,
+                               resampled is not None and resampled["kept"] is not None)
         gold, target, sim = task.gold_target(ex), None, None
         if source == "self":
             target = preds[ex.id]["prediction"]
+        elif source == "self_sample":
+            target = resampled["samples"][resampled["kept"]]["text"]
         elif source == "paraphrase":
             target = paras[ex.id]["paraphrase"]
         else:
@@ -86,9 +92,19 @@ def build_rows(ctx, method: str) -> list[dict]:
                 "paraphrase_verdict": pv and {k: pv[k] for k in ("correct", "reason", "extracted")},
                 **({"paraphrase_similarity": sim, "near_copy": sim >= threshold} if sim is not None else {}),
                 **({"truncated": cut} if cut else {}),
+                **({"resample": resample_provenance(resampled)} if resampled else {}),
             }
         )
     return out
+
+
+def resample_provenance(row: dict) -> dict:
+    """What a training row keeps of its resampling: k, how many samples were correct, and the one kept (its index,
+    seed, NLL per token under the base, verdict), or `kept` null."""
+    kept = row["samples"][row["kept"]] if row["kept"] is not None else None
+    return {"k": row["k"], "n_correct": row["n_correct"], "kept": row["kept"],
+            **({"seed": kept["seed"], "nll_per_token": row["nll_per_token"],
+                "verdict": {k: kept[k] for k in ("correct", "reason", "extracted")}} if kept else {})}
 
 
 def target_nll(ctx, rows: list[dict], cache_path: Path) -> None:
@@ -119,12 +135,12 @@ def target_nll(ctx, rows: list[dict], cache_path: Path) -> None:
             r["target_nll"], r["target_tokens"] = hit["nll"], hit["tokens"]
 
 
-def composition(rows: list[dict]) -> dict:
-    """Counts and shares of each target source; `near_copies`: accepted paraphrases trained as gold because
-    they nearly copy it (counted in `gold`); `truncated`: rows whose answer or paraphrase was cut off at
-    max_new_tokens (never a target)."""
+def composition(rows: list[dict], kinds: tuple[str, ...] = SOURCES) -> dict:
+    """Counts and shares of each target source (`kinds`: the method's, `methods.sources`); `near_copies`:
+    accepted paraphrases trained as gold because they nearly copy it (counted in `gold`); `truncated`: rows whose
+    answer or paraphrase was cut off at max_new_tokens (never a target)."""
     n = len(rows)
-    counts = {s: sum(r["source"] == s for r in rows) for s in SOURCES}
+    counts = {s: sum(r["source"] == s for r in rows) for s in kinds}
     return {"n": n, "counts": counts, "percent": {s: round(100 * c / n, 2) if n else 0.0 for s, c in counts.items()},
             "near_copies": sum(bool(r.get("near_copy")) for r in rows),
             "truncated": sum(bool(r.get("truncated")) for r in rows)}
@@ -143,7 +159,7 @@ def _with_examples(ctx, rows: list[dict]) -> list[tuple[dict, object]]:
 
 def run(ctx, out: Path, method: str) -> dict:
     rows = build_rows(ctx, method)
-    stats = {"method": method, "composition": composition(rows)}
+    stats = {"method": method, "composition": composition(rows, sources(method))}
     if ctx.cfg.select.nll:
         target_nll(ctx, rows, out.parent / "nll.jsonl")
         stats["target_nll_per_token"] = mean_nll(rows)
@@ -152,7 +168,7 @@ def run(ctx, out: Path, method: str) -> dict:
             log.warning("%s: %d target(s) too long for the model to score, e.g. %s", method, failed["failed"],
                         failed["failed_rows"][0])
         stats["target_nll_per_token_by_source"] = {
-            s: mean_nll([r for r in rows if r["source"] == s]) for s in SOURCES
+            s: mean_nll([r for r in rows if r["source"] == s]) for s in sources(method)
         }
         paraphrased = [r for r in rows if r["source"] == "paraphrase"]
         if paraphrased:  # the same rows with their gold: how much closer to the model the paraphrases sit
@@ -164,9 +180,7 @@ def run(ctx, out: Path, method: str) -> dict:
     write_jsonl(out / "train.jsonl", rows)
     write_json_atomic(out / "stats.json", stats)
     pct = stats["composition"]["percent"]
-    log.info(
-        "%s: %d rows, self %.1f%% / paraphrase %.1f%% / gold %.1f%%, target NLL/token %s",
-        method, len(rows), pct["self"], pct["paraphrase"], pct["gold"], stats.get("target_nll_per_token"),
-    )
+    log.info("%s: %d rows, %s, target NLL/token %s", method, len(rows),
+             " / ".join(f"{s} {p:.1f}%" for s, p in pct.items()), stats.get("target_nll_per_token"))
     failed = {"nll_failed": stats["nll_failures"]["failed"]} if "nll_failures" in stats else {}
     return {"rows": len(rows), **stats["composition"]["counts"], **failed}
