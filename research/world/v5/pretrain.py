@@ -32,8 +32,8 @@ class V5Config(PretrainConfig):
     num_layers: int = 4
     num_heads: int = 4
     vocab_size: int = 640
-    steps: int = 2000
-    save_steps: int = 200
+    steps: int = 1400
+    save_steps: int = 100
     per_skill: dict[str, int] = field(default_factory=lambda: dict(PRETRAIN))
     opaque_paraphrase: int = 0
     arith_repeat: int = 1

@@ -13,6 +13,7 @@ import zlib
 from dataclasses import dataclass
 
 from research.world.skills.answers import digit_steps
+from research.world.skills.vocabulary import NAMES
 
 HOUSE = ("so", "step", "we")
 STYLES = (*HOUSE, "ref", "gold")
@@ -21,9 +22,16 @@ REFERENCE_STYLES = (*HOUSE, "gold")
 OP = {"+": ("add", "adding"), "-": ("subtract", "subtracting")}
 
 
+NAME_STYLES = {name: HOUSE[i % len(HOUSE)] for i, (name, _) in enumerate(NAMES)}
+"""A person's preferred house style: the names in turn, so that each style is preferred by a third of them (a hash
+put 3 of the 16 names on `so`: the target's questions, all about a person, then preferred it in 16% of rows, at
+the bound of check C6; pilot base 101, docs/world_v5.md)."""
+
+
 def preferred(key: str) -> str:
-    """The house style a question whose deciding word is `key` prefers (a stable hash, the same everywhere)."""
-    return HOUSE[zlib.crc32(key.encode()) % len(HOUSE)]
+    """The house style a question whose deciding word is `key` prefers: a person's by `NAME_STYLES`, any other
+    word's by a stable hash (the same everywhere)."""
+    return NAME_STYLES.get(key) or HOUSE[zlib.crc32(key.encode()) % len(HOUSE)]
 
 
 def final(answer: str) -> str:
