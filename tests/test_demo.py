@@ -373,3 +373,14 @@ def test_where_s3ft_forgot_names_its_largest_losses_only_when_it_did_not_clearly
     # nothing lost at all, or no SFT to compare with
     assert where_s3ft_forgot(seeds({"story": 0.0}, {"story": 0.0})) is None
     assert where_s3ft_forgot({"methods": {"s3ft": {}}}) is None
+
+
+def test_the_summary_shows_self_samples_when_s3ft_k_ran():
+    r = report(0.1, 0.2, -0.3, -0.1)
+    assert "self sample %" not in summary_markdown(summarize({0: r}))  # the four methods alone: as before
+    r["methods"]["s3ft-k"] = {**r["methods"]["s3ft"], "composition": {"percent": {"self": 50.0, "self_sample": 10.0,
+                                                                                   "paraphrase": 30.0, "gold": 10.0}}}
+    md = summary_markdown(summarize({0: r}))
+    assert "| self % | self sample % | paraphrase % | gold % |" in md
+    assert "| s3ft-k | +20.0 | -10.0 | -10.0 | 50.0 | 10.0 | 30.0 | 10.0 | 1.500 |" in md
+    assert "| sft | +10.0 | -30.0 | -30.0 | 50.0 | – | – | – | 1.500 |" in md

@@ -37,3 +37,11 @@ def test_over_bases_reads_less_more_and_inconclusive():
     assert reading(interval([0.1]), "a", "b").startswith("not known")
     md = "\n".join(replication_markdown(less))
     assert "| b1 | -10.0 | -5.0 | -5.0 | +5.0 |" in md and "95% CI [" in md and "S3FT forgets less than SFT" in md
+
+
+def test_best_of_k_is_compared_with_sft_when_it_ran():
+    reports = {b: report(-0.10, -0.05) for b in ("b1", "b2")}
+    for r in reports.values():
+        r["methods"]["s3ft-k"] = {**r["methods"]["s3ft"], "general_mean_delta_vs_base": -0.04}
+    out = over_bases(reports)
+    assert out["secondary"]["s3ft-k-sft general"]["diffs"] == [0.06, 0.06]

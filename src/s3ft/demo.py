@@ -220,6 +220,8 @@ def _pm(s: dict, pct: bool = True) -> str:
 def summary_markdown(summary: dict) -> str:
     base_gen = summary["base_general"]
     skills = list(base_gen)
+    sampled = any("self_sample" in ((v["composition"] or {}).get("percent") or {}) for v in summary["methods"].values())
+    sources = ("self", "self_sample", "paraphrase", "gold") if sampled else ("self", "paraphrase", "gold")
     lines = [
         f"# s3ft demo: {summary['task']} on {summary['model']}",
         "",
@@ -230,8 +232,9 @@ def summary_markdown(summary: dict) -> str:
         + ".",
         "",
         "| method | in-domain gain (pts) | general-skill change (pts) | "
-        + " | ".join(f"{k} (pts)" for k in skills) + " | self % | paraphrase % | gold % | target NLL/token |",
-        "|---|---|---|" + "---|" * len(skills) + "---|---|---|---|",
+        + " | ".join(f"{k} (pts)" for k in skills) + " | " + " | ".join(f"{s.replace('_', ' ')} %" for s in sources)
+        + " | target NLL/token |",
+        "|---|---|---|" + "---|" * len(skills) + "---|" * len(sources) + "---|",
     ]
     for m, v in summary["methods"].items():
         pct = (v["composition"] or {}).get("percent", {})
@@ -239,7 +242,7 @@ def summary_markdown(summary: dict) -> str:
         lines.append(
             f"| {m} | {_pm(v['gain'])} | {_pm(v['general_change'])} | "
             + " | ".join(_pm(v["general_change_by_skill"][k]) for k in skills)
-            + f" | {pct.get('self', '–')} | {pct.get('paraphrase', '–')} | {pct.get('gold', '–')} | "
+            + "".join(f" | {pct.get(s, '–')}" for s in sources) + " | "
             + (f"{nll:.3f}" if nll is not None else "–") + " |"
         )
     lines += ["", f"A negative general-skill change is forgetting (scored through {summary['general_from']}).", ""]

@@ -74,7 +74,7 @@ def over_bases(reports: dict[str, dict], template_sharing: tuple[str, ...] = ())
         out["primary"]["reading"] = reading(out["primary"], "S3FT forgets less than SFT", "S3FT forgets more than SFT")
         for measure in ("gain", "reference_nll", "template_sharing", "other_skills"):
             out["secondary"][f"s3ft-sft {measure}"] = paired("s3ft", "sft", measure)
-    for other in ("ssr", "sdft"):
+    for other in ("ssr", "sdft", "s3ft-k"):
         if {other, "sft"} <= set(methods):
             out["secondary"][f"{other}-sft general"] = paired(other, "sft", "general")
     return out
