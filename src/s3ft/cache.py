@@ -8,7 +8,11 @@ else that changes outputs (backend and version, dtype, device type, attention ke
 `CachedBackend` wraps any backend. Greedy and seeded-sampling generations are cached (greedy keys
 ignore `seed` and `top_p`, which greedy decoding does not use); sampled
 generations without a seed (temperature > 0, seed None) bypass the cache entirely, neither read nor
-written, since each call is meant to draw a fresh sample. NLL results are cached too (kind "nll"). A row the
+written, since each call is meant to draw a fresh sample. A backend that seeds a batch rather than a request
+(`seeds_batches`, the `hf` backend) samples a row differently beside other rows, so its seeded samples are keyed
+by the whole call (every prompt in it, in order, the row's place and the backend's `batch_size`) and cached all or
+nothing: a call hits only where the very same call was made before, and one miss draws the whole call again (never
+a smaller batch of the missing prompts). NLL results are cached too (kind "nll"). A row the
 backend did not run (`Failed`: too long for the model) is passed on and never cached: another context may fit it.
 """
 
@@ -100,9 +104,12 @@ class CachedBackend:
     def model_id(self) -> str:
         return self.backend.model_id
 
-    def _cached(self, kind: str, keys: list[str], compute: Callable[[list[int]], list]) -> list:
+    def _cached(self, kind: str, keys: list[str], compute: Callable[[list[int]], list], whole: bool = False) -> list:
+        """The values of `keys`, computing the missing ones (`whole`: all of them, in one call, if any is missing)."""
         found = self.cache.get_many(keys)
         missing = [i for i, k in enumerate(keys) if k not in found]
+        if whole and missing:
+            missing = list(range(len(keys)))
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
         if missing:
@@ -122,13 +129,19 @@ class CachedBackend:
         if params.temperature > 0 and params.seed is None:
             self.bypassed += len(prompts)
             return self.backend.generate(prompts, params, **kwargs)
-        keys = [generation_key(self.model_id, m, params) for m in prompts]
+        whole = params.sampled and getattr(self.backend, "seeds_batches", False)
+        if whole:  # a row's sample depends on the other rows of its call: the call is part of the key
+            call = cache_key(self.model_id, prompts, {"batch_size": getattr(self.backend, "batch_size", None)}, "call")
+            keys = [cache_key(self.model_id, m, {**params.to_dict(), "call": call, "row": i}, "generate")
+                    for i, m in enumerate(prompts)]
+        else:
+            keys = [generation_key(self.model_id, m, params) for m in prompts]
 
         def compute(idx: list[int]) -> list[dict]:
             texts = self.backend.generate([prompts[i] for i in idx], params, **kwargs)
             return [t if isinstance(t, Failed) else {"text": str(t), "finish": finish_of(t)} for t in texts]
 
-        return [_completion(v) for v in self._cached("generate", keys, compute)]
+        return [_completion(v) for v in self._cached("generate", keys, compute, whole)]
 
     def nll(self, prompts: list[Messages], completions: list[str]) -> list[tuple[float, int]]:
         keys = [

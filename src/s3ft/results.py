@@ -1,5 +1,5 @@
 """A run's numbers, read from its run directory and nothing else: each method's training-set composition and
-target NLL (`06_select/<m>/stats.json`), best-of-k resampling where it ran (`03_resample/manifest.json`), training (`07_train/<m>/manifest.json`), in-domain accuracy, general
+target NLL (`06_select/<m>/stats.json`), best-of-k resampling where `s3ft-k` is among the methods (`03_resample/manifest.json`), training (`07_train/<m>/manifest.json`), in-domain accuracy, general
 skills and benchmarks (`08_evaluate/<model>/metrics.json`), their changes against the base model, and the
 tables that show forgetting, and the judge audits where `s3ft audit` sealed one (`10_audit/<judge>/audit.json`).
 The report stage, `s3ft export`'s cards and the demo's summary all read it.
@@ -73,7 +73,7 @@ def collect(run_dir: Path, methods: list[str] | None = None) -> dict:
                     "cannot_split": base and base.get("cannot_split"), "general": base_general,
                     "general_reference_nll": reference_nll_scores(base), "benchmarks": base_bench,
                     "curve": (base or {}).get("curve")}, "methods": per}
-    if rs := resampled(run_dir):  # only where the resample stage ran (s3ft-k)
+    if "s3ft-k" in methods and (rs := resampled(run_dir)):  # only where s3ft-k is a method and the stage ran
         out["resample"] = rs
     if found := audits(run_dir):  # only where an audit was sealed
         out["audits"] = found

@@ -212,7 +212,7 @@ def resample_check(cfg: Config) -> str | None:
                           "answer was not accepted: set resample.k to 1 or more (e.g. 4), or drop s3ft-k from method")
     if not wanted:
         return f"resample: off (resample.k is {r.k}, but only the method s3ft-k samples)" if r.k else None
-    return (f"resample: k={r.k}, temperature {r.temperature}, top_p {r.top_p}, seeds {r.seed}..{r.seed + r.k - 1}, "
+    return (f"resample: k={r.k}, temperature {r.temperature}, top_p {r.top_p}, seed {r.seed} (k seeds hashed from it), "
             f"max_new_tokens {r.max_new_tokens or cfg.generate.max_new_tokens}")
 
 

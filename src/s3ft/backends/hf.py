@@ -7,7 +7,8 @@ is merged into the weights. Writes nothing.
 Reproducibility: greedy decoding (temperature 0) depends only on the prompt (up to floating-point
 differences between batch shapes in reduced precision). Sampling seeds torch with `seed + batch
 index` for each batch, so the same prompts, `batch_size` and seed give the same outputs; another
-batch composition (e.g. fewer prompts because others came from the cache) samples differently.
+batch composition (e.g. fewer prompts because others came from the cache) samples differently, so
+`seeds_batches` tells the model-call cache to key and cache a seeded sampling call whole (`s3ft.cache`).
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ def load_tokenizer(model: ModelConfig):
 
 class HFBackend:
     """Generate and score with a transformers causal LM (see the module docstring)."""
+
+    seeds_batches = True  # a seeded sample depends on the other rows of its batch: the cache keys the whole call
 
     def __init__(self, model: ModelConfig, batch_size: int = 16, adapter: str | None = None):
         from transformers import AutoModelForCausalLM

@@ -95,8 +95,8 @@ class ResampleConfig(Section):
     max_new_tokens: int | None = Field(default=None, ge=1)
     """Tokens per sample; None: `generate.max_new_tokens`. A sample cut off at it is never a target."""
     seed: int = Field(default=0, ge=0)
-    """Sample j of every row is drawn with seed `seed + j`, so a rerun or a resume draws the same samples, and
-    the model-call cache keeps them (`s3ft.stages.resample`)."""
+    """Sample j of every row is drawn with a seed hashed from (`seed`, j) (`s3ft.stages.resample.sample_seed`: never
+    `generate.seed`), so a rerun or a resume draws the same samples, and the model-call cache keeps them."""
 
 
 class ParaphraseConfig(DecodeConfig):

@@ -110,10 +110,11 @@ def resample_lines(r: dict | None) -> list[str]:
     """Best-of-k (s3ft-k): how many rows were resampled and recovered, and what it cost in time."""
     if not r:
         return []
+    failed = f", {r['failed_samples']} too long for the model (not drawn, or not scored)" if r.get("failed_samples") else ""
     return ["", f"Best-of-k self answers (s3ft-k, `03_resample`): of the {r.get('rows')} training rows whose greedy "
             f"answer the judge did not accept, {r.get('recovered')} were recovered by a correct sample (k={r.get('k')}: "
-            f"{r.get('samples')} samples drawn, {r.get('correct_samples')} correct); the likeliest correct sample under "
-            f"the base is the target (`self sample`), the others go on to the paraphrase. Time: sampling "
+            f"{r.get('samples')} samples drawn, {r.get('correct_samples')} correct{failed}); the likeliest correct sample "
+            f"under the base is the target (`self sample`), the others go on to the paraphrase. Time: sampling "
             f"{r.get('generate_s')} s, judging {r.get('judge_s')} s, scoring {r.get('nll_s')} s ({r.get('seconds')} s "
             f"in all), against {r.get('generate_stage_s')} s for the greedy answers (generate)."]
 

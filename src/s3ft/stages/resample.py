@@ -2,9 +2,10 @@
 
 Reads the examples, the base model's greedy answers (`02_generate`) and their verdicts (`03_judge`). Each row whose
 greedy answer the judge did not accept (wrong, or undecided: the rows plain S3FT paraphrases) gets `resample.k`
-samples from the base, sample j drawn with seed `resample.seed + j`; the run's judge decides each; the correct
-ones are scored (mean NLL per token under the base, the backend's `nll`) and the likeliest is kept (the lowest
-NLL per token; a tie: the lower index). A sample cut off at max_new_tokens is never kept, and a sample the judge
+samples from the base, sample j drawn with seed `sample_seed(resample.seed, j)` (a hash of ("resample", seed, j),
+not `seed + j`, which met `generate.seed`: sample 0 was then the very answer the judge had rejected, from the
+cache); the run's judge decides each; the correct ones are scored (mean NLL per token under the base, the
+backend's `nll`) and the likeliest is kept (the lowest NLL per token; a tie: the lower index). A sample cut off at max_new_tokens is never kept, and a sample the judge
 could not decide counts as not correct, as for greedy answers. A row that failed alone in generate (its prompt
 too long for the model) is not resampled: a sample would fail alike.
 
@@ -16,15 +17,21 @@ and `rows.jsonl` (the NLLs, the choice); the first two are removed once `rows.js
 through the model-call cache like every generation (keyed by prompt and seed: a rerun draws nothing again).
 
 Determinism: vLLM seeds each request, so a row's samples depend on its prompt and the seed only; `hf` seeds each
-batch, so the rows to resample are cut into batches once, longest prompt first, over all of them (not only those
-left to do), and a resume draws the very batches an uninterrupted run does. Counts: `rows` resampled, `recovered`
-(a correct sample kept), `samples` (rows × k), `correct_samples`, `generated` (samples drawn in this execution,
+batch, so a sample depends on the other rows of its batch too. The rows to resample are therefore cut into batches
+once, longest prompt first, over all of them (not only those left to do), so that a resume draws the very batches
+an uninterrupted run does, and the cache keys an `hf` sampling call whole (`s3ft.cache`: a batch hits only where the
+same batch was drawn before; one miss draws it all again). Another set of rows (`data.train.limit`, a shard) or
+`generate.batch_size` cuts other batches: on `hf` other samples, as a fresh run with those settings would draw.
+Counts: `rows` resampled, `recovered` (a correct sample kept), `samples` (rows × k), `correct_samples`,
+`failed_samples` (too long for the model: not drawn, or not scored), `generated` (samples drawn in this execution,
 cached or not), and the seconds of each pass in this execution: `generate_s` (the cost against plain S3FT),
 `judge_s`, `nll_s`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -56,11 +63,19 @@ def units(ctx, fps: dict[str, str]) -> list[Planned]:
                      "judge": ctx.judge_parts}, lambda out: run(ctx, out))]
 
 
+def sample_seed(seed: int, j: int) -> int:
+    """The seed of sample `j`: a stable hash of ("resample", `seed`, j) into 31 bits. Not `seed + j`: that met
+    `generate.seed`, so that with equal settings sample 0 was generate's own (rejected) answer, from the cache."""
+    digest = hashlib.sha256(json.dumps(["resample", seed, j]).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
 def params(ctx, j: int) -> GenParams:
-    """The decoding of sample `j`: the resample section's, seeded `seed + j`, with generate's stop strings."""
+    """The decoding of sample `j`: the resample section's, seeded `sample_seed(seed, j)`, with generate's stop
+    strings."""
     r, g = ctx.cfg.resample, ctx.cfg.generate
     return GenParams(max_new_tokens=r.max_new_tokens or g.max_new_tokens, temperature=r.temperature, top_p=r.top_p,
-                     seed=r.seed + j, stop=tuple(dict.fromkeys([*task_stop(ctx), *g.stop])))
+                     seed=sample_seed(r.seed, j), stop=tuple(dict.fromkeys([*task_stop(ctx), *g.stop])))
 
 
 def resample_ids(ctx) -> list[str]:
@@ -135,14 +150,24 @@ def judge_samples(ctx, rows: Rows, examples: dict, samples: Rows, done: set[str]
 def score(ctx, rows: Rows, examples: dict, samples: Rows, verdicts: Rows) -> None:
     """Pass 3: the NLL of every correct sample that was not cut off, and the choice; a row at a time in batches."""
     todo = [i for i in verdicts.rows if i not in rows]
-    for start in range(0, len(todo), ctx.chunk):
+    chunks = -(-len(todo) // ctx.chunk)
+    for n, start in enumerate(range(0, len(todo), ctx.chunk), 1):
         part = todo[start : start + ctx.chunk]
         merged = {i: [{**s, **{k: v[k] for k in ("correct", "reason", "extracted")}, "nll": None, "tokens": None}
                       for s, v in zip(samples.rows[i]["samples"], verdicts.rows[i]["verdicts"], strict=True)]
                   for i in part}
         cands = [(i, s) for i in part for s in merged[i] if s["correct"] is True and s["finish"] != "length"]
         if cands:
-            scores = ctx.scorer().nll([ctx.task.prompt(examples[i]) for i, _ in cands], [s["text"] for _, s in cands])
+            try:
+                scores = list(ctx.scorer().nll([ctx.task.prompt(examples[i]) for i, _ in cands],
+                                               [s["text"] for _, s in cands]))
+            except Exception as e:
+                log.debug("resample: the scorer's traceback", exc_info=True)
+                raise StageError("resample (nll)", n, chunks, part, len(rows),
+                                 f"the scorer raised {type(e).__name__}: {e}") from e
+            if len(scores) != len(cands):
+                raise StageError("resample (nll)", n, chunks, part, len(rows),
+                                 f"the scorer returned {len(scores)} scores for {len(cands)} samples")
             for (_, s), x in zip(cands, scores, strict=True):
                 if isinstance(x, Failed):
                     s["nll_failed"] = f"question and sample too long for the model: {x.reason}"
@@ -182,6 +207,7 @@ def run(ctx, out: Path) -> dict:
     made = list(rows.rows.values())
     counts = {"rows": len(made), "k": ctx.cfg.resample.k, "recovered": sum(r["kept"] is not None for r in made),
               "samples": sum(r["k"] for r in made), "correct_samples": sum(r["n_correct"] for r in made),
+              "failed_samples": sum(bool(s.get("failed") or s.get("nll_failed")) for r in made for s in r["samples"]),
               "generated": drawn, "generate_s": round(t1 - t0, 2), "judge_s": round(t2 - t1, 2),
               "nll_s": round(t3 - t2, 2)}
     log.info("%d rows resampled (k=%d), %d recovered by a correct sample; %d samples drawn now in %.1f s",

@@ -152,9 +152,16 @@ def mean_nll(rows: list[dict]) -> float | None:
     return round(sum(r["target_nll"] for r in rows if "target_nll" in r) / tokens, 4) if tokens else None
 
 
-def _with_examples(ctx, rows: list[dict]) -> list[tuple[dict, object]]:
+def paraphrase_vs_gold(ctx, paraphrased: list[dict], cache_path: Path) -> dict:
+    """How much closer to the model the paraphrases sit than their golds: the mean NLL per token of each, over the
+    same rows, those where both were scored (`rows`; a paraphrase or a gold too long to score leaves its row out)."""
     examples = {ex.id: ex for ex in load_examples(ctx.stage_dir("data"), "train")}
-    return [(r, examples[r["id"]]) for r in rows]
+    golds = [{"id": r["id"], "prompt": r["prompt"], "source": "gold",
+              "completion": [{"role": "assistant", "content": ctx.task.gold_target(examples[r["id"]])}]}
+             for r in paraphrased]
+    target_nll(ctx, golds, cache_path)
+    both = [(p, g) for p, g in zip(paraphrased, golds, strict=True) if "target_nll" in p and "target_nll" in g]
+    return {"rows": len(both), "paraphrase": mean_nll([p for p, _ in both]), "gold": mean_nll([g for _, g in both])}
 
 
 def run(ctx, out: Path, method: str) -> dict:
@@ -171,12 +178,8 @@ def run(ctx, out: Path, method: str) -> dict:
             s: mean_nll([r for r in rows if r["source"] == s]) for s in sources(method)
         }
         paraphrased = [r for r in rows if r["source"] == "paraphrase"]
-        if paraphrased:  # the same rows with their gold: how much closer to the model the paraphrases sit
-            golds = [{**r, "completion": [{"role": "assistant", "content": ctx.task.gold_target(ex)}]}
-                     for r, ex in _with_examples(ctx, paraphrased)]
-            target_nll(ctx, golds, out.parent / "nll.jsonl")
-            stats["paraphrase_vs_gold_nll_per_token"] = {"rows": len(paraphrased), "paraphrase": mean_nll(paraphrased),
-                                                         "gold": mean_nll(golds)}
+        if paraphrased:
+            stats["paraphrase_vs_gold_nll_per_token"] = paraphrase_vs_gold(ctx, paraphrased, out.parent / "nll.jsonl")
     write_jsonl(out / "train.jsonl", rows)
     write_json_atomic(out / "stats.json", stats)
     pct = stats["composition"]["percent"]
