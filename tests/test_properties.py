@@ -60,9 +60,21 @@ def test_only_a_true_verdict_counts_and_only_what_it_approves_is_trained_on(meth
     assert source == choose_source(method, self_ok is True, para_ok is True)  # None, 1, "yes": not correct
     assert source in ("self", "paraphrase", "gold")
     if source == "self":
-        assert self_ok is True and method in ("ssr", "s3ft")
+        assert self_ok is True and method in ("ssr", "s3ft", "s3ft-k")
     if source == "paraphrase":
-        assert para_ok is True and method in ("sdft", "s3ft")
+        assert para_ok is True and method in ("sdft", "s3ft", "s3ft-k")
+
+
+@PROPS
+@given(verdicts, verdicts, verdicts)
+def test_s3ft_k_is_s3ft_but_where_a_correct_sample_was_kept(self_ok, para_ok, sample_ok):
+    source = choose_source("s3ft-k", self_ok, para_ok, sample_ok)
+    assert source == choose_source("s3ft-k", self_ok is True, para_ok is True, sample_ok is True)
+    if source == "self_sample":
+        assert self_ok is not True and sample_ok is True
+    else:  # no sample kept, or the greedy answer was right: as S3FT
+        assert source == choose_source("s3ft", self_ok, para_ok)
+    assert choose_source("s3ft", self_ok, para_ok, sample_ok) != "self_sample"  # only s3ft-k trains on samples
 
 
 @PROPS
