@@ -67,15 +67,20 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("unit", "rel", "tamper", "says"), CASES, ids=[c[1] for c in CASES])
-def test_a_tampered_output_is_named_and_redone(made, capsys, unit, rel, tamper, says):
-    cfg, run, before = made
-    tamper(run / rel)
+def assert_named_stale(capsys, run, unit: str, says: str) -> None:
+    """`s3ft status RUN` shows `unit` stale, naming what changed (`says`), and that the next run redoes it."""
     capsys.readouterr()
     assert main(["status", str(run)]) == 0
     table = capsys.readouterr().out
     (line,) = [x for x in table.splitlines() if x.startswith(unit + " ")]
     assert " stale " in line and says in line and "the next run redoes it" in line, table
+
+
+@pytest.mark.parametrize(("unit", "rel", "tamper", "says"), CASES, ids=[c[1] for c in CASES])
+def test_a_tampered_output_is_named_and_redone(made, capsys, unit, rel, tamper, says):
+    cfg, run, before = made
+    tamper(run / rel)
+    assert_named_stale(capsys, run, unit, says)
     results = s3ft.run(s3ft.load_config(cfg), until=UNTIL)
     assert {r["unit"]: r["action"] for r in results}[unit] == "ran"
     assert outputs(run) == before  # redone to the same bytes (the stand-in model is deterministic)
@@ -254,11 +259,7 @@ def test_a_tampered_adapter_metrics_or_report_is_named_and_redone(trained, capsy
     cfg, run, before = trained
     unit = redone[0]
     tamper(run / rel)
-    capsys.readouterr()
-    assert main(["status", str(run)]) == 0
-    table = capsys.readouterr().out
-    (line,) = [x for x in table.splitlines() if x.startswith(unit + " ")]
-    assert " stale " in line and says in line and "the next run redoes it" in line, table
+    assert_named_stale(capsys, run, unit, says)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("s3ft.stages.train.train_model", stand_in_training)
         results = s3ft.run(s3ft.load_config(cfg))

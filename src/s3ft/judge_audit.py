@@ -17,13 +17,12 @@ import logging
 import re
 from pathlib import Path
 
-import yaml
 from tqdm.auto import tqdm
 
 from s3ft import lock, stops
 from s3ft.agreement import LABELS, allocate, kappa, label, rank, stratified_share, weights
 from s3ft.config import Config, load_config
-from s3ft.config.load import locate
+from s3ft.config.load import locate, read_mapping
 from s3ft.config.paths import resolve_paths
 from s3ft.context import Context
 from s3ft.errors import ConfigError, S3FTError, StageError
@@ -59,16 +58,8 @@ def judge_config(path: str | Path, run_cfg: Config) -> Config:
     its relative paths are read against its folder. Anything else, or a judge that does not resolve, is a
     `ConfigError` naming the file, the key and its line."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(str(path), "<file>", "no such judge config file")
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(str(path), "<yaml>", str(e).splitlines()[0], mark.line + 1 if mark else None) from e
-    if not isinstance(raw, dict):
-        raise ConfigError(str(path), "<root>", "a judge config is a mapping: `judge: {name: ...}` or `data: {judge: ...}`")
+    text, raw = read_mapping(path, "judge config",
+                             "a judge config is a mapping: `judge: {name: ...}` or `data: {judge: ...}`")
     raw = resolve_paths(raw, path.parent)
     data = raw.get("data") if raw.get("data") is not None else {}
     section = raw.get("judge") if raw.get("judge") is not None else {}

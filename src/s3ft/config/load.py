@@ -73,22 +73,29 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         node[parts[-1]] = parsed
 
 
+def read_mapping(path: Path, what: str, not_a_mapping: str) -> tuple[str, dict]:
+    """A YAML file's text and its top-level mapping; a missing file, a YAML error or another shape is a
+    `ConfigError` naming the file (and the line, for YAML errors). `what` names the file in the first case."""
+    if not path.is_file():
+        raise ConfigError(str(path), "<file>", f"no such {what} file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ConfigError(str(path), "<yaml>", str(e).splitlines()[0], mark.line + 1 if mark else None) from e
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "<root>", not_a_mapping)
+    return text, raw
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = (), raw: dict | None = None) -> Config:
     """Read, override and validate a config. Relative paths in the file that start with `./` or `../`, or that
     exist beside it, are resolved against its folder (`s3ft.config.paths`); others stay as written."""
     text = ""
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(str(path), "<file>", "no such config file")
-        text = path.read_text()
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            raise ConfigError(str(path), "<yaml>", str(e).splitlines()[0], mark.line + 1 if mark else None) from e
-        if not isinstance(raw, dict):
-            raise ConfigError(str(path), "<root>", "the config must be a mapping of sections")
+        text, raw = read_mapping(path, "config", "the config must be a mapping of sections")
     raw = copy.deepcopy(raw or {})  # overrides must not change the caller's dict
     if path is not None:  # before the overrides: those are relative to the working directory
         raw = resolve_paths(raw, path.parent)
